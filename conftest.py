@@ -1,0 +1,1 @@
+"""Makes the checkout importable for tests run without an install."""
