@@ -10,6 +10,7 @@ GraderError                      exit 1 unless a subclass says otherwise
 │   └── ArchiveError             workspace too large, unreadable files
 ├── EngineError                  anything between us and an engine
 │   ├── TransportError           exit 3: connection/timeouts after every retry
+│   ├── SubmissionTimeoutError   a submission not final within its deadline
 │   └── ApiError                 an answer with an error body {message, error_code}
 │       ├── UnauthorizedError    exit 3: 401 / 1
 │       ├── InvalidRequestError  400 / 10
@@ -94,6 +95,14 @@ class TransportError(EngineError):
     """The engine could not be reached after every retry."""
 
     exit_code = EXIT_ENGINE
+
+
+class SubmissionTimeoutError(EngineError):
+    """A submission did not reach a final status before its deadline."""
+
+    def __init__(self, message: str, *, submission_id: int):
+        self.submission_id = submission_id
+        super().__init__(message)
 
 
 class ApiError(EngineError):
