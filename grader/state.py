@@ -1,0 +1,440 @@
+"""The grader's SQLite state: runs, sources, submissions, results and grades.
+
+Everything a later command needs lives here, so `grader report` can rebuild outputs and
+a killed run can resume. Writes are small, committed at once (WAL), and ordered so a
+kill at any moment loses nothing that finished: the submission row exists *before* the
+create call and gets the engine's id the moment the engine returns it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from grader.errors import StateError
+
+SCHEMA_VERSION = 1
+STATE_FILE = "state.sqlite3"
+
+SubmissionState = Literal["creating", "created", "final", "infra", "lost"]
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        engine TEXT NOT NULL,
+        assignments TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'running',
+        summary TEXT
+    );
+    CREATE TABLE commits_seen (
+        repo TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        committed_at TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        PRIMARY KEY (repo, sha)
+    );
+    CREATE TABLE sources (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        assignment TEXT NOT NULL,
+        student_id TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        decided_at TEXT NOT NULL,
+        clock TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (run_id, assignment, student_id)
+    );
+    CREATE TABLE archives (
+        sha256 TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        file_count INTEGER NOT NULL,
+        first_built TEXT NOT NULL
+    );
+    CREATE TABLE submissions (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        assignment TEXT NOT NULL,
+        student_id TEXT NOT NULL,
+        engine TEXT NOT NULL,
+        submission_key TEXT NOT NULL,
+        archive_sha256 TEXT NOT NULL,
+        project TEXT NOT NULL,
+        scenario TEXT,
+        engine_id INTEGER,
+        state TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        final_at TEXT,
+        status_code INTEGER,
+        status_name TEXT,
+        detail TEXT
+    );
+    CREATE INDEX submissions_by_key ON submissions (engine, submission_key);
+    CREATE INDEX submissions_by_student ON submissions (assignment, student_id);
+    CREATE TABLE results (
+        submission_id INTEGER PRIMARY KEY REFERENCES submissions(id),
+        result_json TEXT NOT NULL,
+        tests_report TEXT NOT NULL,
+        build_output TEXT NOT NULL,
+        debug_log TEXT NOT NULL
+    );
+    CREATE TABLE grades (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        assignment TEXT NOT NULL,
+        student_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        score REAL,
+        outcome_json TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX grades_by_student ON grades (assignment, student_id, id);
+    """,
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@dataclass(frozen=True)
+class SubmissionRow:
+    """One attempt to run one student's archive on an engine."""
+
+    id: int
+    run_id: int
+    assignment: str
+    student_id: str
+    engine: str
+    submission_key: str
+    archive_sha256: str
+    project: str
+    scenario: str | None
+    engine_id: int | None
+    state: SubmissionState
+    attempt: int
+    status_code: int | None
+    status_name: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """What the engine said about a final submission, as fetched."""
+
+    result_json: str
+    tests_report: str
+    build_output: str
+    debug_log: str
+
+
+@dataclass(frozen=True)
+class StoredGrade:
+    run_id: int
+    assignment: str
+    student_id: str
+    status: str
+    score: float | None
+    outcome_json: str
+    created_at: datetime
+
+
+class State:
+    """The SQLite store of one course (``COURSE/.grader/state.sqlite3``)."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], datetime] = _now):
+        self.path = path
+        self.clock = clock
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{path}: cannot use the grader state: {exc}") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> State:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        version: int = self.db.execute("PRAGMA user_version").fetchone()[0]
+        return version
+
+    def _migrate(self) -> None:
+        current = self.schema_version
+        if current > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.path}: written by a newer grader (schema {current}, "
+                f"this one knows {SCHEMA_VERSION}); upgrade grader"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            with self.transaction():
+                for statement in _MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {version:d}")
+
+    # runs -------------------------------------------------------------------------------
+    def start_run(self, *, engine: str, assignments: Sequence[str]) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO runs (started_at, engine, assignments) VALUES (?, ?, ?)",
+            (_iso(self.clock()), engine, ",".join(assignments)),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, *, status: str, summary: str) -> None:
+        self.db.execute(
+            "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
+            (_iso(self.clock()), status, summary, run_id),
+        )
+
+    # commits ----------------------------------------------------------------------------
+    def record_commits(
+        self, repo: str, commits: Sequence[tuple[str, datetime]]
+    ) -> dict[str, datetime]:
+        """Remember when each commit was first seen; returns first-seen times for all."""
+        now = _iso(self.clock())
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO commits_seen (repo, sha, committed_at, first_seen)"
+                " VALUES (?, ?, ?, ?)",
+                [(repo, sha, _iso(at), now) for sha, at in commits],
+            )
+        rows = self.db.execute(
+            "SELECT sha, first_seen FROM commits_seen WHERE repo = ?", (repo,)
+        ).fetchall()
+        return {sha: datetime.fromisoformat(seen) for sha, seen in rows}
+
+    def record_source(
+        self,
+        run_id: int,
+        assignment: str,
+        student_id: str,
+        *,
+        repo: str,
+        sha: str,
+        decided_at: datetime,
+        clock: str,
+        reason: str,
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, assignment, student_id, repo, sha, _iso(decided_at), clock, reason),
+        )
+
+    def record_archive(self, sha256: str, *, size: int, file_count: int) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO archives VALUES (?, ?, ?, ?)",
+            (sha256, size, file_count, _iso(self.clock())),
+        )
+
+    # submissions ------------------------------------------------------------------------
+    def reusable_submission(self, engine: str, submission_key: str) -> SubmissionRow | None:
+        """The newest submission of this exact archive+project+scenario that still counts."""
+        row = self.db.execute(
+            f"SELECT {_SUBMISSION_COLUMNS} FROM submissions"
+            " WHERE engine = ? AND submission_key = ? AND state IN ('created', 'final')"
+            " ORDER BY id DESC LIMIT 1",
+            (engine, submission_key),
+        ).fetchone()
+        return _submission(row) if row else None
+
+    def failed_attempts(self, engine: str, submission_key: str) -> int:
+        """How many times this exact submission ended in an infrastructure failure."""
+        count: int = self.db.execute(
+            "SELECT COUNT(*) FROM submissions WHERE engine = ? AND submission_key = ?"
+            " AND state IN ('infra', 'lost', 'creating')",
+            (engine, submission_key),
+        ).fetchone()[0]
+        return count
+
+    def begin_submission(
+        self,
+        run_id: int,
+        assignment: str,
+        student_id: str,
+        *,
+        engine: str,
+        submission_key: str,
+        archive_sha256: str,
+        project: str,
+        scenario: str | None,
+        attempt: int,
+    ) -> int:
+        """Record the intent to create a submission, before the create call."""
+        cursor = self.db.execute(
+            "INSERT INTO submissions (run_id, assignment, student_id, engine, submission_key,"
+            " archive_sha256, project, scenario, state, attempt, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?)",
+            (
+                run_id,
+                assignment,
+                student_id,
+                engine,
+                submission_key,
+                archive_sha256,
+                project,
+                scenario,
+                attempt,
+                _iso(self.clock()),
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def submission_created(self, row_id: int, engine_id: int) -> None:
+        self.db.execute(
+            "UPDATE submissions SET engine_id = ?, state = 'created' WHERE id = ?",
+            (engine_id, row_id),
+        )
+
+    def submission_failed(self, row_id: int, state: SubmissionState, detail: str) -> None:
+        """An infrastructure failure ('infra') or an id the engine no longer knows ('lost')."""
+        self.db.execute(
+            "UPDATE submissions SET state = ?, detail = ?, final_at = ? WHERE id = ?",
+            (state, detail, _iso(self.clock()), row_id),
+        )
+
+    def submission_final(
+        self, row_id: int, *, status_code: int, status_name: str, result: StoredResult
+    ) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)",
+                (
+                    row_id,
+                    result.result_json,
+                    result.tests_report,
+                    result.build_output,
+                    result.debug_log,
+                ),
+            )
+            self.db.execute(
+                "UPDATE submissions SET state = 'final', status_code = ?, status_name = ?,"
+                " final_at = ? WHERE id = ?",
+                (status_code, status_name, _iso(self.clock()), row_id),
+            )
+
+    def result_for(self, row_id: int) -> StoredResult | None:
+        row = self.db.execute(
+            "SELECT result_json, tests_report, build_output, debug_log FROM results"
+            " WHERE submission_id = ?",
+            (row_id,),
+        ).fetchone()
+        return StoredResult(*row) if row else None
+
+    def submissions_of(self, assignment: str, student_id: str) -> list[SubmissionRow]:
+        rows = self.db.execute(
+            f"SELECT {_SUBMISSION_COLUMNS} FROM submissions"
+            " WHERE assignment = ? AND student_id = ? ORDER BY id",
+            (assignment, student_id),
+        ).fetchall()
+        return [_submission(row) for row in rows]
+
+    def count_submissions(self, *, run_id: int | None = None) -> int:
+        """Create calls made (rows past 'creating'), in one run or ever."""
+        query = "SELECT COUNT(*) FROM submissions WHERE engine_id IS NOT NULL"
+        args: tuple[int, ...] = ()
+        if run_id is not None:
+            query += " AND run_id = ?"
+            args = (run_id,)
+        count: int = self.db.execute(query, args).fetchone()[0]
+        return count
+
+    # grades -----------------------------------------------------------------------------
+    def record_grade(
+        self,
+        run_id: int,
+        assignment: str,
+        student_id: str,
+        *,
+        status: str,
+        score: float | None,
+        outcome_json: str,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO grades (run_id, assignment, student_id, status, score, outcome_json,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, assignment, student_id, status, score, outcome_json, _iso(self.clock())),
+        )
+
+    def latest_grades(self, assignment: str) -> list[StoredGrade]:
+        """The newest grade of every student of an assignment, by student id."""
+        rows = self.db.execute(
+            "SELECT run_id, assignment, student_id, status, score, outcome_json, created_at"
+            " FROM grades WHERE id IN (SELECT MAX(id) FROM grades WHERE assignment = ?"
+            " GROUP BY student_id) ORDER BY student_id",
+            (assignment,),
+        ).fetchall()
+        return [_grade(row) for row in rows]
+
+    def grade_history(self, assignment: str) -> list[StoredGrade]:
+        """Every grade ever recorded for an assignment, oldest first."""
+        rows = self.db.execute(
+            "SELECT run_id, assignment, student_id, status, score, outcome_json, created_at"
+            " FROM grades WHERE assignment = ? ORDER BY id",
+            (assignment,),
+        ).fetchall()
+        return [_grade(row) for row in rows]
+
+
+_SUBMISSION_COLUMNS = (
+    "id, run_id, assignment, student_id, engine, submission_key, archive_sha256, project,"
+    " scenario, engine_id, state, attempt, status_code, status_name, detail"
+)
+
+
+def _submission(row: Any) -> SubmissionRow:  # sqlite3 rows are untyped tuples
+    return SubmissionRow(*row)
+
+
+def _grade(row: Any) -> StoredGrade:
+    run_id, assignment, student_id, status, score, outcome_json, created = row
+    return StoredGrade(
+        run_id,
+        assignment,
+        student_id,
+        status,
+        score,
+        outcome_json,
+        datetime.fromisoformat(created),
+    )
+
+
+def open_state(state_dir: Path) -> State:
+    """Open (creating if needed) the course's state database."""
+    return State(state_dir / STATE_FILE)
