@@ -27,6 +27,7 @@ GraderError                      exit 1 unless a subclass says otherwise
 │       └── ServerError          5xx
 ├── SandboxError                 the local engine could not set up isolation
 ├── StateError                   the SQLite state is unusable (schema too new, corrupt)
+├── RunInterruptedError          exit 130: Ctrl-C; everything finished is kept
 └── ExportError                  exit 2: an LMS export cannot be written (missing identities)
 ```
 
@@ -234,6 +235,12 @@ class SandboxError(GraderError):
 
 class StateError(GraderError):
     """The grader's SQLite state cannot be used."""
+
+
+class RunInterruptedError(GraderError):
+    """The run was stopped (Ctrl-C); finished work is stored and the next run resumes."""
+
+    exit_code = 130
 
 
 class ExportError(GraderError):
