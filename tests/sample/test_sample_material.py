@@ -1,0 +1,443 @@
+"""The sample course's own material: config, roster, student bundles and instructor suites.
+
+These tests check the course *content* without the engine: the instructor pytest suites run
+directly as subprocesses on each student's graded commit, checked out from its bundle, so
+the expected outcomes in ``sample_course/README.md`` are facts, not hopes. The end-to-end
+run through the engine is tested elsewhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from grader.config import Assignment, Course, load_course
+
+COURSE_DIR = Path(__file__).resolve().parents[2] / "sample_course"
+TEST_COUNT = {"hw1": 10, "hw2": 8}
+RUN_LIMIT = 3.0  # seconds per stage; a normal run takes well under 1 s, the engine allows 5
+NATIVE_COLUMNS = [
+    "student_id",
+    "name",
+    "email",
+    "github_username",
+    "section",
+    "sis_user_id",
+    "sis_login_id",
+    "canvas_id",
+]
+
+
+@dataclass(frozen=True)
+class Expected:
+    """One row of README.md's table of expected outcomes."""
+
+    subject: str | None  # subject of the graded commit; None: no repository
+    outcome: str  # ok | fail | build error | time limit exceeded | repository unavailable
+    raw: float | None  # points from the instructor tests; None: not graded
+    failing: tuple[str, ...] = ()  # tests that do not pass
+    late_days: int = 0  # started days late after the grace period
+    final: float | None = None  # after the late penalty; None: not graded
+
+
+HW1_ALL = (
+    "test_hidden_average_word_length_empty",
+    "test_hidden_average_word_length_rounding",
+    "test_hidden_top_words_n_exceeds_vocabulary",
+    "test_hidden_top_words_ties_alphabetical",
+    "test_hidden_unique_words_ignore_case",
+    "test_hidden_word_count_punctuation",
+    "test_public_average_word_length_simple",
+    "test_public_top_words_simple",
+    "test_public_unique_words_sorted",
+    "test_public_word_count_simple",
+)
+
+EXPECTED: dict[tuple[str, str], Expected] = {
+    ("hw1", "amartin"): Expected(
+        "Implement top_words and average_word_length", "ok", 100, final=100
+    ),
+    ("hw1", "bchen"): Expected(
+        "Solve homework 1",
+        "fail",
+        65,
+        (
+            "test_hidden_average_word_length_empty",
+            "test_hidden_top_words_ties_alphabetical",
+            "test_hidden_word_count_punctuation",
+        ),
+        final=65,
+    ),
+    ("hw1", "cokafor"): Expected("Fix tie order in top_words", "ok", 100, final=100),
+    ("hw1", "dnovak"): Expected(
+        "Count words by hand in top_words", "time limit exceeded", 0, HW1_ALL, final=0
+    ),
+    ("hw1", "erivera"): Expected(
+        "Homework 1 solution", "fail", 85, ("test_hidden_top_words_ties_alphabetical",), final=85
+    ),
+    ("hw1", "fsato"): Expected("Finish top_words and average_word_length", "ok", 100, final=100),
+    ("hw1", "gmueller"): Expected(
+        "Add top_words and average_word_length", "ok", 100, late_days=2, final=80
+    ),
+    ("hw1", "hpatel"): Expected(
+        "Homework 1 (average_word_length still missing)",
+        "fail",
+        75,
+        (
+            "test_hidden_average_word_length_empty",
+            "test_hidden_average_word_length_rounding",
+            "test_public_average_word_length_simple",
+        ),
+        final=75,
+    ),
+    ("hw2", "amartin"): Expected("Evaluate RPN expressions", "ok", 100, final=100),
+    ("hw2", "bchen"): Expected(
+        "RPN calculator",
+        "fail",
+        60,
+        (
+            "test_hidden_division_truncates_toward_zero",
+            "test_hidden_negative_numbers",
+            "test_hidden_stack_underflow",
+            "test_hidden_too_many_operands",
+        ),
+        final=60,
+    ),
+    ("hw2", "cokafor"): Expected("Move operators into apply()", "build error", 0, final=0),
+    ("hw2", "dnovak"): Expected("Handle blank lines", "ok", 100, late_days=3, final=70),
+    ("hw2", "erivera"): Expected("RPN calculator", "ok", 100, final=100),
+    ("hw2", "fsato"): Expected("Report stack underflow", "ok", 100, final=100),
+    ("hw2", "gmueller"): Expected(
+        "Implement rpn_eval", "fail", 90, ("test_hidden_several_lines_and_blank_lines",), final=90
+    ),
+    ("hw2", "hpatel"): Expected(None, "repository unavailable", None),
+}
+
+# Every commit of every bundle, oldest first: (New York time, subject).
+HISTORY: dict[tuple[str, str], list[tuple[str, str]]] = {
+    ("hw1", "amartin"): [
+        ("2026-09-14 20:15", "Implement word_count and unique_words"),
+        ("2026-09-16 22:40", "Implement top_words and average_word_length"),
+    ],
+    ("hw1", "bchen"): [("2026-09-18 19:05", "Solve homework 1")],
+    ("hw1", "cokafor"): [
+        ("2026-09-17 23:10", "hw1 first try"),
+        ("2026-09-18 23:54", "Fix tie order in top_words"),
+    ],
+    ("hw1", "dnovak"): [
+        ("2026-09-18 16:20", "Add word_count and unique_words"),
+        ("2026-09-18 23:30", "Count words by hand in top_words"),
+    ],
+    ("hw1", "erivera"): [
+        ("2026-09-17 18:00", "Homework 1 solution"),
+        ("2026-09-23 10:12", "Fix tie order in top_words"),
+    ],
+    ("hw1", "fsato"): [
+        ("2026-09-18 21:00", "Start homework 1: word_count and unique_words"),
+        ("2026-09-20 05:30", "Finish top_words and average_word_length"),
+    ],
+    ("hw1", "gmueller"): [
+        ("2026-09-18 22:45", "word_count and unique_words"),
+        ("2026-09-20 06:00", "Add top_words and average_word_length"),
+    ],
+    ("hw1", "hpatel"): [("2026-09-18 12:00", "Homework 1 (average_word_length still missing)")],
+    ("hw2", "amartin"): [("2026-09-29 21:30", "Evaluate RPN expressions")],
+    ("hw2", "bchen"): [("2026-10-02 22:15", "RPN calculator")],
+    ("hw2", "cokafor"): [
+        ("2026-10-01 21:00", "RPN calculator, blank lines still wrong"),
+        ("2026-10-02 23:40", "Move operators into apply()"),
+    ],
+    ("hw2", "dnovak"): [
+        ("2026-10-02 20:00", "Work in progress: rpn_eval"),
+        ("2026-10-05 02:00", "Handle blank lines"),
+    ],
+    ("hw2", "erivera"): [("2026-10-01 15:30", "RPN calculator")],
+    ("hw2", "fsato"): [
+        ("2026-10-02 23:20", "rpn_eval"),
+        ("2026-10-03 00:09", "Report stack underflow"),
+    ],
+    ("hw2", "gmueller"): [("2026-10-02 17:45", "Implement rpn_eval")],
+}
+STARTER = {"hw1": ("2026-09-08 09:00", "Starter code for Homework 1")}
+STARTER["hw2"] = ("2026-09-22 09:00", "Starter code for Homework 2")
+EDT = timedelta(hours=-4)
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    committed_at: datetime
+    author: str
+    subject: str
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """What running the instructor suite on one checkout gave."""
+
+    outcome: str
+    passed: frozenset[str]
+    failing: frozenset[str]
+
+
+@pytest.fixture(scope="module")
+def course() -> Course:
+    return load_course(COURSE_DIR)
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    )
+    return done.stdout
+
+
+def bundle_path(assignment: str, student_id: str) -> Path:
+    return COURSE_DIR / "repos" / assignment / f"{student_id}.bundle"
+
+
+def clone(assignment: str, student_id: str, dest: Path) -> list[Commit]:
+    """Clone the student's bundle into ``dest``; its commits, oldest first."""
+    git("clone", "--quiet", str(bundle_path(assignment, student_id)), str(dest))
+    log = git("log", "--reverse", "--format=%H%x00%cI%x00%an%x00%s", cwd=dest)
+    commits = []
+    for line in log.splitlines():
+        sha, date, author, subject = line.split("\0")
+        commits.append(Commit(sha, datetime.fromisoformat(date).astimezone(UTC), author, subject))
+    return commits
+
+
+def new_york(text: str) -> datetime:
+    """'2026-09-18 23:59' New York summer time -> aware UTC datetime."""
+    return (datetime.fromisoformat(text) - EDT).replace(tzinfo=UTC)
+
+
+def graded_commit(commits: list[Commit], assignment: Assignment, student_id: str) -> Commit:
+    """The last commit at or before the student's cutoff (the grader's documented rule)."""
+    cutoff = assignment.cutoff_for(student_id)
+    return [c for c in commits if c.committed_at <= cutoff][-1]
+
+
+def workspace_for(assignment: Assignment, student_id: str, tmp_path: Path) -> Path:
+    """The graded commit's files with the project's files laid over them, as the engine does."""
+    work = tmp_path / "workspace"
+    commits = clone(assignment.id, student_id, work)
+    git("checkout", "--quiet", graded_commit(commits, assignment, student_id).sha, cwd=work)
+    shutil.rmtree(work / ".git")
+    shutil.copytree(COURSE_DIR / "projects" / assignment.project, work, dirs_exist_ok=True)
+    return work
+
+
+def stage_env(work: Path, report: Path, scratch: Path) -> dict[str, str]:
+    """A bare environment like a stage's: nothing from the host but PATH."""
+    return {
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(scratch),
+        "TMPDIR": str(scratch),
+        "SE_PATH_WORKSPACE": str(work),
+        "SE_PATH_UNIT_TESTS_REPORT": str(report),
+    }
+
+
+def run_suite(work: Path, tmp_path: Path) -> SuiteRun:
+    """Run the project's build and run stages on ``work`` (``/bin/sh -c``, like the engine)."""
+    report, scratch = tmp_path / "report.xml", tmp_path / "scratch"
+    scratch.mkdir()
+    env = stage_env(work, report, scratch)
+    stages = json.loads((work / "config.json").read_text())["scenarios"]["grade"]["stages"]
+    for name, failed in (("build", "build error"), ("run", None)):
+        command = stages[name]["command"]
+        if command is None:
+            continue
+        exit_code = run_stage(command, work, env)
+        if exit_code is None:
+            return SuiteRun("time limit exceeded", frozenset(), frozenset())
+        if exit_code and failed:
+            return SuiteRun(failed, frozenset(), frozenset())
+    passed, failing = read_junit(report.read_text(encoding="utf-8"))
+    return SuiteRun("fail" if failing else "ok", passed, failing)
+
+
+def run_stage(command: str, work: Path, env: dict[str, str]) -> int | None:
+    """The stage's exit code, or None when it ran past RUN_LIMIT (then it is killed)."""
+    with subprocess.Popen(
+        ["/bin/sh", "-c", command],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # one process group: a timeout kills pytest too, not only sh
+    ) as process:
+        try:
+            process.communicate(timeout=RUN_LIMIT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            return None
+        return process.returncode
+
+
+def read_junit(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    passed, failing = set(), set()
+    # the report comes from pytest run by this test on our own sample code, not from outside
+    for case in ET.fromstring(text).iter("testcase"):  # noqa: S314
+        bad = any(child.tag in ("failure", "error", "skipped") for child in case)
+        (failing if bad else passed).add(case.attrib["name"])
+    return frozenset(passed), frozenset(failing)
+
+
+def points(assignment: Assignment, passed: frozenset[str]) -> float:
+    """Points of the passed tests under the course's first matching rule."""
+    total = 0.0
+    for name in passed:
+        rule = next(r for r in assignment.tests if fnmatch.fnmatchcase(name, r.pattern))
+        total += rule.points
+    return total
+
+
+def late_days(assignment: Assignment, student_id: str, at: datetime) -> int:
+    """Started days late, as course.toml documents it (nothing inside the grace period)."""
+    lateness = at - assignment.due_for(student_id)
+    if lateness <= timedelta(minutes=assignment.late.grace_minutes):
+        return 0
+    return math.ceil(lateness / timedelta(days=1))
+
+
+def test_course_toml_loads_two_assignments_whose_test_points_add_up_to_max_points(course):
+    assert sorted(course.assignments) == ["hw1", "hw2"]
+    assert course.roster == COURSE_DIR / "roster.csv"
+    for assignment, tests in TEST_COUNT.items():
+        spec = course.assignment(assignment)
+        suite = COURSE_DIR / "projects" / spec.project / ".sphere-engine" / "tests"
+        names = [
+            line.split("(")[0].removeprefix("def ")
+            for path in suite.glob("test_*.py")
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.startswith("def test_")
+        ]
+        assert len(names) == tests
+        assert sum(points(spec, frozenset([name])) for name in names) == spec.max_points
+        assert any(rule.visibility == "hidden" for rule in spec.tests)
+        assert spec.late.window == timedelta(days=3, minutes=15)
+    assert course.assignment("hw1").deadline == datetime(2026, 9, 19, 3, 59, tzinfo=UTC)
+    assert course.assignment("hw1").extensions == {"fsato": timedelta(hours=48)}
+
+
+def test_project_configs_grade_with_pytest_and_protect_the_instructor_tests():
+    for project in ("hw1", "hw2"):
+        config = json.loads((COURSE_DIR / "projects" / project / "config.json").read_text())
+        scenario = config["scenarios"]["grade"]
+        assert config["version"] == 2.1
+        assert config["files"]["read_only"] == [".sphere-engine"]
+        assert scenario["default"] is True
+        assert scenario["network"] is False
+        assert "$SE_PATH_UNIT_TESTS_REPORT" in scenario["stages"]["run"]["command"]
+        assert 3 <= scenario["stages"]["run"]["timeout"] <= 5
+        assert scenario["stages"]["test"]["command"] == "se_utils_cli evaluate"
+    hw2 = json.loads((COURSE_DIR / "projects" / "hw2" / "config.json").read_text())
+    assert hw2["scenarios"]["grade"]["stages"]["build"]["command"].startswith("gcc -std=c11")
+
+
+def test_roster_lists_eight_students_with_the_native_columns():
+    with (COURSE_DIR / "roster.csv").open(newline="", encoding="utf-8") as fp:
+        reader = csv.DictReader(fp)
+        rows = list(reader)
+    assert reader.fieldnames == NATIVE_COLUMNS
+    ids = [row["student_id"] for row in rows]
+    assert len(ids) == len(set(ids)) == 8
+    assert {student for _, student in EXPECTED} == set(ids)
+    assert all(row["email"].endswith("@students.example.edu") for row in rows)
+
+
+def test_every_student_has_a_bundle_except_the_missing_repository():
+    shipped = {(path.parent.name, path.stem) for path in (COURSE_DIR / "repos").glob("*/*.bundle")}
+    assert shipped == set(HISTORY)
+    assert not bundle_path("hw2", "hpatel").exists()
+    assert all(path.stat().st_size < 8000 for path in (COURSE_DIR / "repos").glob("*/*.bundle"))
+
+
+@pytest.mark.parametrize(("assignment", "student_id"), sorted(HISTORY))
+def test_bundle_holds_the_starter_then_the_students_commits(assignment, student_id, tmp_path):
+    commits = clone(assignment, student_id, tmp_path / "clone")
+    when, subject = STARTER[assignment]
+    expected = [(new_york(when), subject)]
+    expected += [(new_york(when), subject) for when, subject in HISTORY[assignment, student_id]]
+    assert [(c.committed_at, c.subject) for c in commits] == expected
+    assert commits[0].author == "Maria Gonzalez"
+    assert {c.author for c in commits[1:]} == {student_name(student_id)}
+
+
+def student_name(student_id: str) -> str:
+    with (COURSE_DIR / "roster.csv").open(newline="", encoding="utf-8") as fp:
+        return next(row["name"] for row in csv.DictReader(fp) if row["student_id"] == student_id)
+
+
+@pytest.mark.parametrize(("assignment", "student_id"), sorted(HISTORY))
+def test_graded_commit_and_lateness_match_the_readme(course, assignment, student_id, tmp_path):
+    spec, expected = course.assignment(assignment), EXPECTED[assignment, student_id]
+    commit = graded_commit(clone(assignment, student_id, tmp_path / "clone"), spec, student_id)
+    assert commit.subject == expected.subject
+    assert late_days(spec, student_id, commit.committed_at) == expected.late_days
+    penalty = expected.late_days * spec.late.percent_per_day / 100 * (expected.raw or 0)
+    assert (expected.raw or 0) - penalty == expected.final
+
+
+def test_make_repos_rebuilds_the_same_commits(tmp_path):
+    subprocess.run(
+        [sys.executable, str(COURSE_DIR / "make_repos.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    for assignment, student_id in HISTORY:
+        rebuilt = tmp_path / assignment / f"{student_id}.bundle"
+        shipped = bundle_path(assignment, student_id)
+        # git may pack the same commits into different bytes; the shas are the contract
+        assert git("bundle", "list-heads", str(rebuilt)) == git(
+            "bundle", "list-heads", str(shipped)
+        )
+
+
+@pytest.mark.parametrize(("assignment", "student_id"), sorted(HISTORY))
+def test_instructor_suite_gives_the_expected_points(course, assignment, student_id, tmp_path):
+    spec, expected = course.assignment(assignment), EXPECTED[assignment, student_id]
+    run = run_suite(workspace_for(spec, student_id, tmp_path), tmp_path)
+    assert run.outcome == expected.outcome
+    if run.outcome in ("ok", "fail"):
+        assert sorted(run.failing) == sorted(expected.failing)
+        assert len(run.passed | run.failing) == TEST_COUNT[assignment]
+    assert points(spec, run.passed) == expected.raw
+
+
+def test_student_files_cannot_change_how_the_suite_runs(course, tmp_path):
+    work = workspace_for(course.assignment("hw1"), "amartin", tmp_path)
+    sabotage = "raise SystemExit('student file was loaded')\n"
+    for name in ("conftest.py", "string.py", "pytest.py"):
+        (work / name).write_text(sabotage, encoding="utf-8")
+    (work / "pytest.ini").write_text("[pytest]\naddopts = --collect-only\n", encoding="utf-8")
+    run = run_suite(work, tmp_path)
+    assert run.outcome == "ok"
+    assert len(run.passed) == 10
+
+
+def test_suite_writes_nothing_but_its_report(course, tmp_path):
+    work = workspace_for(course.assignment("hw2"), "amartin", tmp_path)
+    before = sorted(p.relative_to(work) for p in work.rglob("*"))
+    assert run_suite(work, tmp_path).outcome == "ok"
+    after = sorted(p.relative_to(work) for p in work.rglob("*"))
+    assert after == sorted([*before, Path("prog")])
+    assert list((tmp_path / "scratch").iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.xml", "scratch", "workspace"]
