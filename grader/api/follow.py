@@ -1,0 +1,234 @@
+"""Following many submissions cheaply, and not running more at once than the engine can.
+
+``SubmissionWatcher``: every ``wait(id)`` joins one background loop that asks for all
+watched ids together (``GET /submissions?ids=``, 20 per call), at an interval that
+starts fast and slows down while nothing changes. ``ExecutionGate``: at most
+``min(concurrency, free slots)`` submissions executing at once, ``/stats`` re-read as
+the run goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from grader.api.client import MAX_IDS_PER_CALL, ContainersClient, Sleep
+from grader.api.models import Submission
+from grader.errors import EngineError, SubmissionTimeoutError
+
+log = logging.getLogger("grader.api")
+
+Clock = Callable[[], float]
+
+LOCAL_INTERVALS = (0.05, 0.5)
+REMOTE_INTERVALS = (2.0, 5.0)
+GROWTH = 1.5
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """Interval after ``quiet`` rounds in which nothing finished: grows to a ceiling."""
+
+    first: float
+    ceiling: float
+
+    def interval(self, quiet: int) -> float:
+        return min(self.ceiling, self.first * GROWTH**quiet)
+
+    @classmethod
+    def for_client(cls, client: ContainersClient, interval: float | None) -> PollSchedule:
+        fixed = interval if interval is not None else client.settings.poll_interval
+        if fixed is not None:
+            return cls(fixed, fixed)
+        low, high = LOCAL_INTERVALS if client.settings.is_local else REMOTE_INTERVALS
+        return cls(low, high)
+
+
+@dataclass
+class _Watch:
+    future: asyncio.Future[Submission]
+    deadline: float
+
+
+class SubmissionWatcher:
+    """Waits for submissions to be final, polling all of them together."""
+
+    def __init__(
+        self,
+        client: ContainersClient,
+        *,
+        interval: float | None = None,
+        timeout: float = 1800.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.client = client
+        self.schedule = PollSchedule.for_client(client, interval)
+        self.timeout = timeout
+        self.clock = clock
+        self.sleep = sleep or client.sleep
+        self.rounds = 0
+        self._watches: dict[int, list[_Watch]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._quiet = 0
+
+    async def wait(self, submission_id: int) -> Submission:
+        """The submission once final; SubmissionTimeoutError past the deadline."""
+        future: asyncio.Future[Submission] = asyncio.get_running_loop().create_future()
+        watch = _Watch(future, self.clock() + self.timeout)
+        self._watches.setdefault(submission_id, []).append(watch)
+        self._quiet = 0  # a new submission: look soon
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="submission-watcher")
+        try:
+            return await future
+        finally:
+            self._forget(submission_id, watch)
+
+    async def aclose(self) -> None:
+        """Stop the loop; pending waits are cancelled."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for watches in self._watches.values():
+            for watch in watches:
+                watch.future.cancel()
+
+    async def _run(self) -> None:
+        try:
+            while self._watches:
+                await self.sleep(self.schedule.interval(self._quiet))
+                finished = await self._poll_round()
+                self._quiet = 0 if finished else self._quiet + 1
+        except BaseException as exc:
+            # Never leave a waiter hanging on a loop that died.
+            for watches in list(self._watches.values()):
+                for watch in watches:
+                    if not watch.future.done():
+                        watch.future.set_exception(exc)
+            raise
+
+    async def _poll_round(self) -> int:
+        """One round over every watched id; returns how many waits it settled."""
+        self.rounds += 1
+        ids = sorted(self._watches)
+        settled = 0
+        for start in range(0, len(ids), MAX_IDS_PER_CALL):
+            chunk = ids[start : start + MAX_IDS_PER_CALL]
+            try:
+                answers = await self.client.get_submissions(chunk)
+            except EngineError as exc:
+                settled += self._fail(chunk, exc)
+                continue
+            settled += await self._settle(chunk, {s.id: s for s in answers})
+        return settled + self._expire()
+
+    async def _settle(self, chunk: list[int], answers: dict[int, Submission]) -> int:
+        settled = 0
+        for sid in chunk:
+            found = answers.get(sid)
+            if found is None:
+                # Absent from the batch: ask alone, so a 404 reaches its waiter as such.
+                try:
+                    found = await self.client.get_submission(sid)
+                except EngineError as exc:
+                    settled += self._fail([sid], exc)
+                    continue
+            if found.final:
+                settled += self._resolve(sid, found)
+        return settled
+
+    def _resolve(self, sid: int, submission: Submission) -> int:
+        count = 0
+        for watch in self._watches.pop(sid, []):
+            if not watch.future.done():
+                watch.future.set_result(submission)
+                count += 1
+        return count
+
+    def _fail(self, ids: list[int], exc: EngineError) -> int:
+        count = 0
+        for sid in ids:
+            for watch in self._watches.pop(sid, []):
+                if not watch.future.done():
+                    watch.future.set_exception(exc)
+                    count += 1
+        return count
+
+    def _expire(self) -> int:
+        now = self.clock()
+        count = 0
+        for sid, watches in list(self._watches.items()):
+            for watch in [w for w in watches if w.deadline <= now]:
+                if not watch.future.done():
+                    message = f"submission {sid} not final after {self.timeout:g} s"
+                    watch.future.set_exception(SubmissionTimeoutError(message, submission_id=sid))
+                    count += 1
+                self._forget(sid, watch)
+        return count
+
+    def _forget(self, sid: int, watch: _Watch) -> None:
+        watches = self._watches.get(sid)
+        if watches is None:
+            return
+        if watch in watches:
+            watches.remove(watch)
+        if not watches:
+            del self._watches[sid]
+
+
+class ExecutionGate:
+    """At most ``min(concurrency, slots)`` submissions executing at once.
+
+    Slots are what ``/stats`` reports free plus the ones this gate already holds
+    (its own submissions occupy slots too). At least one may always run: an engine with
+    no free slot queues the submission rather than refusing it.
+    """
+
+    def __init__(
+        self,
+        client: ContainersClient,
+        concurrency: int,
+        *,
+        refresh: float = 5.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.concurrency = max(1, concurrency)
+        self.refresh = refresh
+        self.clock = clock
+        self.active = 0
+        self.peak = 0
+        self._capacity: int | None = None
+        self._read_at = float("-inf")
+        self._cond = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one execution slot for the body."""
+        async with self._cond:
+            while self.active >= await self._limit():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._cond.wait(), self.refresh)
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self.active -= 1
+                self._cond.notify_all()
+
+    async def _limit(self) -> int:
+        if self._capacity is None or self.clock() - self._read_at >= self.refresh:
+            stats = await self.client.stats()
+            self._read_at = self.clock()
+            self._capacity = self.active + stats.free
+            log.debug("slots: %d free of %d, %d held here", stats.free, stats.all, self.active)
+        return max(1, min(self.concurrency, self._capacity))
