@@ -1,0 +1,88 @@
+"""Parsing the API's JSON: both stage naming schemes, unknown codes, missing fields."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from grader.api.models import (
+    STAGES,
+    Submission,
+    parse_stats,
+    parse_submission,
+    parse_workspace,
+    parse_workspace_page,
+)
+from grader.codec import from_json, to_json
+
+EXAMPLES = Path(__file__).parent / "examples"
+
+
+def example(name: str) -> Any:
+    return json.loads((EXAMPLES / name).read_text())
+
+
+def test_reference_example_maps_to_canonical_stages_and_streams() -> None:
+    sub = parse_submission(example("reference_submission.json"))
+    assert sub.id == 1 and sub.final and sub.result.status.name == "ok"
+    assert tuple(sub.stages) == STAGES
+    assert sub.stages["run"].time == 4.2
+    assert sub.stages["build"].status is not None and sub.stages["build"].status.code == 15
+    assert "stage_build_output" in sub.streams and "stage_compilation_output" not in sub.streams
+    assert sub.streams["stage_test_output"] is not None
+    assert sub.result.memory == 239421 and sub.date is not None and sub.date.year == 2021
+
+
+def test_quickstart_example_reads_exit_codes_null_streams_and_scenario() -> None:
+    sub = parse_submission(example("quickstart_submission.json"))
+    assert sub.id == 42 and sub.scenario == "run"
+    assert tuple(sub.stages) == STAGES
+    assert sub.stages["test"].exit_code == 0 and sub.stages["test"].signal is None
+    assert sub.streams["stage_build_error"] is None
+    ref = sub.streams["tests_report"]
+    assert ref is not None and ref.size == 8774
+
+
+def test_reference_list_example_parses_every_item() -> None:
+    items = example("reference_submissions.json")["items"]
+    subs = [parse_submission(i) for i in items]
+    assert [s.id for s in subs] == [1, 42]
+    assert all(tuple(s.stages) == STAGES for s in subs)
+
+
+def test_unknown_status_code_is_kept_with_its_name() -> None:
+    sub = parse_submission({"id": 3, "result": {"status": {"code": 17, "name": "memory"}}})
+    assert (sub.result.status.code, sub.result.status.name, sub.final) == (17, "memory", True)
+
+
+def test_running_status_is_not_final() -> None:
+    sub = parse_submission({"id": 3, "executing": True, "result": {"status": {"code": 3}}})
+    assert not sub.final and sub.result.status.name == "execution"
+
+
+def test_missing_and_null_fields_get_defaults() -> None:
+    sub = parse_submission({"id": 9, "result": None, "streams": None, "stages": {"run": None}})
+    assert sub.result.status.code == 0 and sub.result.score is None
+    assert sub.streams == {} and sub.stages["run"].time is None and sub.date is None
+
+
+def test_submission_round_trips_through_the_state_codec() -> None:
+    sub = parse_submission(example("quickstart_submission.json"))
+    assert from_json(Submission, to_json(sub)) == sub
+
+
+def test_workspace_state_code_as_string_or_int() -> None:
+    raw = example("reference_workspace.json")
+    assert parse_workspace(raw).state.code == 4
+    raw["state"]["code"] = "2"
+    ws = parse_workspace(raw)
+    assert ws.state.code == 2 and ws.terminated_at is not None
+
+
+def test_workspace_pages_and_stats_examples() -> None:
+    page = parse_workspace_page(example("reference_workspaces.json"))
+    assert [w.state.code for w in page.items] == [4, 2]
+    assert page.next_page_token == "MTA=" and page.items[1].terminated_at is None
+    stats = parse_stats(example("reference_stats.json"))
+    assert (stats.all, stats.free) == (200, 185)
