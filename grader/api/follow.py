@@ -2,7 +2,7 @@
 
 ``SubmissionWatcher``: every ``wait(id)`` joins one background loop that asks for all
 watched ids together (``GET /submissions?ids=``, 20 per call), at an interval that
-starts fast and slows down while nothing changes. ``ExecutionGate``: at most
+starts fast and slows down to a ceiling while the loop runs. ``ExecutionGate``: at most
 ``min(concurrency, free slots)`` submissions executing at once, ``/stats`` re-read as
 the run goes.
 """
@@ -31,7 +31,7 @@ GROWTH = 1.5
 
 @dataclass(frozen=True)
 class PollSchedule:
-    """Interval after ``quiet`` rounds in which nothing finished: grows to a ceiling."""
+    """Interval after ``quiet`` rounds of one polling loop: grows to a ceiling."""
 
     first: float
     ceiling: float
@@ -81,8 +81,8 @@ class SubmissionWatcher:
         future: asyncio.Future[Submission] = asyncio.get_running_loop().create_future()
         watch = _Watch(future, self.clock() + self.timeout)
         self._watches.setdefault(submission_id, []).append(watch)
-        self._quiet = 0  # a new submission: look soon
         if self._task is None or self._task.done():
+            self._quiet = 0  # a fresh loop starts fast
             self._task = asyncio.create_task(self._run(), name="submission-watcher")
         try:
             return await future
@@ -104,8 +104,11 @@ class SubmissionWatcher:
         try:
             while self._watches:
                 await self.sleep(self.schedule.interval(self._quiet))
-                finished = await self._poll_round()
-                self._quiet = 0 if finished else self._quiet + 1
+                await self._poll_round()
+                # The interval only grows while the loop lives: resetting it on every new
+                # or finished submission keeps a busy run polling at the fastest rate,
+                # which costs more requests than it saves latency.
+                self._quiet += 1
         except BaseException as exc:
             # Never leave a waiter hanging on a loop that died.
             for watches in list(self._watches.values()):
