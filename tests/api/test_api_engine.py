@@ -1,0 +1,139 @@
+"""The client against the real local engine: in-process (ASGITransport) and over a socket.
+
+Skipped until ``grader.engine`` provides ``inprocess_engine``/``create_app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import socket
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader.api.client import ClientSettings, ContainersClient
+from grader.api.follow import ExecutionGate, SubmissionWatcher
+from grader.errors import NotFoundError, UnauthorizedError
+
+engine = pytest.importorskip("grader.engine")
+if not hasattr(engine, "inprocess_engine"):
+    pytest.skip("local engine not available yet", allow_module_level=True)
+
+pytestmark = pytest.mark.sandbox
+
+TOKEN = "engine-test-token-9d8c"
+JUNIT = (
+    '<?xml version="1.0"?><testsuite name="s" tests="1">'
+    '<testcase classname="c" name="test_ok" time="0.0"/></testsuite>'
+)
+
+
+def make_config(tmp_path: Path, base_url: str = "http://127.0.0.1:8080/api/v1") -> Any:
+    project = tmp_path / "projects" / "p"
+    project.mkdir(parents=True)
+    run = f"printf '%s' '{JUNIT}' > \"$SE_PATH_UNIT_TESTS_REPORT\""
+    stages = {
+        "init": {"command": None},
+        "build": {"command": None},
+        "run": {"command": run, "timeout": 20},
+        "test": {"command": "se_utils_cli evaluate", "timeout": 20},
+        "post": {"command": None},
+    }
+    config = {
+        "version": 2.1,
+        "scenarios": {"grade": {"default": True, "network": False, "stages": stages}},
+        "files": {"read_only": [".sphere-engine"]},
+    }
+    (project / "config.json").write_text(json.dumps(config))
+    return engine.EngineConfig(
+        projects_dir=tmp_path / "projects",
+        data_dir=tmp_path / "data",
+        token=TOKEN,
+        slots=2,
+        base_url=base_url,
+    )
+
+
+def archive() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("workspace/solution.py")
+        info.size = 6
+        tar.addfile(info, io.BytesIO(b"x = 1\n"))
+    return buf.getvalue()
+
+
+async def grade_three(client: ContainersClient) -> None:
+    assert await client.test()
+    stats = await client.stats()
+    assert stats.all >= 1
+    watcher = SubmissionWatcher(client, timeout=60)
+    gate = ExecutionGate(client, 4)
+
+    async def one() -> None:
+        async with gate.slot():
+            sid = await client.create_submission("p", archive())
+            sub = await watcher.wait(sid)
+        assert sub.final and sub.result.status.code == 15, sub.result.status
+        assert set(sub.stages) <= {"init", "build", "run", "test", "post"}
+        assert "test_ok" in await client.get_stream(sid, "tests_report")
+
+    try:
+        await asyncio.gather(one(), one(), one())
+    finally:
+        await watcher.aclose()
+    with pytest.raises(NotFoundError):
+        await client.get_submission(10**9)
+
+
+def test_grades_against_the_engine_in_process(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with engine.inprocess_engine(make_config(tmp_path)) as transport:
+            settings = ClientSettings("http://127.0.0.1:8080/api/v1", TOKEN)
+            async with ContainersClient(settings, transport=transport) as client:
+                await grade_three(client)
+            bad = ClientSettings("http://127.0.0.1:8080/api/v1", "wrong")
+            async with ContainersClient(bad, transport=transport) as client:
+                with pytest.raises(UnauthorizedError):
+                    await client.test()
+
+    asyncio.run(go())
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    import uvicorn
+    from grader.engine.app import create_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api/v1"
+    app = create_app(make_config(tmp_path, url))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_grades_against_the_engine_over_a_socket(served: str) -> None:
+    async def go() -> None:
+        async with ContainersClient(ClientSettings(served, TOKEN)) as client:
+            await grade_three(client)
+
+    asyncio.run(go())
