@@ -92,7 +92,7 @@ class ClientCounters:
     requests: int = 0  # HTTP exchanges attempted (each retry counts)
     retries: int = 0
     ambiguous_creates: int = 0  # creates whose outcome was unknown: possible duplicates
-    by_kind: dict[str, int] = field(default_factory=dict)  # "GET /submissions" -> n
+    by_kind: dict[str, int] = field(default_factory=dict)  # "GET /submissions/:id" -> n
 
 
 class _QueryToken(httpx.Auth):
@@ -392,7 +392,12 @@ class ContainersClient:
 
     def _count(self, method: str, path: str) -> None:
         self.counters.requests += 1
-        kind = f"{method} /{path.split('/')[0]}"
+        parts = path.split("/")
+        if len(parts) > 1:
+            parts[1] = ":id"
+        if len(parts) > 2:
+            parts[2] = ":stream"
+        kind = f"{method} /{'/'.join(parts)}"
         self.counters.by_kind[kind] = self.counters.by_kind.get(kind, 0) + 1
 
     def _path(self, path: str) -> str:

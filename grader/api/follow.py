@@ -82,7 +82,9 @@ class SubmissionWatcher:
         watch = _Watch(future, self.clock() + self.timeout)
         self._watches.setdefault(submission_id, []).append(watch)
         if self._task is None or self._task.done():
-            self._quiet = 0  # a fresh loop starts fast
+            # The interval keeps growing across loop restarts: between two waves of a
+            # run the loop briefly has nothing to watch, and starting fast again each
+            # wave multiplies the polls.
             self._task = asyncio.create_task(self._run(), name="submission-watcher")
         try:
             return await future
