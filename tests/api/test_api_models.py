@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from grader.api.models import (
     STAGES,
     Submission,
@@ -86,3 +89,29 @@ def test_workspace_pages_and_stats_examples() -> None:
     assert page.next_page_token == "MTA=" and page.items[1].terminated_at is None
     stats = parse_stats(example("reference_stats.json"))
     assert (stats.all, stats.free) == (200, 185)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+submission_like = st.fixed_dictionaries(
+    {},
+    optional=dict.fromkeys(
+        ("id", "executing", "date", "project", "result", "streams", "stages", "scenario"),
+        json_values,
+    ),
+)
+
+
+@settings(deadline=None)  # the first examples pay for imports; speed is not the point
+@given(submission_like)
+def test_any_json_shape_parses_without_crashing(raw: dict[str, Any]) -> None:
+    sub = parse_submission(raw)
+    assert isinstance(sub.result.status.code, int)
+    assert all(
+        name in STAGES or name not in ("compilation", "execution", "judge") for name in sub.stages
+    )
