@@ -79,9 +79,8 @@ def workspace_archive(text: str) -> bytes:
 
 def start_engine(root: Path, token: str, slots: int, port: int) -> tuple[object, threading.Thread]:
     import uvicorn
-    from grader.engine.app import create_app
-
     from grader.engine import EngineConfig
+    from grader.engine.app import create_app
 
     config = EngineConfig(
         projects_dir=make_project(root),
