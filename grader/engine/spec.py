@@ -1,0 +1,125 @@
+"""The contract between the engine's HTTP side and its runner.
+
+The app (``app.py``, ``store.py``, ``projects.py``, ``uploads.py``) turns an accepted
+``POST /submissions`` into a ``RunSpec``; the runner (``runner.py`` with ``sandbox.py``)
+turns a ``RunSpec`` into a ``RunOutcome``. Nothing else crosses between them, and both
+are plain values, so each side is tested on its own with real files.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STAGE_ORDER = ("init", "build", "run", "test", "post")
+"""Canonical stage names in execution order (platform-notes.md)."""
+
+# Final submission status codes (platform-notes.md, "Submission status codes").
+BUILD_ERROR = 11
+RUNTIME_ERROR = 12
+TIME_LIMIT = 13
+FAIL = 14
+OK = 15
+INTERNAL_ERROR = 20
+PROJECT_ERROR = 22
+
+# Defaults for a scenario's local-only ``limits`` table (the cloud service ignores it).
+DEFAULT_MEMORY_MB = 1024
+DEFAULT_PROCESSES = 128
+DEFAULT_OUTPUT_BYTES = 1_000_000  # per captured stream; more is truncated with a marker
+DEFAULT_DISK_MB = 256  # the workspace and /tmp together
+DEFAULT_OPEN_FILES = 256
+DEFAULT_FILE_SIZE_MB = 64
+DEFAULT_STAGE_TIMEOUT = 60.0  # seconds, when a stage gives none
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits applied to every stage of one submission."""
+
+    memory_mb: int = DEFAULT_MEMORY_MB
+    processes: int = DEFAULT_PROCESSES
+    output_bytes: int = DEFAULT_OUTPUT_BYTES
+    disk_mb: int = DEFAULT_DISK_MB
+    open_files: int = DEFAULT_OPEN_FILES
+    file_size_mb: int = DEFAULT_FILE_SIZE_MB
+    read_only_paths: tuple[str, ...] = ()  # further host paths a project may read (absolute)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One configured stage. ``command=None`` or ``skip=True``: the stage is skipped."""
+
+    name: str  # one of STAGE_ORDER
+    command: str | None
+    timeout: float = DEFAULT_STAGE_TIMEOUT  # seconds of wall time
+    skip: bool = False
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything the runner needs to execute one submission.
+
+    ``upload_dir`` holds the validated contents of the archive's ``workspace/`` folder
+    (already checked by ``uploads.py``: no links out, no devices, within the caps).
+    ``work_dir`` is an empty folder the engine owns for this submission; the runner
+    builds the workspace, private /tmp and stream files under it and nowhere else.
+    """
+
+    submission_id: int
+    project_id: str
+    project_dir: Path
+    upload_dir: Path
+    work_dir: Path
+    stages: tuple[StageSpec, ...]  # every name of STAGE_ORDER, in order
+    read_only: tuple[str, ...] = ()  # workspace-relative paths a submission may not change
+    network: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    """What happened to one stage, in the quickstart's terms."""
+
+    name: str
+    skipped: bool
+    time: float = 0.0
+    exit_code: int | None = None
+    signal: int | None = None
+    status_changed_to: int | None = None  # a final status this stage decided, if any
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """The submission's result. ``streams`` maps stream names to files under ``work_dir``.
+
+    Stream names are the quickstart's: ``stage_<stage>_output``/``_error`` for each stage
+    that ran, ``tests_report`` (validated JSON array) when the test stage produced one,
+    ``debug_log`` always.
+    """
+
+    status: int  # a final code: 11, 12, 13, 14, 15, 20 or 22
+    stages: tuple[StageOutcome, ...]
+    streams: Mapping[str, Path]
+    score: float | None = None
+    time: float = 0.0  # seconds of the run and test stages
+    memory: int = 0  # peak kB of any stage
+    signal: int | None = None
+
+
+class Cancel:
+    """Set by the engine when it shuts down: the runner kills what runs and returns (20)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._event.wait(timeout)
