@@ -7,7 +7,8 @@ GraderError                      exit 1 unless a subclass says otherwise
 │   └── CourseLockedError        exit 2: another run holds the course lock
 ├── StudentError                 one student's problem; the run goes on for the others
 │   ├── SourceError              repository unreadable, no commit before the cutoff
-│   └── ArchiveError             workspace too large, unreadable files
+│   ├── ArchiveError             workspace too large, unreadable files
+│   └── TestReportError          a tests report that cannot be read (grading notes it)
 ├── EngineError                  anything between us and an engine
 │   ├── TransportError           exit 3: connection/timeouts after every retry
 │   ├── SubmissionTimeoutError   a submission not final within its deadline
@@ -86,6 +87,12 @@ class SourceError(StudentError):
 
 class ArchiveError(StudentError):
     """The student's workspace cannot be packaged (too large, unreadable)."""
+
+
+class TestReportError(StudentError):
+    """A tests report (Sphere Engine JSON, JUnit XML, Gradescope JSON) cannot be read."""
+
+    __test__ = False  # not a pytest class, despite the name
 
 
 class EngineError(GraderError):

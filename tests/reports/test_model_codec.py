@@ -1,0 +1,149 @@
+"""Every record of grader.reports.model survives SQLite's JSON (grader.codec) unchanged."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import UTC, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from grader.codec import from_json, to_json
+from grader.config import Assignment, LatePolicy, LateTier, TestRule
+from grader.reports.model import Grade, LatePenalty, StudentOutcome, TestOutcome, TestScore
+from grader.roster import Student
+
+FLOATS = st.floats(allow_nan=False, allow_infinity=False)
+TEXT = st.text(max_size=20)
+VISIBILITY = st.sampled_from(["visible", "hidden", "after_due_date"])
+DURATIONS = st.timedeltas(min_value=timedelta(days=-30), max_value=timedelta(days=30))
+MOMENTS = st.datetimes(timezones=st.just(UTC))
+
+TEST_OUTCOMES = st.builds(
+    TestOutcome,
+    name=TEXT,
+    classname=TEXT,
+    status=st.sampled_from(["ok", "failure", "error", "skipped"]),
+    time=FLOATS,
+    message=TEXT,
+    output=TEXT,
+    points=st.none() | FLOATS,
+    max_points=st.none() | FLOATS,
+    visibility=st.none() | VISIBILITY,
+)
+TEST_SCORES = st.builds(
+    TestScore,
+    name=TEXT,
+    status=st.sampled_from(["ok", "failure", "error", "skipped", "did not run"]),
+    points_possible=FLOATS,
+    points_earned=FLOATS,
+    visibility=VISIBILITY,
+    classname=TEXT,
+    message=TEXT,
+    details=TEXT,
+    time=FLOATS,
+)
+GRADES = st.builds(
+    Grade,
+    score=FLOATS,
+    max_score=FLOATS,
+    raw_points=FLOATS,
+    penalty_points=FLOATS,
+    late=st.builds(LatePenalty, DURATIONS, st.integers(0, 100), FLOATS, TEXT),
+    basis=st.sampled_from(
+        ["test points", "report points", "engine score", "tests passed", "no result"]
+    ),
+    tests=st.lists(TEST_SCORES, max_size=3).map(tuple),
+    notes=st.lists(TEXT, max_size=2).map(tuple),
+    warnings=st.lists(TEXT, max_size=2).map(tuple),
+)
+STUDENTS = st.builds(
+    Student,
+    student_id=TEXT,
+    name=TEXT,
+    email=TEXT,
+    line=st.integers(0, 10_000),
+    problem=st.none() | TEXT,
+    columns=st.dictionaries(TEXT, TEXT, max_size=3),
+)
+ASSIGNMENTS = st.builds(
+    Assignment,
+    id=TEXT,
+    title=TEXT,
+    project=TEXT,
+    deadline=MOMENTS,
+    repo=TEXT,
+    max_points=FLOATS,
+    scenario=st.none() | TEXT,
+    tests=st.lists(st.builds(TestRule, TEXT, FLOATS, VISIBILITY), max_size=3).map(tuple),
+    late=st.builds(
+        LatePolicy,
+        grace_minutes=FLOATS,
+        percent_per_day=FLOATS,
+        tiers=st.lists(st.builds(LateTier, FLOATS, FLOATS), max_size=2).map(tuple),
+        max_days=FLOATS,
+    ),
+    extensions=st.dictionaries(TEXT, DURATIONS, max_size=2),
+    clock=st.sampled_from(["commit_date", "first_seen"]),
+    branch=st.none() | TEXT,
+    lms=st.dictionaries(TEXT, TEXT, max_size=2),
+)
+OUTCOMES = st.builds(
+    StudentOutcome,
+    student=STUDENTS,
+    assignment=ASSIGNMENTS,
+    status=st.sampled_from(["graded", "not graded"]),
+    outcome=TEXT,
+    reason=TEXT,
+    commit=st.none() | st.text("0123456789abcdef", min_size=40, max_size=40),
+    commit_reason=st.none() | TEXT,
+    committed_at=st.none() | MOMENTS,
+    lateness=DURATIONS,
+    grade=st.none() | GRADES,
+    submission_id=st.none() | st.integers(0, 2**53),
+    engine_status=st.none() | TEXT,
+    build_output=TEXT,
+    debug_log=TEXT,
+    archive_sha256=st.none() | TEXT,
+    attempts=st.integers(0, 10),
+)
+
+
+@given(OUTCOMES)
+def test_student_outcome_round_trips_through_the_codec(outcome: StudentOutcome) -> None:
+    text = to_json(outcome)
+    back = from_json(StudentOutcome, text)
+    assert back == outcome
+    assert to_json(back) == text  # and writes the same bytes again
+
+
+@given(TEST_OUTCOMES)
+def test_test_outcome_round_trips_through_the_codec(outcome: TestOutcome) -> None:
+    assert from_json(TestOutcome, to_json(outcome)) == outcome
+
+
+def test_student_outcome_has_exactly_the_fields_the_pipeline_fills() -> None:
+    assert [f.name for f in fields(StudentOutcome)] == [
+        "student",
+        "assignment",
+        "status",
+        "outcome",
+        "reason",
+        "commit",
+        "commit_reason",
+        "committed_at",
+        "lateness",
+        "grade",
+        "submission_id",
+        "engine_status",
+        "build_output",
+        "debug_log",
+        "archive_sha256",
+        "attempts",
+    ]
+
+
+def test_grade_late_days_are_the_charged_days() -> None:
+    late = LatePenalty(timedelta(days=1, hours=6), 2, 20.0, "1 d 6 h late")
+    grade = Grade(80.0, 100.0, 100.0, 20.0, late, "test points")
+    assert grade.late_days == 2
