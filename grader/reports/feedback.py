@@ -1,0 +1,215 @@
+"""Per-student feedback: ``feedback/<student_id>.md`` and ``.html``.
+
+A pure function (``feedback_view``) decides what a student may see; the templates only
+lay it out. Hidden tests reach the templates as "hidden test N" with their points and
+status but never their name or message, so no template can leak them. The same outcome
+always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from grader.errors import ConfigError
+from grader.reports.model import Grade, StudentOutcome, TestScore
+from grader.reports.templating import render
+from grader.scoring.late import describe_lateness
+from grader.scoring.points import is_glob
+
+FEEDBACK_DIR = "feedback"
+MESSAGE_CHARS = 1_000  # of one test's message
+DETAILS_CHARS = 3_000  # of one test's traceback or output
+BUILD_LINES = 80  # compiler output: the first errors matter most
+BUILD_CHARS = 8_000
+
+OUTCOME_WORDS = {
+    "ok": "Every test passed.",
+    "fail": "Some tests failed: see which below.",
+    "build error": "Your code did not compile, so no test could run. The compiler said:",
+    "runtime error": "Your program crashed while running, so the tests could not finish.",
+    "time limit exceeded": (
+        "Your program ran past its time limit, so the tests did not finish"
+        " (an endless loop is the usual cause)."
+    ),
+}
+POINTED = ("test points", "report points")  # bases where each test has points to show
+STATUS_WORDS = {
+    "ok": "passed",
+    "failure": "failed",
+    "error": "error",
+    "skipped": "skipped",
+    "did not run": "did not run",
+}
+
+
+@dataclass(frozen=True)
+class TestLine:
+    """One row of the test table, as the student may see it."""
+
+    __test__ = False  # not a pytest class, despite the name
+
+    label: str
+    status: str
+    points: str
+    message: str
+    details: str
+
+
+@dataclass(frozen=True)
+class FeedbackView:
+    """Everything the feedback templates show; nothing they must not."""
+
+    student_id: str
+    student_name: str
+    assignment_title: str
+    graded: bool
+    score: str
+    max_score: str
+    outcome: str
+    outcome_text: str
+    reason: str
+    deadline: str
+    commit: str
+    committed_at: str
+    commit_reason: str
+    lateness: str
+    late_text: str
+    raw_points: str
+    penalty_points: str
+    show_points: bool
+    tests: tuple[TestLine, ...]
+    passed: int
+    build_output: str
+    notes: tuple[str, ...]
+
+
+def write_feedback(
+    outcomes: Iterable[StudentOutcome], directory: Path, *, now: datetime | None = None
+) -> list[Path]:
+    """Write ``directory/feedback/<student_id>.md`` and ``.html`` for every outcome."""
+    moment = now or datetime.now(UTC)
+    folder = directory / FEEDBACK_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for outcome in outcomes:
+        stem = _file_stem(outcome.student.student_id)
+        view = feedback_view(outcome, now=moment)
+        for suffix in (".md", ".html"):
+            path = folder / f"{stem}{suffix}"
+            path.write_bytes(render(f"feedback{suffix}.j2", view=view).encode("utf-8"))
+            written.append(path)
+    return written
+
+
+def feedback_view(outcome: StudentOutcome, *, now: datetime) -> FeedbackView:
+    """What one student may see about one assignment at ``now``."""
+    student, assignment = outcome.student, outcome.assignment
+    grade = outcome.grade if outcome.status == "graded" else None
+    reveal_after_due = now >= assignment.due_for(student.student_id)
+    tests = _test_lines(grade, reveal_after_due) if grade else ()
+    build = outcome.build_output if outcome.outcome == "build error" else ""
+    late = outcome.lateness
+    return FeedbackView(
+        student_id=student.student_id,
+        student_name=student.name or student.student_id,
+        assignment_title=assignment.title or assignment.id,
+        graded=grade is not None,
+        score=_number(grade.score) if grade else "",
+        max_score=_number(assignment.max_points),
+        outcome=outcome.outcome,
+        outcome_text=OUTCOME_WORDS.get(outcome.outcome, outcome.reason),
+        reason=outcome.reason,
+        deadline=_deadline(outcome),
+        commit=outcome.commit or "",
+        committed_at=_moment(outcome.committed_at) if outcome.committed_at else "",
+        commit_reason=outcome.commit_reason or "",
+        lateness=describe_lateness(late) if late.total_seconds() > 0 else "",
+        late_text=_late_text(grade) if grade else "",
+        raw_points=_number(grade.raw_points) if grade else "",
+        penalty_points=_number(grade.penalty_points) if grade else "",
+        show_points=bool(grade and grade.basis in POINTED),
+        tests=tests,
+        passed=sum(1 for t in tests if t.status == "passed"),
+        build_output=_cap_lines(build, BUILD_LINES, BUILD_CHARS),
+        notes=grade.notes if grade else (),
+    )
+
+
+def _test_lines(grade: Grade, reveal_after_due: bool) -> tuple[TestLine, ...]:
+    lines = []
+    hidden = 0
+    for test in grade.tests:
+        secret = test.visibility == "hidden" or (
+            test.visibility == "after_due_date" and not reveal_after_due
+        )
+        points = _points(test) if grade.basis in POINTED else ""
+        status = STATUS_WORDS[test.status]
+        if secret:
+            hidden += 1
+            lines.append(TestLine(f"hidden test {hidden}", status, points, "", ""))
+            continue
+        label = f"tests matching {test.name}" if test.status == "did not run" else test.name
+        failed = test.status in ("failure", "error")
+        message = _cap(test.message, MESSAGE_CHARS) if test.status != "ok" else ""
+        details = _cap(test.details, DETAILS_CHARS) if failed else ""
+        if details.strip() == message.strip():
+            details = ""
+        lines.append(TestLine(label, status, points, message, details))
+    return tuple(lines)
+
+
+def _points(test: TestScore) -> str:
+    earned, possible = _number(test.points_earned), _number(test.points_possible)
+    if test.status == "did not run" and is_glob(test.name):
+        return f"{earned} / {possible} each"
+    return f"{earned} / {possible}"
+
+
+def _late_text(grade: Grade) -> str:
+    late = grade.late
+    if late.lateness.total_seconds() <= 0:
+        return ""
+    sentence = late.reason[:1].upper() + late.reason[1:]
+    if late.percent == 0:
+        return f"{sentence}."
+    penalty, raw = _number(grade.penalty_points), _number(grade.raw_points)
+    return f"{sentence}, so {penalty} of your {raw} points were taken off."
+
+
+def _deadline(outcome: StudentOutcome) -> str:
+    assignment, student_id = outcome.assignment, outcome.student.student_id
+    due = assignment.due_for(student_id)
+    extension = assignment.extensions.get(student_id)
+    if extension:
+        return f"{_moment(due)} (with your extension of {describe_lateness(extension)})"
+    return _moment(due)
+
+
+def _file_stem(student_id: str) -> str:
+    """The student id as a file name; a roster id that could escape the folder is refused."""
+    if not student_id or student_id in (".", "..") or any(c in student_id for c in "/\\\0"):
+        raise ConfigError(f"student id {student_id!r} cannot be used as a file name")
+    return student_id
+
+
+def _moment(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _number(value: float) -> str:
+    """100.0 -> '100', 82.5 -> '82.5' (scores are already rounded to hundredths)."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "\n... (cut)"
+
+
+def _cap_lines(text: str, lines: int, chars: int) -> str:
+    kept = text.splitlines()
+    cut = len(kept) > lines or len(text) > chars
+    body = "\n".join(kept[:lines])[:chars]
+    return body + "\n... (more output cut)" if cut else body

@@ -1,0 +1,88 @@
+"""The jinja2 environment for everything people read, and safe text for Markdown.
+
+Templates live in the repository's top-level ``templates/`` folder, which the wheel ships
+as ``grader/_templates``: an installed grader reads them from the package, a checkout
+(editable install, tests) from ``templates/``. HTML templates (``*.html.j2``) are
+autoescaped; Markdown templates escape student text with the ``md`` and ``fence``
+filters. Undefined names are errors, never empty strings.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+import grader
+from grader.errors import GraderError
+
+PACKAGED = "_templates"  # pyproject.toml force-includes templates/ here in the wheel
+CHECKOUT = "templates"
+PROBE = "feedback.md.j2"  # a template every installation has
+
+# Characters that start inline markup anywhere (emphasis, code, links, HTML, entities,
+# tables, strikethrough, math); and what starts a block when it opens a line.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&|~$])")
+_MD_BLOCK_START = re.compile(r"^([#+\-=>]|\d+[.)])")
+_BACKTICK_RUNS = re.compile(r"`+")
+
+
+def template_dir() -> Path:
+    """The installed package's templates, else the checkout's ``templates/``."""
+    package = Path(grader.__file__).resolve().parent
+    candidates = (package / PACKAGED, package.parent / CHECKOUT)
+    for candidate in candidates:
+        if (candidate / PROBE).is_file():
+            return candidate
+    tried = " or ".join(str(c) for c in candidates)
+    raise GraderError(f"grader's templates are missing (looked in {tried}): reinstall grader")
+
+
+@lru_cache(maxsize=4)
+def environment(directory: Path | None = None) -> jinja2.Environment:
+    """The one jinja2 environment (per template folder): strict, escaped, deterministic."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory or template_dir()),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "html.j2"), default_for_string=True, default=False
+        ),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["md"] = markdown_inline
+    env.filters["fence"] = markdown_block
+    return env
+
+
+def render(template: str, **context: object) -> str:
+    """Render one template by name with ``context``."""
+    return environment().get_template(template).render(**context)
+
+
+def markdown_inline(text: object) -> str:
+    """Text that Markdown shows literally on one line: markup characters backslash-escaped."""
+    flat = " ".join(str(text).split())
+    escaped = _MD_SPECIAL.sub(r"\\\1", flat)
+    return _MD_BLOCK_START.sub(lambda m: _escape_block_start(m.group(1)), escaped)
+
+
+def markdown_block(text: object, info: str = "text") -> str:
+    """A fenced code block that no content can close early.
+
+    The fence is one backtick longer than the longest run of backticks in the text, so a
+    message containing ``` stays inside (CommonMark closes a fence only with one at least
+    as long).
+    """
+    body = str(text).replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+    longest = max((len(run) for run in _BACKTICK_RUNS.findall(body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{body}\n{fence}"
+
+
+def _escape_block_start(opening: str) -> str:
+    """'#' -> '\\#', '12.' -> '12\\.': the line can no longer open a heading or a list."""
+    return opening[:-1] + "\\" + opening[-1]
