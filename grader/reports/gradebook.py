@@ -1,0 +1,152 @@
+"""The gradebook (one row per student) and the score history (one row per run and student).
+
+Both are built once from records with pandas, written as UTF-8 CSV with ``\\n`` line
+ends, and give the same bytes for the same records. A "not graded" student has an
+empty score, never 0. Free-text cells that a spreadsheet would run as a formula
+(starting with ``= + - @``) get a leading apostrophe: commit subjects are student text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from grader.reports.model import StudentOutcome
+
+COLUMNS = (
+    "student_id",
+    "name",
+    "score",
+    "max_score",
+    "status",
+    "commit",
+    "outcome",
+    "reason",
+    "raw_points",
+    "late_penalty",
+    "late_percent",
+    "late_days",
+    "lateness_minutes",
+    "committed_at",
+    "commit_reason",
+    "submission_id",
+    "attempts",
+    "email",
+    "section",
+    "notes",
+)
+"""Gradebook columns in order; scripts rely on the first six (DESIGN.md)."""
+
+HISTORY_COLUMNS = ("assignment", "run_id", "graded_at", "student_id", "status", "score")
+
+_FLOATS = ("score", "max_score", "raw_points", "late_penalty", "late_percent", "lateness_minutes")
+_INTEGERS = ("late_days", "submission_id", "attempts")
+_FREE_TEXT = ("name", "outcome", "reason", "commit_reason", "notes")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class GradeRecord(Protocol):
+    """One stored grade (``grader.state.StoredGrade`` is one)."""
+
+    @property
+    def run_id(self) -> int: ...
+    @property
+    def assignment(self) -> str: ...
+    @property
+    def student_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def score(self) -> float | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+def build_gradebook(outcomes: Iterable[StudentOutcome]) -> pd.DataFrame:
+    """One row per outcome, in the order given, columns as ``COLUMNS``."""
+    rows = [gradebook_row(o) for o in outcomes]
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    return _typed(frame, _FLOATS, _INTEGERS)
+
+
+def gradebook_row(outcome: StudentOutcome) -> dict[str, Any]:
+    """The gradebook's cells for one outcome (None: an empty cell)."""
+    grade = outcome.grade if outcome.status == "graded" else None
+    known_commit = outcome.commit is not None
+    notes = (*grade.notes, *grade.warnings) if grade else ()
+    return {
+        "student_id": outcome.student.student_id,
+        "name": _safe_text(outcome.student.name),
+        "score": grade.score if grade else None,
+        "max_score": outcome.assignment.max_points,
+        "status": outcome.status,
+        "commit": outcome.commit or "",
+        "outcome": _safe_text(outcome.outcome),
+        "reason": _safe_text(outcome.reason),
+        "raw_points": grade.raw_points if grade else None,
+        "late_penalty": grade.penalty_points if grade else None,
+        "late_percent": grade.late.percent if grade else None,
+        "late_days": grade.late_days if grade else None,
+        "lateness_minutes": (
+            round(outcome.lateness.total_seconds() / 60, 2) if known_commit else None
+        ),
+        "committed_at": _iso(outcome.committed_at),
+        "commit_reason": _safe_text(outcome.commit_reason or ""),
+        "submission_id": outcome.submission_id,
+        "attempts": outcome.attempts,
+        "email": outcome.student.email,
+        "section": outcome.student.section,
+        "notes": _safe_text("; ".join(notes)),
+    }
+
+
+def write_gradebook(frame: pd.DataFrame, path: Path) -> None:
+    """Write a gradebook (or history) frame as CSV: same frame, same bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False, lineterminator="\n", encoding="utf-8", na_rep="")
+
+
+def build_history(grades: Iterable[GradeRecord]) -> pd.DataFrame:
+    """Every run's result per student, in the order given (oldest first from SQLite)."""
+    rows = [
+        {
+            "assignment": g.assignment,
+            "run_id": g.run_id,
+            "graded_at": _iso(g.created_at),
+            "student_id": g.student_id,
+            "status": g.status,
+            "score": g.score if g.status == "graded" else None,
+        }
+        for g in grades
+    ]
+    frame = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+    return _typed(frame, ("score",), ("run_id",))
+
+
+def write_history(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``history.csv``."""
+    write_gradebook(frame, path)
+
+
+def _typed(frame: pd.DataFrame, floats: Iterable[str], integers: Iterable[str]) -> pd.DataFrame:
+    """Fixed dtypes, so an all-empty column writes the same way as a full one."""
+    for column in floats:
+        frame[column] = pd.to_numeric(frame[column], errors="raise").astype("float64")
+    for column in integers:
+        frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+def _safe_text(text: str) -> str:
+    """A leading apostrophe stops a spreadsheet from running the cell as a formula."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def _iso(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
