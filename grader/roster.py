@@ -41,7 +41,7 @@ NATIVE_COLUMNS = (
     "repo",
 )
 MAX_ID_LENGTH = 100  # ids become file names; 100 leaves room for suffixes under NAME_MAX
-_UNSAFE_ID_CHARS = re.compile(r'[/\\<>:"|?*\x00-\x1f\x7f]')
+_UNSAFE_ID_CHARS = re.compile(r'[/\\<>:"|?*]')
 _WINDOWS_RESERVED = re.compile(r"(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?", re.IGNORECASE)
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -223,9 +223,9 @@ def id_problem(student_id: str, *, column: str = "student_id") -> str | None:
         return f"{column} is longer than {MAX_ID_LENGTH} characters"
     bad = _UNSAFE_ID_CHARS.search(student_id)
     if bad:
-        char = bad.group()
-        shown = f"'{char}'" if char.isprintable() else repr(char)
-        return f"{column} {student_id!r} contains {shown}, which cannot be in a file name"
+        return f"{column} {student_id!r} contains '{bad.group()}', which cannot be in a file name"
+    if not student_id.isprintable():  # control, format and odd space characters
+        return f"{column} {student_id!r} contains characters that cannot be shown"
     if student_id.startswith(".") or student_id.endswith((".", " ")):
         return f"{column} {student_id!r} cannot start with '.' or end with '.' or a space"
     if _WINDOWS_RESERVED.fullmatch(student_id):

@@ -119,6 +119,7 @@ def test_duplicate_header_column_is_an_error() -> None:
         (".hidden,Dot", "cannot start with '.'"),
         ("con,Device", "reserved device name"),
         ("x" * 101 + ",Long", "longer than 100"),
+        ("a\u200bb,Hidden", "characters that cannot be shown"),
         ("ok,Ok,extra", "3 fields but the header has 2"),
     ],
 )
@@ -234,7 +235,7 @@ SAFE_ID = st.text(
     ),
     min_size=1,
     max_size=20,
-).filter(lambda s: id_problem(s) is None)
+).filter(lambda s: id_problem(s) is None and s == s.strip())
 TEXT = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"),
     max_size=30,
