@@ -1,4 +1,4 @@
-"""Students' code at the deadline: bare git mirrors, the commit choice, local folders.
+"""Students' code at the deadline: bare git mirrors, bundles and local folders.
 
 Every repository (URL, local repository or bundle file: a bundle is an ordinary fetch
 source) gets a bare mirror under ``mirrors_dir``, in a folder named after a hash of its
@@ -11,11 +11,10 @@ git runs as asyncio subprocesses with a timeout each, no prompts (terminal, askp
 batch mode), no system or user configuration, no inherited ``GIT_*`` variables, and only
 the file, git, http(s) and ssh transports (``ext::`` would run commands).
 
-The commit graded is chosen by ``pick_commit_at``, a pure function: see its docstring for
-how commits are ordered and what happens to dates that go backwards.
-
-A plain folder (not a git repository) is a source too: one snapshot "commit" whose sha is
-a hash of the content and whose time is the newest modification time inside it.
+The commit graded is chosen by ``pick_commit_at`` (``grader/commits.py``, re-exported
+here), a pure function: its docstring says how commits are ordered and what happens to
+dates that go backwards. A plain folder that is not a git repository is read by
+``grader/folders.py`` as one snapshot "commit".
 """
 
 from __future__ import annotations
@@ -28,23 +27,30 @@ import re
 import shutil
 import signal
 import stat
-from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 
 from grader.api.redact import redact
 from grader.archive import WorkspaceFile, human_size
-from grader.config import CommitClock
+from grader.commits import Commit, CommitChoice, pick_commit_at, utc_from_timestamp
 from grader.errors import ArchiveError, SourceError
+from grader.folders import folder_digest, folder_files, plain_folder
 from grader.roster import is_remote
+
+__all__ = [
+    "Commit",
+    "CommitChoice",
+    "GitSources",
+    "git_environment",
+    "pick_commit_at",
+    "redact_url",
+]
 
 DEFAULT_FETCH_TIMEOUT = 300.0  # seconds for a clone or fetch over the network
 DEFAULT_LOCAL_TIMEOUT = 60.0  # seconds for git calls that only read the mirror
 DEFAULT_MAX_READ_BYTES = 256 * 2**20  # the most file content read from one commit
 REMOTE_HEAD = "refs/grader/remote-head"  # what the remote's HEAD pointed at when fetched
 ALLOWED_PROTOCOLS = "file:git:http:https:ssh"
-SUBJECT_LENGTH = 60
 _GIT_CONFIG = (
     "-c", "gc.auto=0",  # no background gc while students are being graded
     "-c", "maintenance.auto=false",
@@ -56,123 +62,6 @@ _GIT_CONFIG = (
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s]*@")
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _NO_REMOTE_HEAD = "couldn't find remote ref HEAD"
-
-
-@dataclass(frozen=True)
-class Commit:
-    """One commit of a branch's first-parent history, or a folder snapshot."""
-
-    sha: str
-    committed_at: datetime  # committer date, aware UTC (forgeable: see ``first_seen``)
-    subject: str = ""
-    snapshot: bool = False  # a plain folder's content, not a git commit
-
-
-@dataclass(frozen=True)
-class CommitChoice:
-    """The commit graded for one student, the time that decided it, and why, in words."""
-
-    commit: Commit
-    at: datetime  # the time compared with the cutoff (and the deadline, for lateness)
-    clock: CommitClock
-    reason: str
-    ignored: int = 0  # later commits left out because they came after the cutoff
-
-
-# choosing the commit ----------------------------------------------------------------------
-
-
-def pick_commit_at(
-    commits: Sequence[Commit],
-    cutoff: datetime,
-    *,
-    clock: CommitClock = "commit_date",
-    first_seen: Mapping[str, datetime] | None = None,
-) -> CommitChoice | None:
-    """The last commit at or before ``cutoff``, or None when there is none.
-
-    ``commits`` is a branch's first-parent history, newest first (as ``history`` returns
-    it): the states the branch itself went through, not commits merged in from elsewhere.
-    A commit's time is its committer date, or with ``clock="first_seen"`` when the grader
-    first fetched it (dates can be forged; fetch times cannot). Times that go backwards
-    along the history are raised to the latest time before them: a commit contains all
-    of its ancestors' work, so it cannot count as older than any of them. A commit never
-    recorded in ``first_seen`` counts as never seen. The times are then in order and the
-    choice is the last commit whose time is at or before the cutoff.
-    """
-    chain = list(reversed(commits))  # oldest first
-    seen = first_seen or {}
-    own = [_own_time(c, clock, seen) for c in chain]
-    effective: list[datetime | None] = []
-    latest: datetime | None = datetime.min.replace(tzinfo=UTC)
-    for time in own:
-        latest = None if time is None or latest is None else max(latest, time)
-        effective.append(latest)
-    cutoff = _utc(cutoff)
-    eligible = [i for i, t in enumerate(effective) if t is not None and t <= cutoff]
-    if not eligible:
-        return None
-    index = eligible[-1]
-    at = effective[index]
-    assert at is not None  # eligible times are never None
-    later = chain[index + 1 :]
-    reason = _reason(chain[index], own[index], at, cutoff, clock, later, own[index + 1 :])
-    return CommitChoice(chain[index], at, clock, reason, ignored=len(later))
-
-
-def _own_time(commit: Commit, clock: CommitClock, seen: Mapping[str, datetime]) -> datetime | None:
-    if clock == "commit_date":
-        return _utc(commit.committed_at)
-    found = seen.get(commit.sha)
-    return None if found is None else _utc(found)
-
-
-def _utc(time: datetime) -> datetime:
-    return time.replace(tzinfo=UTC) if time.tzinfo is None else time.astimezone(UTC)
-
-
-def _reason(
-    commit: Commit,
-    own: datetime | None,
-    at: datetime,
-    cutoff: datetime,
-    clock: CommitClock,
-    later: Sequence[Commit],
-    later_times: Sequence[datetime | None],
-) -> str:
-    verb = "committed" if clock == "commit_date" else "first seen by the grader"
-    if commit.snapshot:
-        what = f"a snapshot of the folder (content {commit.sha[:12]})"
-        verb = "last modified" if clock == "commit_date" else verb
-    else:
-        what = f"commit {_describe(commit)}"
-    last = "at" if commit.snapshot else "the last commit at"
-    text = f"Graded {what}, {verb} {_when(at)}: {last} or before the cutoff {_when(cutoff)}."
-    if own is not None and own < at:
-        text += (
-            f" Its own date, {_when(own)}, is earlier than a commit before it, "
-            f"so it counts from {_when(at)}."
-        )
-    if not later:
-        return text + " No later commit was ignored."
-    first, first_time = later[0], later_times[0]
-    when = f"{verb} {_when(first_time)}, after the cutoff" if first_time else "never seen"
-    if len(later) == 1:
-        return text + f" 1 later commit was ignored: {_describe(first)}, {when}."
-    return text + (
-        f" {len(later)} later commits were ignored; the first, {_describe(first)}, was {when}."
-    )
-
-
-def _describe(commit: Commit) -> str:
-    subject = "".join(ch if ch.isprintable() else " " for ch in commit.subject).strip()
-    if len(subject) > SUBJECT_LENGTH:
-        subject = subject[: SUBJECT_LENGTH - 3] + "..."
-    return f'{commit.sha[:7]} "{subject}"' if subject else commit.sha[:7]
-
-
-def _when(time: datetime) -> str:
-    return f"{time:%Y-%m-%d %H:%M} UTC"
 
 
 # reading repositories ---------------------------------------------------------------------
@@ -207,25 +96,28 @@ class GitSources:
 
     async def history(self, repo: str, branch: str | None = None) -> list[Commit]:
         """The branch's first-parent commits, newest first (the default branch if None)."""
-        folder = _plain_folder(repo)
+        folder = plain_folder(repo)
         if folder is not None:
-            sha, time = await asyncio.to_thread(_folder_digest, folder, self.max_read_bytes)
+            sha, time = await asyncio.to_thread(folder_digest, folder, self.max_read_bytes)
             return [Commit(sha, time, f"snapshot of {folder.name}", snapshot=True)]
         mirror = await self._sync(repo)
         ref = await self._branch_ref(mirror, repo, branch)
         out = await self._read(
             mirror, "log", "--first-parent", "-z", "--format=%H%x1f%ct%x1f%s", ref, "--"
         )
-        commits = [_parse_log_record(r) for r in out.split(b"\0") if r.strip()]
+        try:
+            commits = [_parse_log_record(r) for r in out.split(b"\0") if r.strip()]
+        except ValueError as exc:
+            raise SourceError(f"repository unavailable: unreadable history ({exc})") from None
         if not commits:
             raise SourceError(f"repository unavailable: {redact_url(repo)} has no commits")
         return commits
 
     async def files(self, repo: str, sha: str) -> list[WorkspaceFile]:
         """Every file of commit ``sha`` (paths, modes, symlink targets, contents)."""
-        folder = _plain_folder(repo)
+        folder = plain_folder(repo)
         if folder is not None:
-            found, files = await asyncio.to_thread(_folder_files, folder, self.max_read_bytes)
+            found, files = await asyncio.to_thread(folder_files, folder, self.max_read_bytes)
             if found != sha:
                 raise SourceError(
                     f"the folder {folder} changed while it was being graded; run again"
@@ -432,28 +324,9 @@ def _check_address(repo: str) -> None:
         raise SourceError(f"repository unavailable: {repo} does not exist")
 
 
-def _plain_folder(repo: str) -> Path | None:
-    """``repo`` as a Path when it is a local folder that is not a git repository."""
-    if is_remote(repo):
-        return None
-    path = Path(repo)
-    if not path.is_dir():
-        return None
-    bare = (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
-    return None if (path / ".git").exists() or bare else path
-
-
 def _parse_log_record(record: bytes) -> Commit:
     sha, stamp, subject = record.strip(b"\n").split(b"\x1f", 2)
-    return Commit(sha.decode(), _from_timestamp(int(stamp)), subject.decode("utf-8", "replace"))
-
-
-def _from_timestamp(stamp: int) -> datetime:
-    """A commit's epoch seconds as UTC; absurd (forged) values clamp to the ends of time."""
-    try:
-        return datetime.fromtimestamp(stamp, UTC)
-    except (OverflowError, OSError, ValueError):
-        return (datetime.max if stamp > 0 else datetime.min).replace(tzinfo=UTC)
+    return Commit(sha.decode(), utc_from_timestamp(int(stamp)), subject.decode("utf-8", "replace"))
 
 
 _TreeEntry = tuple[int, str, str, int, str]  # mode, type, object id, size, path
@@ -492,75 +365,3 @@ def _workspace_file(entry: _TreeEntry, contents: Mapping[str, bytes]) -> Workspa
     if stat.S_ISLNK(mode):
         return WorkspaceFile(path, mode, link_target=data.decode("utf-8", "surrogateescape"))
     return WorkspaceFile(path, mode, data)
-
-
-# folders ----------------------------------------------------------------------------------
-
-
-def _folder_digest(root: Path, max_bytes: int) -> tuple[str, datetime]:
-    """A plain folder's content hash and newest modification time."""
-    sha, newest, _ = _walk_folder(root, max_bytes)
-    return sha, newest
-
-
-def _folder_files(root: Path, max_bytes: int) -> tuple[str, list[WorkspaceFile]]:
-    sha, _, files = _walk_folder(root, max_bytes)
-    return sha, files
-
-
-def _walk_folder(root: Path, max_bytes: int) -> tuple[str, datetime, list[WorkspaceFile]]:
-    files: list[WorkspaceFile] = []
-    newest = root.stat().st_mtime
-    total = 0
-    pending = [(root, "")]
-    while pending:
-        folder, prefix = pending.pop()
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError as exc:
-            raise SourceError(f"cannot read the folder {folder}: {exc.strerror}") from exc
-        for entry in entries:
-            relative = f"{prefix}{entry.name}"
-            info = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(info.st_mode):
-                if entry.name != ".git":
-                    pending.append((Path(entry.path), f"{relative}/"))
-                continue
-            if stat.S_ISLNK(info.st_mode):
-                files.append(WorkspaceFile(relative, info.st_mode, link_target=os.readlink(entry)))  # noqa: PTH115 (raw target)
-            elif stat.S_ISREG(info.st_mode):
-                total += info.st_size
-                if total > max_bytes:
-                    raise ArchiveError(
-                        f"the folder {root} holds more than the {human_size(max_bytes)} "
-                        "the grader reads from one source"
-                    )
-                files.append(WorkspaceFile(relative, info.st_mode, _read_regular(entry.path)))
-            else:
-                continue  # sockets, FIFOs and devices are not coursework (a FIFO would hang)
-            newest = max(newest, info.st_mtime)
-    files.sort(key=lambda f: f.path)
-    return _content_hash(files), _from_timestamp(int(newest)), files
-
-
-def _read_regular(path: str) -> bytes:
-    """A regular file's bytes; never follows a symlink or blocks on a FIFO swapped in."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "rb") as fp:
-        if not stat.S_ISREG(os.fstat(fp.fileno()).st_mode):
-            raise SourceError(f"{path} changed while it was being read")
-        return fp.read()
-
-
-def _content_hash(files: Sequence[WorkspaceFile]) -> str:
-    """What a folder snapshot holds, as the archive sees it: paths, kinds, x bits, bytes."""
-    digest = hashlib.sha256()
-    for file in files:
-        kind = "l" if file.is_symlink else ("x" if file.executable else "f")
-        body = (file.link_target or "").encode("utf-8", "surrogateescape") or file.data
-        digest.update(file.path.encode("utf-8", "surrogateescape") + b"\0" + kind.encode())
-        digest.update(hashlib.sha256(body).digest())
-    return digest.hexdigest()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grader.sources import Commit, pick_commit_at
+from grader.commits import Commit, pick_commit_at
 
 CUTOFF = datetime(2026, 9, 22, 4, 14, tzinfo=UTC)
 
