@@ -20,13 +20,9 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from grader.config import Assignment
-from grader.errors import TestReportError
 from grader.reports.model import Grade, GradeBasis, TestOutcome, TestScore
 from grader.scoring.late import late_penalty
 from grader.scoring.points import price_tests, test_score
-from grader.scoring.testreport import parse_tests_report
-
-UNREADABLE_NOTE = "The test report could not be read, so no test counts as passed."
 
 
 def grade_submission(
@@ -35,17 +31,9 @@ def grade_submission(
     *,
     engine_score: float | None,
     lateness: timedelta,
-    report_problem: str | None = None,
 ) -> Grade:
-    """Score one submission; ``report_problem`` says why its report could not be read."""
-    notes: list[str] = []
-    warnings: list[str] = []
-    if report_problem is not None:
-        notes.append(UNREADABLE_NOTE)
-        warnings.append(report_problem)
-        tests, engine_score = [], None  # a report we cannot read proves nothing passed
-    scored, raw, basis, found = _raw_points(tests, assignment, engine_score)
-    warnings.extend(found)
+    """Score one submission from its parsed tests, the engine's score and its lateness."""
+    scored, raw, basis, warnings = _raw_points(tests, assignment, engine_score)
     max_score = round_points(assignment.max_points)
     raw = min(max(round_points(raw), 0.0), max_score)
     late = late_penalty(lateness, assignment.late)
@@ -58,26 +46,8 @@ def grade_submission(
         late=late,
         basis=basis,
         tests=scored,
-        notes=tuple(notes),
         warnings=tuple(warnings),
     )
-
-
-def grade_report(
-    report: str,
-    assignment: Assignment,
-    *,
-    engine_score: float | None,
-    lateness: timedelta,
-) -> Grade:
-    """Parse a report and grade it; an unreadable report becomes a note, never a crash."""
-    try:
-        tests = parse_tests_report(report)
-    except TestReportError as exc:
-        return grade_submission(
-            [], assignment, engine_score=engine_score, lateness=lateness, report_problem=str(exc)
-        )
-    return grade_submission(tests, assignment, engine_score=engine_score, lateness=lateness)
 
 
 def round_points(value: float) -> float:

@@ -278,9 +278,9 @@ class _Fields:
         self.where = where
 
     def error(self, message: str) -> TestReportError:
-        name = self.item.get("name")
-        named = f" ({_clean(name)[:80]!r})" if isinstance(name, str) and name else ""
-        return TestReportError(f"{self.where}{named}: {message}")
+        # Items are named by position, never by test name: the message may reach the
+        # student as a "not graded" reason, and hidden tests' names must not.
+        return TestReportError(f"{self.where}: {message}")
 
     def text(self, key: str, *, default: str = "", required: bool = False) -> str:
         value = self.item.get(key)

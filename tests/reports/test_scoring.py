@@ -14,14 +14,12 @@ from grader.config import Assignment, LatePolicy, LateTier, TestRule, load_cours
 from grader.reports.model import TestOutcome, TestStatus
 from grader.scoring import (
     describe_lateness,
-    grade_report,
     grade_submission,
     late_penalty,
     round_points,
     rule_for,
     started_days,
 )
-from grader.scoring.grade import UNREADABLE_NOTE
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_course"
 BASE = Assignment(
@@ -240,19 +238,6 @@ def test_gradescope_points_count_when_the_course_gives_none() -> None:
         (3, 3, "visible"),
         (1, 4, "hidden"),
     ]
-
-
-def test_unreadable_report_grades_zero_with_a_note_and_the_reason_for_the_instructor() -> None:
-    a = replace(BASE, max_points=10, tests=(TestRule("test_a", 10),))
-    grade = grade_report("<testsuite>", a, engine_score=100.0, lateness=ON_TIME)
-    assert grade.score == 0
-    assert grade.notes == (UNREADABLE_NOTE,)
-    assert "JUnit XML" in grade.warnings[0]
-    assert [t.status for t in grade.tests] == ["did not run"]
-    readable = grade_report(
-        '[{"name": "test_a", "status": "ok"}]', a, engine_score=None, lateness=ON_TIME
-    )
-    assert readable.score == 10
 
 
 def test_scores_are_rounded_to_hundredths_half_up() -> None:

@@ -170,7 +170,7 @@ def test_sphere_engine_report_maps_status_and_message() -> None:
 @pytest.mark.parametrize(
     ("item", "fragment"),
     [
-        ({"name": "t", "status": "passed"}, "item 1 ('t'): status 'passed' is not one of"),
+        ({"name": "t", "status": "passed"}, "item 1: status 'passed' is not one of"),
         ({"status": "ok"}, "item 1: 'name' is missing"),
         ({"name": 3, "status": "ok"}, "'name' must be a string, got a number"),
         ("test_a", "item 1: expected an object, got a string"),
@@ -241,7 +241,7 @@ def test_gradescope_total_without_tests_is_one_outcome() -> None:
     [
         ({"output": "nothing"}, "neither a 'tests' list nor a 'score'"),
         ({"tests": {"a": 1}}, "'tests' must be a list"),
-        ({"tests": [{"name": "t", "score": "1"}]}, "test 1 ('t'): 'score' must be a number"),
+        ({"tests": [{"name": "t", "score": "1"}]}, "test 1: 'score' must be a number"),
         ({"tests": [{"name": "t", "status": "ok"}]}, "status 'ok' is not 'passed' or 'failed'"),
         ({"tests": [{"name": "t", "visibility": "never"}]}, "visibility 'never'"),
     ],
