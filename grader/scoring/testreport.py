@@ -115,15 +115,17 @@ def _sphere_engine(data: Any) -> list[TestOutcome]:
         status = _STATUSES.get(status_text)
         if status is None:
             raise field.error(f"status {status_text!r} is not one of {', '.join(TEST_STATUSES)}")
-        message = field.text("failure") or field.text("error") or field.text("message")
+        # The failure text is "message, then traceback": its first line is the message.
+        text = field.text("failure") or field.text("error") or field.text("message")
+        output = "\n".join(filter(None, [text, field.text("output")]))
         outcomes.append(
             TestOutcome(
                 name=field.text("name", required=True),
                 classname=field.text("classname"),
                 status=status,
                 time=field.seconds("time"),
-                message=_cap(message, MESSAGE_CAP),
-                output=_cap(field.text("output"), OUTPUT_CAP),
+                message=_cap(_first_line(text), MESSAGE_CAP),
+                output=_cap(output if "\n" in output else "", OUTPUT_CAP),
             )
         )
     return outcomes
@@ -251,7 +253,7 @@ def _junit_result(results: list[Any]) -> tuple[TestStatus, str, str]:
         found: Any = next((r for r in results if isinstance(r, kind)), None)
         if found is not None:
             text = _clean(found.text or "")
-            message = _clean(found.message or "") or text.strip().split("\n", 1)[0]
+            message = _clean(found.message or "") or _first_line(text)
             return status, message, text
     return "ok", "", ""
 
@@ -335,6 +337,10 @@ def _clean(text: str) -> str:
     if not any("\ud800" <= ch <= "\udfff" for ch in text):
         return text
     return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0]
 
 
 def _cap(text: str, limit: int) -> str:

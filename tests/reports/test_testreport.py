@@ -152,18 +152,28 @@ SPHERE_ENGINE = [
         "classname": "tests.test_x",
         "status": "failure",
         "time": 1,
-        "failure": "assert 2 == 3",
+        "failure": "AssertionError: assert 2 == 3\ndef test_b():\n>   assert add(1, 1) == 3",
     },
     {"name": "test_c", "classname": "", "status": "error", "time": 0, "error": "ImportError"},
+    {"name": "test_d", "status": "skipped", "message": "needs numpy"},
 ]
 
 
-def test_sphere_engine_report_maps_status_and_message() -> None:
+def test_sphere_engine_report_maps_status_and_splits_message_from_traceback() -> None:
     outcomes = parse_tests_report(json.dumps(SPHERE_ENGINE))
+    traceback = SPHERE_ENGINE[1]["failure"]
     assert outcomes == [
         TestOutcome("test_a", "tests.test_x", "ok", 0.25),
-        TestOutcome("test_b", "tests.test_x", "failure", 1.0, "assert 2 == 3"),
+        TestOutcome(
+            "test_b",
+            "tests.test_x",
+            "failure",
+            1.0,
+            "AssertionError: assert 2 == 3",
+            str(traceback),
+        ),
         TestOutcome("test_c", "", "error", 0.0, "ImportError"),
+        TestOutcome("test_d", "", "skipped", 0.0, "needs numpy"),
     ]
 
 
