@@ -12,8 +12,10 @@ same on every run and machine and is never submitted twice:
 * symlinks kept only when relative and resolving inside the workspace, through other
   links too (a link out, an absolute link, a loop: dropped and listed in ``dropped``).
 
-Paths are untrusted: an absolute path, a ``..`` component or a name that is not UTF-8
-raises ``ArchiveError`` naming it; so does a workspace larger than ``max_bytes``.
+Paths are untrusted: an absolute path, a ``..`` component, a name that is not UTF-8 or
+too long raises ``ArchiveError`` naming it; so does a workspace larger than ``max_bytes``.
+Whatever is built here passes the local engine's upload checks (``engine/uploads.py``),
+so a student's files can never make the engine refuse a submission.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import functools
 import gzip
 import hashlib
 import io
+import posixpath
 import re
 import tarfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,6 +40,8 @@ DIRECTORY_MODE = 0o755
 SYMLINK_MODE = 0o777
 GZIP_LEVEL = 9
 MAX_LINK_HOPS = 40  # as the Linux kernel's ELOOP limit
+MAX_NAME_BYTES = 255  # one path component (Linux; the local engine refuses longer)
+MAX_PATH_BYTES = 1024  # a whole path below workspace/ (the local engine's limit)
 
 
 @dataclass(frozen=True)
@@ -145,9 +150,11 @@ def checked_path(path: str) -> str:
     if "\x00" in path:
         raise ArchiveError(f"path with a NUL byte in the workspace: {path!r}")
     try:
-        path.encode("utf-8")
+        encoded = path.encode("utf-8")
     except UnicodeEncodeError:
         raise ArchiveError(f"file name is not valid UTF-8: {path!r}") from None
+    if len(encoded) > MAX_PATH_BYTES or any(len(p.encode()) > MAX_NAME_BYTES for p in parts):
+        raise ArchiveError(f"file name too long for a workspace: {path[:100]!r}")
     return path
 
 
@@ -220,6 +227,11 @@ def link_problem(path: str, target: str, links: Mapping[str, str]) -> str | None
         return "empty symlink target"
     if target.startswith("/"):
         return f"absolute symlink target {target!r}"
+    # Checked both as text (what the engine checks: it refuses the whole archive otherwise)
+    # and as the kernel follows it, through other links.
+    lexical = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    if lexical == ".." or lexical.startswith("../"):
+        return f"symlink target {target!r} points outside the workspace"
     hops = [MAX_LINK_HOPS]
     if _resolve(path.split("/")[:-1], target, links, hops) is None:
         if hops[0] < 0:

@@ -24,6 +24,7 @@ from grader.archive import (
     matches,
 )
 from grader.config import DEFAULT_EXCLUDE
+from grader.engine.uploads import UploadLimits, unpack_workspace
 from grader.errors import ArchiveError
 
 MB = 2**20
@@ -193,6 +194,7 @@ def test_relative_symlink_inside_the_workspace_is_kept() -> None:
         ({"d": "sub/..", "x": "d/../outside"}, "x: symlink target 'd/../outside' points outside"),
         ({"sub/root": "..", "x": "sub/root/../y"}, "x: symlink target 'sub/root/../y' points"),
         ({"a": "b", "b": "a"}, "loops"),
+        ({"d": "sub/f2", "x": "d/../../y"}, "x: symlink target 'd/../../y' points outside"),
         ({"empty": ""}, "empty symlink target"),
     ],
 )
@@ -239,6 +241,12 @@ def test_excluded_files_do_not_count_towards_the_cap() -> None:
 )
 def test_unsafe_paths_are_refused_by_name(path: str) -> None:
     with pytest.raises(ArchiveError, match="path"):
+        build(WorkspaceFile(path, data=b"x"))
+
+
+@pytest.mark.parametrize("path", ["x" * 256, "/".join(["d" * 200] * 6)])
+def test_names_too_long_for_the_engine_are_refused(path: str) -> None:
+    with pytest.raises(ArchiveError, match="file name too long"):
         build(WorkspaceFile(path, data=b"x"))
 
 
@@ -358,3 +366,25 @@ def test_property_kept_symlinks_resolve_inside_the_workspace_on_disk(
         if member.issym():
             resolved = os.path.realpath(target / member.name)
             assert resolved == root or resolved.startswith(root + os.sep), member.name
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    files=WORKSPACES,
+    links=st.dictionaries(st.sampled_from(["l1", "sub/l2", "sub/deep/l3"]), TARGET, max_size=3),
+)
+def test_property_every_archive_passes_the_engines_upload_checks(
+    tmp_path_factory: pytest.TempPathFactory, files: list[WorkspaceFile], links: dict[str, str]
+) -> None:
+    workspace = files + [WorkspaceFile(p, 0o120000, link_target=t) for p, t in links.items()]
+    assume(no_conflicts(workspace) and len({f.path for f in workspace}) == len(workspace))
+    archive = build_archive(workspace, max_bytes=10 * MB)
+    dest = tmp_path_factory.mktemp("upload")
+    unpacked = unpack_workspace(
+        io.BytesIO(archive.data), dest, UploadLimits(max_files=1000, max_unpacked_bytes=10 * MB)
+    )
+    assert unpacked.files + unpacked.links == archive.file_count
+    for path, data in contents(archive).items():
+        assert (dest / path.removeprefix("workspace/")).read_bytes() == data
