@@ -319,7 +319,7 @@ def _clean_stderr(err: bytes, repo: str) -> str:
 
 def _check_address(repo: str) -> None:
     if not repo or repo.startswith("-"):
-        raise SourceError(f"repository unavailable: not a repository address: {repo!r}")
+        raise SourceError(f"repository unavailable: not a repository address: {redact_url(repo)!r}")
     if not is_remote(repo) and not Path(repo).exists():
         raise SourceError(f"repository unavailable: {repo} does not exist")
 
