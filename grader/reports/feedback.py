@@ -83,7 +83,6 @@ class FeedbackView:
     tests: tuple[TestLine, ...]
     passed: int
     build_output: str
-    notes: tuple[str, ...]
 
 
 def write_feedback(
@@ -134,7 +133,6 @@ def feedback_view(outcome: StudentOutcome, *, now: datetime) -> FeedbackView:
         tests=tests,
         passed=sum(1 for t in tests if t.status == "passed"),
         build_output=_cap_lines(build, BUILD_LINES, BUILD_CHARS),
-        notes=grade.notes if grade else (),
     )
 
 

@@ -45,7 +45,6 @@ HISTORY_COLUMNS = ("assignment", "run_id", "graded_at", "student_id", "status", 
 
 _FLOATS = ("score", "max_score", "raw_points", "late_penalty", "late_percent", "lateness_minutes")
 _INTEGERS = ("late_days", "submission_id", "attempts")
-_FREE_TEXT = ("name", "outcome", "reason", "commit_reason", "notes")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -77,7 +76,7 @@ def gradebook_row(outcome: StudentOutcome) -> dict[str, Any]:
     """The gradebook's cells for one outcome (None: an empty cell)."""
     grade = outcome.grade if outcome.status == "graded" else None
     known_commit = outcome.commit is not None
-    notes = (*grade.notes, *grade.warnings) if grade else ()
+    notes = grade.warnings if grade else ()
     return {
         "student_id": outcome.student.student_id,
         "name": _safe_text(outcome.student.name),

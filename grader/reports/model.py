@@ -84,8 +84,8 @@ class Grade:
     """The scoring of one submission.
 
     ``score = raw_points - penalty_points``, both rounded to hundredths, and
-    ``0 <= score <= raw_points <= max_score``. ``notes`` may be shown to the student;
-    ``warnings`` are for the instructor only (they may name hidden tests).
+    ``0 <= score <= raw_points <= max_score``. ``warnings`` are for the instructor only
+    (the gradebook's notes; they may name hidden tests, so feedback never shows them).
     """
 
     score: float
@@ -95,7 +95,6 @@ class Grade:
     late: LatePenalty
     basis: GradeBasis
     tests: tuple[TestScore, ...] = ()
-    notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
 
     @property

@@ -126,7 +126,7 @@ def test_formula_like_student_text_cannot_run_in_a_spreadsheet(
     assert row["reason"] == "'+1 bonus"
 
 
-def test_grade_notes_and_instructor_warnings_land_in_the_notes_column(
+def test_instructor_warnings_land_in_the_notes_column(
     make_outcome: MakeOutcome,
 ) -> None:
     outcome = make_outcome(tests=[TestOutcome("test_unknown")])

@@ -54,7 +54,6 @@ GRADES = st.builds(
         ["test points", "report points", "engine score", "tests passed", "no result"]
     ),
     tests=st.lists(TEST_SCORES, max_size=3).map(tuple),
-    notes=st.lists(TEXT, max_size=2).map(tuple),
     warnings=st.lists(TEXT, max_size=2).map(tuple),
 )
 STUDENTS = st.builds(
