@@ -101,7 +101,9 @@ def _case(element: Element) -> TestCase:
         found = element.find(tag)
         if found is not None:
             case["status"] = status
-            case[key] = _cap(_text_of(found), MESSAGE_CAP)
+            text = _text_of(found)
+            if text:  # the same shape validate_report gives: no empty texts
+                case[key] = _cap(text, MESSAGE_CAP)
             break
     return case
 
@@ -124,7 +126,8 @@ def _seconds(raw: str | None) -> float:
 
 def _cap(text: str, limit: int) -> str:
     clean = text.encode("utf-8", "replace").decode("utf-8")
-    return clean if len(clean) <= limit else clean[:limit] + TRUNCATED
+    # The marker fits inside the limit, so capping twice changes nothing.
+    return clean if len(clean) <= limit else clean[: limit - len(TRUNCATED)] + TRUNCATED
 
 
 def summarize(cases: list[TestCase]) -> Result:
