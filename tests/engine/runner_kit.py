@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.engine.sandbox import KINDS, SANDBOX_UID_BASE, SANDBOX_UIDS, probe_sandbox
+from grader.engine.sandbox import KINDS, leftover_processes, probe_sandbox
 from grader.engine.spec import STAGE_ORDER, Limits, RunOutcome, RunSpec, StageSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,18 +89,12 @@ def report(outcome: RunOutcome) -> list[dict[str, object]]:
 
 
 def sandbox_processes() -> list[int]:
-    """Live processes owned by any sandbox uid (none may survive a stage)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                owner = entry.stat().st_uid
-                state = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                continue
-            if SANDBOX_UID_BASE <= owner < SANDBOX_UID_BASE + SANDBOX_UIDS and state != "Z":
-                found.append(int(entry.name))
-    return found
+    """Processes of sandbox uids that no running engine holds (none may survive a stage).
+
+    Other engine processes on this machine (other test runs) hold the uids they use, so
+    their live stages are not counted.
+    """
+    return leftover_processes()
 
 
 def processes_with(marker: str) -> list[int]:
