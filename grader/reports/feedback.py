@@ -94,7 +94,7 @@ def write_feedback(
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for outcome in outcomes:
-        stem = _file_stem(outcome.student.student_id)
+        stem = file_stem(outcome.student.student_id)
         view = feedback_view(outcome, now=moment)
         for suffix in (".md", ".html"):
             path = folder / f"{stem}{suffix}"
@@ -116,19 +116,19 @@ def feedback_view(outcome: StudentOutcome, *, now: datetime) -> FeedbackView:
         student_name=student.name or student.student_id,
         assignment_title=assignment.title or assignment.id,
         graded=grade is not None,
-        score=_number(grade.score) if grade else "",
-        max_score=_number(assignment.max_points),
+        score=number_text(grade.score) if grade else "",
+        max_score=number_text(assignment.max_points),
         outcome=outcome.outcome,
         outcome_text=OUTCOME_WORDS.get(outcome.outcome, outcome.reason),
         reason=outcome.reason,
         deadline=_deadline(outcome),
         commit=outcome.commit or "",
-        committed_at=_moment(outcome.committed_at) if outcome.committed_at else "",
+        committed_at=moment_text(outcome.committed_at) if outcome.committed_at else "",
         commit_reason=outcome.commit_reason or "",
         lateness=describe_lateness(late) if late.total_seconds() > 0 else "",
         late_text=_late_text(grade) if grade else "",
-        raw_points=_number(grade.raw_points) if grade else "",
-        penalty_points=_number(grade.penalty_points) if grade else "",
+        raw_points=number_text(grade.raw_points) if grade else "",
+        penalty_points=number_text(grade.penalty_points) if grade else "",
         show_points=bool(grade and grade.basis in POINTED),
         tests=tests,
         passed=sum(1 for t in tests if t.status == "passed"),
@@ -160,7 +160,7 @@ def _test_lines(grade: Grade, reveal_after_due: bool) -> tuple[TestLine, ...]:
 
 
 def _points(test: TestScore) -> str:
-    earned, possible = _number(test.points_earned), _number(test.points_possible)
+    earned, possible = number_text(test.points_earned), number_text(test.points_possible)
     if test.status == "did not run" and is_glob(test.name):
         return f"{earned} / {possible} each"
     return f"{earned} / {possible}"
@@ -173,7 +173,7 @@ def _late_text(grade: Grade) -> str:
     sentence = late.reason[:1].upper() + late.reason[1:]
     if late.percent == 0:
         return f"{sentence}."
-    penalty, raw = _number(grade.penalty_points), _number(grade.raw_points)
+    penalty, raw = number_text(grade.penalty_points), number_text(grade.raw_points)
     return f"{sentence}, so {penalty} of your {raw} points were taken off."
 
 
@@ -182,22 +182,22 @@ def _deadline(outcome: StudentOutcome) -> str:
     due = assignment.due_for(student_id)
     extension = assignment.extensions.get(student_id)
     if extension:
-        return f"{_moment(due)} (with your extension of {describe_lateness(extension)})"
-    return _moment(due)
+        return f"{moment_text(due)} (with your extension of {describe_lateness(extension)})"
+    return moment_text(due)
 
 
-def _file_stem(student_id: str) -> str:
+def file_stem(student_id: str) -> str:
     """The student id as a file name; a roster id that could escape the folder is refused."""
     if not student_id or student_id in (".", "..") or any(c in student_id for c in "/\\\0"):
         raise ConfigError(f"student id {student_id!r} cannot be used as a file name")
     return student_id
 
 
-def _moment(moment: datetime) -> str:
+def moment_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _number(value: float) -> str:
+def number_text(value: float) -> str:
     """100.0 -> '100', 82.5 -> '82.5' (scores are already rounded to hundredths)."""
     return f"{value:.2f}".rstrip("0").rstrip(".")
 

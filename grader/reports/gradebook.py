@@ -79,13 +79,13 @@ def gradebook_row(outcome: StudentOutcome) -> dict[str, Any]:
     notes = grade.warnings if grade else ()
     return {
         "student_id": outcome.student.student_id,
-        "name": _safe_text(outcome.student.name),
+        "name": safe_text(outcome.student.name),
         "score": grade.score if grade else None,
         "max_score": outcome.assignment.max_points,
         "status": outcome.status,
         "commit": outcome.commit or "",
-        "outcome": _safe_text(outcome.outcome),
-        "reason": _safe_text(outcome.reason),
+        "outcome": safe_text(outcome.outcome),
+        "reason": safe_text(outcome.reason),
         "raw_points": grade.raw_points if grade else None,
         "late_penalty": grade.penalty_points if grade else None,
         "late_percent": grade.late.percent if grade else None,
@@ -94,12 +94,12 @@ def gradebook_row(outcome: StudentOutcome) -> dict[str, Any]:
             round(outcome.lateness.total_seconds() / 60, 2) if known_commit else None
         ),
         "committed_at": _iso(outcome.committed_at),
-        "commit_reason": _safe_text(outcome.commit_reason or ""),
+        "commit_reason": safe_text(outcome.commit_reason or ""),
         "submission_id": outcome.submission_id,
         "attempts": outcome.attempts,
         "email": outcome.student.email,
         "section": outcome.student.section,
-        "notes": _safe_text("; ".join(notes)),
+        "notes": safe_text("; ".join(notes)),
     }
 
 
@@ -140,7 +140,7 @@ def _typed(frame: pd.DataFrame, floats: Iterable[str], integers: Iterable[str]) 
     return frame
 
 
-def _safe_text(text: str) -> str:
+def safe_text(text: str) -> str:
     """A leading apostrophe stops a spreadsheet from running the cell as a formula."""
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
