@@ -1,0 +1,377 @@
+"""Hostile submissions: each gets the right status, leaves nothing running, harms nothing.
+
+Every case runs a real submission through ``run_submission`` in the real sandbox with
+small limits and short timeouts, then checks that no sandbox process survives and that
+the next ordinary submission is still graded correctly.
+"""
+
+from __future__ import annotations
+
+import socket
+import stat
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from runner_kit import (
+    PYTEST_RUN,
+    REPO,
+    SMALL,
+    available_kinds,
+    make_spec,
+    needs_root,
+    processes_with,
+    report,
+    sandbox_processes,
+    stages,
+    text,
+)
+
+from grader.engine.runner import run_submission
+from grader.engine.sandbox import SandboxInfo
+from grader.engine.spec import FAIL, OK, RUNTIME_ERROR, TIME_LIMIT, RunOutcome
+
+pytestmark = [pytest.mark.sandbox, needs_root]
+
+TESTS = """
+from solution import add
+
+def test_adds():
+    assert add(2, 3) == 5
+
+def test_adds_negative():
+    assert add(-2, -3) == -5
+"""
+CONFTEST = "import os, sys\nsys.path.append(os.environ['SE_PATH_WORKSPACE'])\n"
+PROJECT = {".sphere-engine/tests/test_add.py": TESTS, ".sphere-engine/tests/conftest.py": CONFTEST}
+GOOD = "def add(a, b):\n    return a + b\n"
+KINDS = available_kinds()
+NAMESPACED = [kind for kind in KINDS if kind != "rlimits"]
+
+
+def sandbox(kind: str) -> SandboxInfo:
+    return SandboxInfo(kind, f"{kind} (test)")  # type: ignore[arg-type]
+
+
+def hostile(
+    tmp_path: Path, script: str, *, timeout: float = 2.0, kind: str = "bubblewrap", **kw: object
+) -> RunOutcome:
+    """Run ``script`` (the student's hostile.py or hostile.sh) as the run stage."""
+    name = "hostile.py" if script.lstrip().startswith(("import", "from", "#py")) else "hostile.sh"
+    command = f"python3 {name}" if name.endswith(".py") else f"sh {name}"
+    spec = make_spec(
+        tmp_path, upload={name: script}, stage_specs=stages(timeout=timeout, run=command), **kw
+    )  # type: ignore[arg-type]
+    outcome = run_submission(spec, sandbox=sandbox(kind))
+    assert not sandbox_processes(), "a sandbox process survived its stage"
+    return outcome
+
+
+def assert_next_submission_is_graded(tmp_path: Path, kind: str = "bubblewrap") -> None:
+    name = f"next-{uuid.uuid4().hex[:6]}"
+    if kind == "rlimits":
+        # Without a mount namespace the sandbox uid cannot reach a Python under /root
+        # (this machine's venv): the next submission writes its JUnit XML by hand.
+        xml = '<testsuite><testcase name="test_a"/><testcase name="test_b"/></testsuite>'
+        run, project = f"echo '{xml}' > \"$SE_PATH_UNIT_TESTS_REPORT\"", {}
+    else:
+        run, project = PYTEST_RUN, PROJECT
+    spec = make_spec(
+        tmp_path,
+        name=name,
+        project=project,
+        upload={"solution.py": GOOD},
+        stage_specs=stages(timeout=10, run=run, test="se_utils_cli evaluate"),
+        read_only=(".sphere-engine",),
+    )
+    outcome = run_submission(spec, sandbox=sandbox(kind))
+    assert (outcome.status, outcome.score) == (OK, 100.0), text(outcome, "debug_log")
+    assert len(report(outcome)) == 2
+
+
+@pytest.fixture
+def traversable(tmp_path: Path) -> Iterator[Path]:
+    """Without namespaces the sandbox uid walks the host path: open tmp_path's ancestors."""
+    changed = []
+    for folder in [tmp_path, *tmp_path.parents]:
+        mode = folder.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            changed.append((folder, mode))
+            folder.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+    yield tmp_path
+    for folder, mode in changed:
+        folder.chmod(stat.S_IMODE(mode))
+
+
+# Processes and time -------------------------------------------------------------------------
+
+
+FORK_BOMB = """import os
+while True:
+    try:
+        os.fork()
+    except OSError:
+        pass
+"""
+
+
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_fork_bomb_hits_the_process_limit_and_times_out(tmp_path: Path, kind: str) -> None:
+    outcome = hostile(tmp_path, FORK_BOMB, timeout=1.5, kind=kind)
+    assert outcome.status == TIME_LIMIT
+    assert next(s for s in outcome.stages if s.name == "run").time < 3.0
+    assert_next_submission_is_graded(tmp_path, kind)
+
+
+def test_infinite_loop_is_time_limit(tmp_path: Path) -> None:
+    outcome = hostile(tmp_path, "while :; do :; done", timeout=1.0)
+    assert outcome.status == TIME_LIMIT
+    assert "killed after its 1 s timeout" in text(outcome, "debug_log")
+    assert_next_submission_is_graded(tmp_path)
+
+
+def test_sleeping_forever_ignoring_sigterm_is_killed_at_the_timeout(tmp_path: Path) -> None:
+    outcome = hostile(tmp_path, "trap '' TERM INT HUP; sleep 1000 & wait; sleep 1000", timeout=1.0)
+    assert outcome.status == TIME_LIMIT
+    assert next(s for s in outcome.stages if s.name == "run").time < 2.5
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_daemon_left_behind_does_not_survive_the_stage(traversable: Path, kind: str) -> None:
+    marker = f"daemon-{uuid.uuid4().hex}"
+    script = f"""import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execvp("python3", ["python3", "-c", "import time; time.sleep(1000)", "{marker}"])
+    os._exit(0)
+time.sleep(0.2)
+print("parent done")
+"""
+    outcome = hostile(traversable, script, timeout=5.0, kind=kind)
+    assert outcome.status == OK
+    assert text(outcome, "stage_run_output") == "parent done\n"
+    assert not processes_with(marker)
+    assert_next_submission_is_graded(traversable, kind)
+
+
+def test_killing_the_sandbox_init_is_refused(tmp_path: Path) -> None:
+    outcome = hostile(tmp_path, "kill -9 1; kill -TERM 1; echo still here")
+    assert outcome.status == OK
+    assert text(outcome, "stage_run_output") == "still here\n"
+
+
+def test_killing_its_own_stage_shell_is_a_runtime_error(tmp_path: Path) -> None:
+    outcome = hostile(tmp_path, "kill -9 $PPID; sleep 1; echo survived")
+    assert (outcome.status, outcome.signal) == (RUNTIME_ERROR, 9)
+    assert "survived" not in text(outcome, "stage_run_output")
+    assert "memory" not in text(outcome, "debug_log")
+
+
+def test_killing_every_process_it_can_is_a_runtime_error(tmp_path: Path) -> None:
+    outcome = hostile(tmp_path, "sleep 100 & kill -9 -1; sleep 5")
+    assert (outcome.status, outcome.signal) == (RUNTIME_ERROR, 9)
+    assert "memory" not in text(outcome, "debug_log")
+    assert_next_submission_is_graded(tmp_path)
+
+
+def test_segfault_is_a_runtime_error_with_signal_11(tmp_path: Path) -> None:
+    outcome = hostile(tmp_path, "import ctypes\nctypes.string_at(0)\n")
+    assert (outcome.status, outcome.signal) == (RUNTIME_ERROR, 11)
+
+
+# Memory, output, disk -------------------------------------------------------------------------
+
+
+MEMORY_BOMB = """import time
+hoard = []
+while True:
+    hoard.append(b"x" * (8 * 2**20))
+"""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_memory_bomb_is_killed_with_signal_9_and_says_why(traversable: Path, kind: str) -> None:
+    outcome = hostile(traversable, MEMORY_BOMB, timeout=10.0, kind=kind)
+    assert (outcome.status, outcome.signal) == (RUNTIME_ERROR, 9)
+    assert "memory limit of 128 MB exceeded" in text(outcome, "debug_log")
+    assert 128 * 1024 <= outcome.memory < 1024 * 1024
+    assert_next_submission_is_graded(traversable, kind)
+
+
+def test_output_flood_is_truncated_with_a_marker(tmp_path: Path) -> None:
+    flood = "head -c 3000000 /dev/zero | tr '\\0' x; head -c 3000000 /dev/zero | tr '\\0' y >&2"
+    outcome = hostile(tmp_path, flood)
+    assert outcome.status == OK
+    for stream, letter in (("stage_run_output", "x"), ("stage_run_error", "y")):
+        captured = text(outcome, stream)
+        assert captured.startswith(letter * SMALL.output_bytes)
+        assert captured.endswith(f"[output truncated: more than {SMALL.output_bytes} bytes]\n")
+        assert len(captured) < SMALL.output_bytes + 100
+
+
+def test_endless_output_is_truncated_and_times_out(tmp_path: Path) -> None:
+    outcome = hostile(tmp_path, "yes", timeout=1.0)
+    assert outcome.status == TIME_LIMIT
+    assert len(text(outcome, "stage_run_output")) < SMALL.output_bytes + 100
+
+
+def test_disk_fill_in_the_workspace_is_stopped_near_the_limit(tmp_path: Path) -> None:
+    fill = "i=0; while :; do head -c 2000000 /dev/zero > f$i; i=$((i+1)); done"
+    outcome = hostile(tmp_path, fill, timeout=20.0)
+    assert (outcome.status, outcome.signal) == (RUNTIME_ERROR, 9)
+    assert "disk limit of 16 MB exceeded" in text(outcome, "debug_log")
+    written = sum(p.stat().st_size for p in tmp_path.rglob("f*") if p.is_file())
+    # the limit plus what the disk takes in one watch interval (50 ms), never without bound
+    assert written < 16 * 2**20 + 100 * 2**20
+    assert_next_submission_is_graded(tmp_path)
+
+
+def test_one_file_past_the_file_size_limit_is_a_runtime_error(tmp_path: Path) -> None:
+    outcome = hostile(tmp_path, "head -c 20000000 /dev/zero > big")
+    assert (outcome.status, outcome.signal) == (RUNTIME_ERROR, 25)  # SIGXFSZ
+    assert (tmp_path / "sub/work/home/workspace/big").stat().st_size <= SMALL.file_size_mb * 2**20
+
+
+def test_private_tmp_is_capped(tmp_path: Path) -> None:
+    fill = "for i in 1 2 3 4; do head -c 6000000 /dev/zero > /tmp/f$i; done; du -sk /tmp"
+    outcome = hostile(tmp_path, fill)
+    if outcome.status == OK:  # /tmp filled up before the watcher saw workspace + /tmp > 16 MB
+        assert "No space left on device" in text(outcome, "stage_run_error")
+        assert int(text(outcome, "stage_run_output").split()[0]) <= 16 * 1024
+    else:
+        assert "disk limit of 16 MB exceeded" in text(outcome, "debug_log")
+
+
+# Network, files, environment ----------------------------------------------------------------
+
+
+def test_no_network_not_even_the_hosts_loopback(tmp_path: Path) -> None:
+    accepted: list[object] = []
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        server.settimeout(3.0)
+        waiter = threading.Thread(target=lambda: accepted.append(_accept(server)), daemon=True)
+        waiter.start()
+        script = f"""import socket
+for address in [("127.0.0.1", {port}), ("1.1.1.1", 53), ("10.0.0.1", 80)]:
+    try:
+        socket.create_connection(address, timeout=1).close()
+        print("connected", address)
+    except OSError as exc:
+        print("blocked", address, type(exc).__name__)
+"""
+        outcome = hostile(tmp_path, script, timeout=10.0)
+        waiter.join()
+    output = text(outcome, "stage_run_output")
+    assert output.count("blocked") == 3 and "connected" not in output
+    assert accepted == [None]
+
+
+def _accept(server: socket.socket) -> object:
+    try:
+        connection, _ = server.accept()
+    except TimeoutError:
+        return None
+    connection.close()
+    return "connection"
+
+
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_host_files_and_other_submissions_are_invisible(tmp_path: Path, kind: str) -> None:
+    other = tmp_path / "other" / "work" / "home" / "workspace"
+    other.mkdir(parents=True)
+    (other / "solution.py").write_text("SECRET-OTHER-SUBMISSION")
+    engine_data = tmp_path / "engine-data"
+    engine_data.mkdir()
+    (engine_data / "engine.sqlite3").write_text("SECRET-ENGINE-DATA")
+    targets = [
+        "/etc/shadow",
+        "/root/.bashrc",
+        "/root/.gitconfig",
+        str(other / "solution.py"),
+        str(engine_data / "engine.sqlite3"),
+        str(REPO / "pyproject.toml"),
+        str(REPO / "sample_course" / "course.toml"),
+        str(REPO / "grader" / "__init__.py"),
+        "/proc/1/root/etc/shadow",
+        "/proc/1/environ",
+    ]
+    script = "import sys\n" + "\n".join(
+        f"""
+try:
+    print("READ", {path!r}, len(open({path!r}, "rb").read()))
+except OSError as exc:
+    print("denied", {path!r}, type(exc).__name__)
+"""
+        for path in targets
+    )
+    script += "\nimport os\nprint('root', sorted(os.listdir('/root')))\n"
+    script += (
+        "print('work', sorted(os.listdir('/work/main')) if os.path.isdir('/work/main') else [])\n"
+    )
+    outcome = hostile(tmp_path, script, kind=kind)
+    output = text(outcome, "stage_run_output")
+    assert "READ" not in output, output
+    assert output.count("denied") == len(targets)
+    assert "root ['.pyenv']" in output or "root []" in output
+    assert "'grader'" not in output and "'sample_course'" not in output
+
+
+def test_the_checkout_is_invisible_even_through_the_editable_install(tmp_path: Path) -> None:
+    script = """import os, sys
+try:
+    import grader.engine.runner as runner
+    print(runner.__file__)
+except ImportError:
+    print("not importable")
+print(sorted(os.listdir("/work/main")) if os.path.isdir("/work/main") else "no checkout")
+"""
+    output = text(hostile(tmp_path, script), "stage_run_output")
+    # an editable install points at the checkout: hidden; a wheel install is site-packages
+    assert str(REPO / "grader") not in output
+    assert "pyproject.toml" not in output and "sample_course" not in output
+
+
+def test_environment_holds_no_token_and_no_host_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPHERE_ENGINE_TOKEN", "tok-hostile-9c1e")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-hostile-77d2")
+    script = "env; cat /proc/1/environ /proc/self/environ 2>/dev/null | tr '\\0' '\\n'"
+    outcome = hostile(tmp_path, script)
+    output = text(outcome, "stage_run_output")
+    assert "tok-hostile-9c1e" not in output and "aws-hostile-77d2" not in output
+    names = {line.split("=", 1)[0] for line in output.splitlines() if "=" in line}
+    ours = {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TMPDIR", "PWD", "OLDPWD"}
+    assert {name for name in names if not name.startswith("SE_")} <= ours
+    assert "SE_PATH_WORKSPACE" in names
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_read_only_instructor_tests_cannot_be_overwritten(traversable: Path, kind: str) -> None:
+    attack = (
+        "echo 'def test_adds(): pass' > .sphere-engine/tests/test_add.py; "
+        "rm -rf .sphere-engine; mv .sphere-engine gone; chmod 777 .sphere-engine/tests; "
+        "ln -sf /etc .sphere-engine/tests/x; true"
+    )
+    # (rlimits cannot reach this machine's pytest under /root: it shows the file instead)
+    run = PYTEST_RUN if kind != "rlimits" else "cat .sphere-engine/tests/test_add.py"
+    spec = make_spec(
+        traversable,
+        project=PROJECT,
+        upload={"solution.py": "def add(a, b):\n    return 5\n", "attack.sh": attack},
+        stage_specs=stages(timeout=10, build="sh attack.sh", run=run, test="se_utils_cli evaluate"),
+        read_only=(".sphere-engine",),
+    )
+    outcome = run_submission(spec, sandbox=sandbox(kind))
+    if kind == "rlimits":
+        assert text(outcome, "stage_run_output") == TESTS
+    else:
+        assert (outcome.status, outcome.score) == (FAIL, 50.0), text(outcome, "debug_log")
+    pinned = spec.work_dir / "home/workspace/.sphere-engine/tests/test_add.py"
+    assert pinned.read_text() == TESTS
+    assert not (spec.work_dir / "home/workspace/gone").exists()
+    assert not sandbox_processes()
