@@ -1,0 +1,107 @@
+"""Gradescope-style ``results.json``, one per graded student, for tools that read it.
+
+The shape is Gradescope's autograder output: a top-level ``score`` (the final score,
+late penalty included), ``max_score``, ``output``, and ``tests``, each with ``name``,
+``score``, ``max_score``, ``status`` (``passed`` or ``failed``), ``visibility`` and
+``output``. Hidden tests are written in full with ``"visibility": "hidden"`` (or
+``after_due_date``): the consumer hides them, as Gradescope does. A student not graded
+gets no file (never a zero) and a stale file from an earlier export is removed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from grader.config import Assignment
+from grader.reports.feedback import number_text
+from grader.reports.lms.sheet import (
+    IdentityProblem,
+    LmsExport,
+    check_identities,
+    graded,
+    not_graded_ids,
+)
+from grader.reports.model import Grade, StudentOutcome, TestScore
+from grader.roster import id_problem
+
+FOLDER = "results"
+OUTPUT_CHARS = 5_000  # of one test's output; the whole file stays small
+CUT = "\n... (cut)"
+
+
+def gradescope_results(outcomes: Sequence[StudentOutcome], assignment: Assignment) -> LmsExport:
+    """``results/<student_id>.json`` for every graded student."""
+    problems = [
+        IdentityProblem(o.student, problem)
+        for o in outcomes
+        if graded(o) is not None and (problem := id_problem(o.student.student_id))
+    ]
+    check_identities("Gradescope results", assignment, problems)
+    files = {}
+    for outcome in outcomes:
+        grade = graded(outcome)
+        if grade is not None:
+            files[_path(outcome)] = results_json(outcome, grade)
+    skipped = not_graded_ids(outcomes)
+    warnings = []
+    if skipped:
+        warnings.append(
+            f"{len(skipped)} student(s) not graded get no results file: {', '.join(skipped)}"
+        )
+    # only names this export could have written: never a file the roster cannot name
+    stale = tuple(
+        _path(o) for o in outcomes if graded(o) is None and not id_problem(o.student.student_id)
+    )
+    return LmsExport(files, rows=len(files), warnings=tuple(warnings), stale=stale)
+
+
+def results_json(outcome: StudentOutcome, grade: Grade) -> bytes:
+    """One student's ``results.json``: same grade, same bytes."""
+    document: dict[str, Any] = {
+        "score": grade.score,
+        "max_score": grade.max_score,
+        "output": _summary(outcome, grade),
+        "tests": [_test(test) for test in grade.tests],
+    }
+    text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+def _test(test: TestScore) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "name": test.name,
+        "score": test.points_earned,
+        "max_score": test.points_possible,
+        "status": "passed" if test.status == "ok" else "failed",
+        "visibility": test.visibility,
+    }
+    output = _output(test)
+    if output:
+        item["output"] = output
+    return item
+
+
+def _output(test: TestScore) -> str:
+    if test.status == "did not run":
+        return "did not run"
+    parts = [test.message.strip()]
+    if test.details.strip() and test.details.strip() != parts[0]:
+        parts.append(test.details.strip())
+    text = "\n\n".join(p for p in parts if p)
+    return text if len(text) <= OUTPUT_CHARS else text[:OUTPUT_CHARS] + CUT
+
+
+def _summary(outcome: StudentOutcome, grade: Grade) -> str:
+    lines = [f"{outcome.outcome}: {outcome.reason}" if outcome.reason else outcome.outcome]
+    if grade.penalty_points > 0:
+        lines.append(
+            f"Late penalty: {number_text(grade.penalty_points)} of "
+            f"{number_text(grade.raw_points)} points ({grade.late.reason})."
+        )
+    return "\n".join(line for line in lines if line)
+
+
+def _path(outcome: StudentOutcome) -> str:
+    return f"{FOLDER}/{outcome.student.student_id}.json"  # ids checked by id_problem
