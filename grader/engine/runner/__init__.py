@@ -1,0 +1,316 @@
+"""Run one submission's five stages in the sandbox and decide its result.
+
+``run_submission`` turns a ``RunSpec`` into a ``RunOutcome`` (``spec.py``). It blocks
+(the app calls it in a worker thread) and never raises for anything a submission does:
+what the student's code does is data; what the engine fails at is status 20, with the
+reason in ``debug_log``. How a result is decided is platform-notes.md, "How the local
+engine decides a result"; ``decide`` is that policy as a pure function.
+
+Under ``work_dir`` the runner builds::
+
+    home/              the submission's home; home/workspace is the workspace
+    runtime/           unit-tests XML, tests report and scenario result (the stage writes)
+    streams/           stage outputs, debug_log, tests_report (the app serves these)
+    toolkit/           se_utils_cli and the evaluate.py it runs
+    etc/               passwd and group for the sandbox
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from grader.engine import evaluate
+from grader.engine.runner.verdict import (
+    Evaluation,
+    Verdict,
+    decide,
+    engine_failure,
+    evaluation_from,
+    skips,
+    validate_result,
+)
+from grader.engine.runner.workspace import (
+    FINAL_REPORT,
+    RESULT,
+    UNIT_REPORT,
+    clear_results,
+    normalize_read_only,
+    prepare_cell,
+    read_capped,
+    restore_pins,
+)
+from grader.engine.sandbox import (
+    Cell,
+    SandboxInfo,
+    StageExit,
+    detect_sandbox,
+    run_stage,
+    sandbox_uid,
+    stage_env,
+)
+from grader.engine.spec import (
+    FAIL,
+    INTERNAL_ERROR,
+    PROJECT_ERROR,
+    STAGE_ORDER,
+    Cancel,
+    RunOutcome,
+    RunSpec,
+    StageOutcome,
+    StageSpec,
+)
+from grader.errors import SandboxError
+
+__all__ = ["Evaluation", "Verdict", "decide", "engine_failure", "run_submission"]
+
+log = logging.getLogger(__name__)
+
+MAX_REPORT_BYTES = 8_000_000  # the validated tests report the runner accepts
+MAX_RESULT_BYTES = 64_000
+MAX_DROPPED_SHOWN = 20  # dropped read-only files listed one by one in debug_log
+
+
+def run_submission(
+    spec: RunSpec, *, cancel: Cancel | None = None, sandbox: SandboxInfo | None = None
+) -> RunOutcome:
+    """Run the submission's stages confined; blocks; never raises (engine faults -> 20).
+
+    ``sandbox`` picks the kind of confinement (tests pass one); default: the strongest
+    this machine offers (``detect_sandbox``).
+    """
+    streams = spec.work_dir / "streams"
+    debug = _DebugLog(streams / "debug_log")
+    try:
+        streams.mkdir(parents=True, exist_ok=True)
+        info = sandbox or detect_sandbox()
+        debug.note(f"sandbox: {info.kind} ({info.detail})")
+        if info.warning:
+            debug.note(f"sandbox warning: {info.warning}")
+        problem = _project_problem(spec)
+        if problem is not None:
+            debug.note(f"project error: {problem}")
+            return _final(spec, debug, Verdict(PROJECT_ERROR), ())
+        with sandbox_uid() as uid:
+            return _Submission(spec, info, uid, debug, cancel).run()
+    except (OSError, SandboxError) as exc:
+        debug.note(f"internal error: {exc}")
+    except Exception as exc:  # a runner bug must not leave a submission hanging: log it, 20
+        log.exception("runner failed on submission %s", spec.submission_id)
+        debug.note(f"internal error: {type(exc).__name__}: {exc}")
+    return _final(spec, debug, Verdict(INTERNAL_ERROR), ())
+
+
+def _project_problem(spec: RunSpec) -> str | None:
+    names = tuple(stage.name for stage in spec.stages)
+    if names != STAGE_ORDER:
+        return f"stages are {', '.join(names) or 'none'}; expected {', '.join(STAGE_ORDER)}"
+    if not spec.project_dir.is_dir():
+        return f"project {spec.project_id!r} has no folder"
+    return None
+
+
+class _DebugLog:
+    """The debug_log stream: one line per fact, written as it happens (no host paths)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines: list[str] = []
+
+    def note(self, line: str) -> None:
+        self.lines.append(line)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as stream:
+            stream.write(line + "\n")
+
+
+class _Submission:
+    """One run: lay out the folders, run the stages in order, read what they left, decide."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        info: SandboxInfo,
+        uid: int | None,
+        debug: _DebugLog,
+        cancel: Cancel | None,
+    ) -> None:
+        self.spec, self.debug, self.cancel, self.uid = spec, debug, cancel, uid
+        work = spec.work_dir
+        pinned, refused = normalize_read_only(spec.read_only)
+        for raw in refused:
+            debug.note(f"read-only path {raw!r} ignored: not a path inside the workspace")
+        self.cell = Cell(
+            kind=info.kind,
+            home=work / "home",
+            runtime=work / "runtime",
+            streams=work / "streams",
+            toolkit=work / "toolkit",
+            etc=work / "etc",
+            uid=uid,
+            limits=spec.limits,
+            read_only=pinned,
+            # the Python the engine runs in (exact prefixes, never their parents)
+            readable=(*dict.fromkeys([sys.prefix, sys.base_prefix]), *spec.limits.read_only_paths),
+            network=spec.network,
+        )
+        self.outcomes: list[StageOutcome] = []
+        self.exits: dict[str, StageExit] = {}
+
+    def run(self) -> RunOutcome:
+        pinned, dropped = prepare_cell(self.spec, self.cell)
+        for path in dropped[:MAX_DROPPED_SHOWN]:
+            self.debug.note(f"workspace: submitted file {path} dropped: it is at a read-only path")
+        if len(dropped) > MAX_DROPPED_SHOWN:
+            more = len(dropped) - MAX_DROPPED_SHOWN
+            self.debug.note(f"workspace: {more} more submitted files at read-only paths dropped")
+        self.cell = replace(self.cell, read_only=pinned)
+        failure: Verdict | None = None
+        evaluation: Evaluation | None = None
+        cleared = False
+        for stage in self.spec.stages:
+            if stage.command is None or stage.skip or skips(stage.name, failure):
+                self.outcomes.append(StageOutcome(stage.name, skipped=True))
+                continue
+            if stage.name in ("test", "post") and not cleared:
+                clear_results(self.cell.runtime)  # what earlier stages left there is ignored
+                cleared = True
+            exit = self._run_stage(stage)
+            if exit.cancelled:
+                self.debug.note(f"stage {stage.name}: cancelled (the engine is shutting down)")
+                return _final(self.spec, self.debug, Verdict(INTERNAL_ERROR), self._all(stage))
+            failure = failure or engine_failure(stage.name, exit)
+            if stage.name in ("test", "post"):
+                evaluation = self._read_evaluation(stage.name) or evaluation
+        verdict = decide(list(self.exits.items()), failure, evaluation)
+        return _final(self.spec, self.debug, verdict, tuple(self.outcomes), self.exits)
+
+    def _all(self, current: StageSpec) -> tuple[StageOutcome, ...]:
+        rest = STAGE_ORDER[STAGE_ORDER.index(current.name) + 1 :]
+        return (*self.outcomes, *(StageOutcome(name, skipped=True) for name in rest))
+
+    def _run_stage(self, stage: StageSpec) -> StageExit:
+        assert stage.command is not None
+        restore_pins(self.spec, self.cell)
+        env = stage_env(self.cell, self._se_variables(stage.name))
+        streams = self.cell.streams
+        exit = run_stage(
+            self.cell,
+            stage.command,
+            timeout=stage.timeout,
+            env=env,
+            stdout=streams / f"stage_{stage.name}_output",
+            stderr=streams / f"stage_{stage.name}_error",
+            cancel=self.cancel,
+        )
+        self.exits[stage.name] = exit
+        self.outcomes.append(
+            StageOutcome(
+                stage.name,
+                skipped=False,
+                time=round(exit.seconds, 3),
+                exit_code=exit.exit_code,
+                signal=exit.signal,
+            )
+        )
+        self.debug.note(_describe_exit(stage, exit, self.spec))
+        return exit
+
+    def _se_variables(self, current: str) -> dict[str, str]:
+        runtime, streams = self.cell.inside("runtime"), self.cell.inside("streams")
+        variables = {
+            "SE_PATH_WORKSPACE": self.cell.inside("workspace"),
+            "SE_CURRENT_STAGE": current,
+            "SE_PATH_UNIT_TESTS_REPORT": f"{runtime}/{UNIT_REPORT}",
+            "SE_PATH_FINAL_TESTS_REPORT": f"{runtime}/{FINAL_REPORT}",
+            "SE_PATH_SCENARIO_RESULT": f"{runtime}/{RESULT}",
+        }
+        for name in STAGE_ORDER:
+            upper = name.upper()
+            variables[f"SE_PATH_STAGE_{upper}_STDOUT"] = f"{streams}/stage_{name}_output"
+            variables[f"SE_PATH_STAGE_{upper}_STDERR"] = f"{streams}/stage_{name}_error"
+            done = self.exits.get(name)
+            if done is not None:
+                code, sig = done.exit_code, done.signal
+                variables[f"SE_STAGE_{upper}_EXIT_CODE"] = "" if code is None else str(code)
+                variables[f"SE_STAGE_{upper}_SIGNAL"] = "" if sig is None else str(sig)
+        return variables
+
+    def _read_evaluation(self, stage: str) -> Evaluation | None:
+        """What the stage left in the result's place, checked; unusable is 14, score 0."""
+        try:
+            raw_result = read_capped(self.cell.runtime / RESULT, MAX_RESULT_BYTES)
+            result = validate_result(raw_result) if raw_result is not None else None
+            raw_report = read_capped(self.cell.runtime / FINAL_REPORT, MAX_REPORT_BYTES)
+            report = None
+            if raw_report is not None:
+                report = evaluate.validate_report(json.loads(raw_report))
+        except (ValueError, RecursionError) as exc:
+            self.debug.note(f"stage {stage}: unusable result: {exc}")
+            return Evaluation(stage, FAIL, 0.0, str(exc))
+        if report is not None:
+            path = self.cell.streams / "tests_report"
+            path.write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
+        found = evaluation_from(stage, result, report)
+        if found is not None and found.reason:
+            self.debug.note(f"stage {stage}: {found.reason}")
+        return found
+
+
+def _describe_exit(stage: StageSpec, exit: StageExit, spec: RunSpec) -> str:
+    head = f"stage {stage.name}: "
+    if exit.timed_out:
+        return head + f"killed after its {stage.timeout:g} s timeout (time limit exceeded)"
+    if exit.over == "memory":
+        return head + (f"killed (signal 9): memory limit of {spec.limits.memory_mb} MB exceeded")
+    if exit.over == "disk":
+        return head + f"killed (signal 9): disk limit of {spec.limits.disk_mb} MB exceeded"
+    if exit.signal is not None:
+        return head + f"killed by signal {exit.signal} after {exit.seconds:.2f} s"
+    return head + f"exit code {exit.exit_code} after {exit.seconds:.2f} s"
+
+
+def _final(
+    spec: RunSpec,
+    debug: _DebugLog,
+    verdict: Verdict,
+    outcomes: tuple[StageOutcome, ...],
+    exits: dict[str, StageExit] | None = None,
+) -> RunOutcome:
+    exits = exits or {}
+    if not outcomes:
+        outcomes = tuple(StageOutcome(name, skipped=True) for name in STAGE_ORDER)
+    marked = tuple(
+        replace(outcome, status_changed_to=verdict.status)
+        if outcome.name == verdict.stage
+        else outcome
+        for outcome in outcomes
+    )
+    debug.note(f"result: status {verdict.status}" + _score_text(verdict.score))
+    streams = {"debug_log": debug.path}
+    folder = spec.work_dir / "streams"
+    for outcome in marked:
+        if not outcome.skipped:
+            for kind in ("output", "error"):
+                path = folder / f"stage_{outcome.name}_{kind}"
+                if path.exists():
+                    streams[f"stage_{outcome.name}_{kind}"] = path
+    if (folder / "tests_report").exists():
+        streams["tests_report"] = folder / "tests_report"
+    seconds = sum(exits[name].seconds for name in ("run", "test") if name in exits)
+    return RunOutcome(
+        status=verdict.status,
+        stages=marked,
+        streams=streams,
+        score=verdict.score,
+        time=round(seconds, 3),
+        memory=max((exit.peak_kb for exit in exits.values()), default=0),
+        signal=verdict.signal,
+    )
+
+
+def _score_text(score: float | None) -> str:
+    return "" if score is None else f", score {score:g}"

@@ -1,0 +1,245 @@
+"""The submission's folders under work_dir: workspace, pinned read-only paths, ownership.
+
+Workspace = the project's files (minus ``config.json``), then the submission overlaid. A
+read-only path is root's and mounted read-only in the sandbox; before every stage it is
+put back exactly as the project has it. Everything else in the home is the stage uid's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+from grader.engine import evaluate
+from grader.engine.sandbox import INNER_UID, Cell
+from grader.engine.spec import RunSpec
+from grader.errors import SandboxError
+
+UNIT_REPORT = "unit_tests_report.xml"  # names in the runtime folder (SE_PATH_* point there)
+FINAL_REPORT = "tests_report.json"
+RESULT = "result.json"
+LAUNCHER = '#!/bin/sh\nexec python3 -I -S "{toolkit}/evaluate.py" "$@"\n'
+
+
+def prepare_cell(spec: RunSpec, cell: Cell) -> tuple[tuple[str, ...], list[str]]:
+    """Lay out the folders under work_dir; returns the read-only paths that exist (to pin)
+    and the submitted files dropped because they sat at a read-only path.
+
+    Workspace = the project's files (minus ``config.json``), then the submission overlaid;
+    a submitted file at (or replacing a folder above) a read-only path is dropped.
+    """
+    for folder in (cell.workspace, cell.runtime, cell.toolkit, cell.etc, cell.streams):
+        folder.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(
+        spec.project_dir,
+        cell.workspace,
+        symlinks=True,
+        dirs_exist_ok=True,
+        ignore=lambda folder, names: ["config.json"] if Path(folder) == spec.project_dir else [],
+    )
+    dropped = overlay(spec.upload_dir, cell.workspace, cell.read_only)
+    pinned = tuple(p for p in cell.read_only if os.path.lexists(cell.workspace / p))
+    _write_toolkit(cell)
+    _write_identity(cell)
+    if cell.kind == "rlimits":
+        (cell.home / ".tmp").mkdir(exist_ok=True)
+    _set_owners(cell, pinned)
+    return pinned, dropped
+
+
+def overlay(upload: Path, workspace: Path, read_only: Sequence[str]) -> list[str]:
+    """Copy ``upload`` over ``workspace``; returns the dropped paths (read-only places)."""
+    dropped: list[str] = []
+    for top, dirs, files in os.walk(upload):
+        here = Path(top).relative_to(upload)
+        for name in sorted(dirs):
+            relative = (here / name).as_posix()
+            source = Path(top) / name
+            if source.is_symlink():
+                files.append(name)  # copied as a link below, never followed
+            elif _blocked(relative, read_only, is_folder=True):
+                dropped += [f"{relative}/{p}" for p in _files_under(source)] or [relative + "/"]
+            else:
+                _make_folder(workspace / relative)
+                continue
+            dirs.remove(name)
+        for name in sorted(files):
+            relative = (here / name).as_posix()
+            if _blocked(relative, read_only, is_folder=False):
+                dropped.append(relative)
+                continue
+            target = workspace / relative
+            _remove(target)
+            shutil.copy2(Path(top) / name, target, follow_symlinks=False)
+    return sorted(dropped)
+
+
+def _blocked(relative: str, read_only: Sequence[str], *, is_folder: bool) -> bool:
+    """At or under a read-only path, or a non-folder where a folder above one must be."""
+    for pinned in read_only:
+        if relative == pinned or relative.startswith(pinned + "/"):
+            return True
+        if pinned.startswith(relative + "/") and not is_folder:
+            return True
+    return False
+
+
+def _files_under(folder: Path) -> list[str]:
+    return sorted(
+        (Path(top) / name).relative_to(folder).as_posix()
+        for top, _, names in os.walk(folder)
+        for name in names
+    )
+
+
+def _make_folder(path: Path) -> None:
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    path.mkdir(exist_ok=True)
+
+
+def restore_pins(spec: RunSpec, cell: Cell) -> None:
+    """Put every read-only path back exactly as the project has it, before each stage.
+
+    The sandbox already mounts them read-only; this also undoes anything a stage did
+    around them (a folder above swapped for a link) where ownership cannot stop it.
+    """
+    for pinned in cell.read_only:
+        folder = cell.workspace
+        for part in pinned.split("/")[:-1]:
+            folder = folder / part
+            if folder.is_symlink() or not folder.is_dir():
+                _remove(folder)
+                folder.mkdir()
+            _own(folder, 0, 0o1777, cell)
+        target = cell.workspace / pinned
+        _remove(target)
+        source = spec.project_dir / pinned
+        if source.is_dir() and not source.is_symlink():
+            shutil.copytree(source, target, symlinks=True)
+        else:
+            shutil.copy2(source, target, follow_symlinks=False)
+        for path in [target, *_walk(target)]:
+            _own(path, 0, _read_only_mode(path), cell)
+
+
+def _walk(root: Path) -> list[Path]:
+    if root.is_symlink() or not root.is_dir():
+        return []
+    return [Path(top) / name for top, dirs, files in os.walk(root) for name in dirs + files]
+
+
+def _read_only_mode(path: Path) -> int | None:
+    if path.is_symlink():
+        return None
+    if path.is_dir() or path.stat().st_mode & 0o111:
+        return 0o755
+    return 0o644
+
+
+def _own(path: Path, uid: int, mode: int | None, cell: Cell) -> None:
+    """chown (when the engine is root) and chmod, never through a link."""
+    if cell.uid is not None:
+        os.lchown(path, uid, uid)
+    if mode is not None and not path.is_symlink():
+        path.chmod(mode)
+
+
+def _set_owners(cell: Cell, pinned: Sequence[str]) -> None:
+    """The stage's uid owns its files; root owns the read-only paths and folders above them.
+
+    Folders above a read-only path (and home, workspace) are root's with the sticky bit:
+    the stage may add files there but cannot rename or remove what root owns.
+    """
+    above = {cell.home, cell.workspace}
+    for path in pinned:
+        above.update((cell.workspace / path).parents)
+    above = {folder for folder in above if folder == cell.home or cell.home in folder.parents}
+    if cell.uid is not None:
+        for item in _walk(cell.home):
+            os.lchown(item, cell.uid, cell.uid)
+        for folder in (cell.runtime, cell.home / ".tmp"):
+            if folder.exists():
+                os.lchown(folder, cell.uid, cell.uid)
+    for folder in above:
+        _own(folder, 0, 0o1777, cell)
+    for path in pinned:
+        target = cell.workspace / path
+        for item in [target, *_walk(target)]:
+            _own(item, 0, _read_only_mode(item), cell)
+    if cell.kind == "rlimits" and cell.uid is not None:
+        _open_path_for(cell)
+
+
+def _open_path_for(cell: Cell) -> None:
+    """Without namespaces the stage's uid walks the host path to its folders: allow it."""
+    work = cell.home.parent
+    work.chmod(0o711)
+    for folder in work.parents:
+        if not folder.stat().st_mode & stat.S_IXOTH:
+            raise SandboxError(
+                f"the sandbox uid cannot reach the submission's folder: {folder} is not "
+                "searchable by others (needed by the rlimits fallback)"
+            )
+
+
+def _write_toolkit(cell: Cell) -> None:
+    script = cell.toolkit / "se_utils_cli"
+    script.write_text(LAUNCHER.format(toolkit=cell.inside("toolkit")))
+    script.chmod(0o755)
+    shutil.copyfile(Path(evaluate.__file__), cell.toolkit / "evaluate.py")
+
+
+def _write_identity(cell: Cell) -> None:
+    uid = INNER_UID if cell.uid is None else cell.uid
+    (cell.etc / "passwd").write_text(
+        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        f"user:x:{uid}:{uid}:user:{cell.inside('home')}:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    )
+    (cell.etc / "group").write_text(f"root:x:0:\nuser:x:{uid}:\nnogroup:x:65534:\n")
+
+
+def read_capped(path: Path, cap: int) -> bytes | None:
+    """A file the stage wrote, or ``None``; links, FIFOs, devices and oversize are errors."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ValueError(f"{path.name} cannot be opened: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path.name} is not a regular file")
+        data = stream.read(cap + 1)
+    if len(data) > cap:
+        raise ValueError(f"{path.name} is more than {cap} bytes")
+    return data
+
+
+def clear_results(runtime: Path) -> None:
+    """Remove what a stage left in the result's place (before the first evaluating stage)."""
+    for name in (RESULT, FINAL_REPORT):
+        _remove(runtime / name)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.is_symlink() or path.exists():
+        path.unlink()
+
+
+def normalize_read_only(paths: Sequence[str]) -> tuple[tuple[str, ...], list[str]]:
+    """Workspace-relative read-only paths, cleaned; and those that are not such a path."""
+    kept, refused = [], []
+    for raw in paths:
+        parts = [part for part in raw.strip().split("/") if part not in ("", ".")]
+        if not parts or ".." in parts:
+            refused.append(raw)
+            continue
+        kept.append("/".join(parts))
+    return tuple(dict.fromkeys(kept)), refused

@@ -1,0 +1,91 @@
+"""Confine one stage of a submission: namespaces, a private uid, resource limits.
+
+Student code is hostile. Each stage runs ``/bin/sh -c <command>`` in a fresh sandbox:
+
+* **bubblewrap** (preferred) or **unshare** + chroot: new mount, pid, ipc, uts and (unless
+  the project asks for it) network namespaces. The stage sees only read-only system
+  directories (``/usr``, ``/lib*``, the ``/etc`` pieces toolchains need), the exact
+  prefixes of the Python the engine runs in, the project's extra read-only paths, and
+  the submission's own directories (layout below). No ``/root``, no ``/home``, no course
+  folder, no engine data, no other submission. When the stage's first process ends, the
+  pid namespace goes and takes every process with it.
+* **rlimits** (last resort, loud warning): no isolation at all, only the limits below.
+
+In every kind the stage runs as a uid of its own (``SANDBOX_UID_BASE`` + n, one per
+running submission) when the engine is root, so ``RLIMIT_NPROC`` binds (it never binds
+root) and the stage owns nothing but its own files; ``setpriv`` drops every capability.
+``prlimit`` sets address space, processes, open files, file size, CPU seconds and no core
+files. Memory is watched from outside (the sum of the stage's resident anonymous memory,
+every ``POLL_SECONDS``): past the limit the stage is killed with SIGKILL.
+
+Disk (our choice): ``/tmp`` is a tmpfs of ``disk_mb``; the home, workspace and runtime
+folders live on the host disk, every file is capped by ``RLIMIT_FSIZE``, and a watcher
+walks them (with the tmpfs's usage) a few times a second and kills the stage past
+``disk_mb``. A burst between two walks can overshoot by what the disk writes in that
+time, never without bound.
+
+Layout inside (bubblewrap, unshare)::
+
+    /home/user               the submission's home (writable; host: work_dir/home)
+    /home/user/workspace     the workspace: project files + the submission, ro paths pinned
+    /sphere-engine/bin       se_utils_cli (read-only, first on PATH)
+    /sphere-engine/runtime   unit-tests XML, tests report, scenario result (writable)
+    /sphere-engine/streams   earlier stages' outputs (read-only)
+    /tmp                     private tmpfs
+"""
+
+from grader.engine.sandbox.detect import SandboxInfo, detect_sandbox, probe_sandbox
+from grader.engine.sandbox.layout import (
+    HOME,
+    INNER_UID,
+    KINDS,
+    RUNTIME,
+    STREAMS,
+    TOOLKIT,
+    WORKSPACE,
+    Cell,
+    Mount,
+    SandboxKind,
+    address_space_bytes,
+    cell_mounts,
+    readable_paths,
+    stage_argv,
+    stage_env,
+    system_mounts,
+)
+from grader.engine.sandbox.uids import (
+    SANDBOX_UID_BASE,
+    SANDBOX_UIDS,
+    leftover_processes,
+    sandbox_uid,
+)
+from grader.engine.sandbox.watch import POLL_SECONDS, StageExit, run_stage
+
+__all__ = [
+    "HOME",
+    "INNER_UID",
+    "KINDS",
+    "POLL_SECONDS",
+    "RUNTIME",
+    "SANDBOX_UIDS",
+    "SANDBOX_UID_BASE",
+    "STREAMS",
+    "TOOLKIT",
+    "WORKSPACE",
+    "Cell",
+    "Mount",
+    "SandboxInfo",
+    "SandboxKind",
+    "StageExit",
+    "address_space_bytes",
+    "cell_mounts",
+    "detect_sandbox",
+    "leftover_processes",
+    "probe_sandbox",
+    "readable_paths",
+    "run_stage",
+    "sandbox_uid",
+    "stage_argv",
+    "stage_env",
+    "system_mounts",
+]

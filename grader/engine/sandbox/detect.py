@@ -1,0 +1,99 @@
+"""Which sandbox this machine can give student code, decided by running real probes."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from grader.engine.sandbox.layout import (
+    MB,
+    SYSTEM_PATH,
+    SandboxKind,
+    base_env,
+    launch,
+    namespace_flags,
+    system_args,
+    unshare_prefix,
+    which,
+)
+from grader.engine.sandbox.uids import sandbox_uid
+from grader.engine.spec import Limits
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """How strongly this machine confines student code (``grader doctor`` prints it)."""
+
+    kind: SandboxKind
+    detail: str
+    warning: str | None = None
+
+
+@functools.cache
+def detect_sandbox() -> SandboxInfo:
+    """The strongest sandbox that works here, decided by running a real probe of each."""
+    problems = []
+    for kind in ("bubblewrap", "unshare"):
+        problem = probe_sandbox(kind)
+        if problem is None:
+            return SandboxInfo(kind, _describe(kind))
+        problems.append(f"{kind}: {problem}")
+    missing = probe_sandbox("rlimits")
+    limits = f"no resource limits either ({missing})" if missing else "resource limits only"
+    return SandboxInfo(
+        "rlimits",
+        _describe("rlimits"),
+        warning=(
+            "STUDENT CODE RUNS WITHOUT ISOLATION: it can read this machine's files (the "
+            f"course, other submissions), use the network and outlive its stage; {limits}. "
+            f"Install bubblewrap (apt-get install bubblewrap). Why: {'; '.join(problems)}"
+        ),
+    )
+
+
+def probe_sandbox(kind: SandboxKind) -> str | None:
+    """``None`` if a ``kind`` sandbox starts and runs ``true`` here, else why not."""
+    tools = _tools(kind)
+    if isinstance(tools, str):
+        return tools
+    with sandbox_uid() as uid:
+        argv = launch(uid, Limits(), 5.0, "true")
+        if kind == "bubblewrap":
+            tmp = ["--perms", "1777", "--size", str(MB), "--tmpfs", "/tmp"]  # noqa: S108
+            argv = [which("bwrap"), *namespace_flags(uid, network=False), *tmp, *system_args(),
+                    *argv]  # fmt: skip
+        elif kind == "unshare":
+            argv = [*unshare_prefix(network=False, extra=("--mount-proc",)), *argv]
+        try:
+            env = base_env("/", "/", "/tmp")  # noqa: S108
+            done = subprocess.run(argv, env=env, capture_output=True, timeout=20)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"cannot start: {exc}"
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        return f"exit {done.returncode}: {said[-1] if said else 'no message'}"
+    return None
+
+
+def _tools(kind: SandboxKind) -> dict[str, str] | str:
+    names = {"bubblewrap": ["bwrap"], "unshare": ["unshare", "chroot", "mount"], "rlimits": []}
+    names[kind] += ["prlimit"] + (["setpriv"] if os.geteuid() == 0 else [])
+    if kind == "unshare" and os.geteuid() != 0:
+        return "needs root"
+    found = {name: shutil.which(name, path=SYSTEM_PATH) for name in names[kind]}
+    missing = [name for name, path in found.items() if path is None]
+    return f"{', '.join(missing)} not found" if missing else {k: str(v) for k, v in found.items()}
+
+
+def _describe(kind: SandboxKind) -> str:
+    who = "a private uid per submission" if os.geteuid() == 0 else "a user namespace"
+    if kind == "bubblewrap":
+        version = subprocess.run([which("bwrap"), "--version"], capture_output=True, text=True)
+        name = version.stdout.strip() or "bubblewrap"
+        return f"{name}: mount, pid, ipc, uts and network namespaces, {who}, rlimits"
+    if kind == "unshare":
+        return f"unshare + chroot: mount, pid, ipc, uts and network namespaces, {who}, rlimits"
+    return f"prlimit only, {who if os.geteuid() == 0 else 'the engine user'}"

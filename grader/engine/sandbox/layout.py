@@ -1,0 +1,341 @@
+"""Where things are inside a sandbox and the command lines that build one (pure).
+
+``Cell`` is one submission's confinement as plain values; ``stage_argv`` renders it for
+bubblewrap, for ``unshare`` + a root shell script that mounts and chroots, or for bare
+rlimits. Nothing here starts a process.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from grader.engine.spec import Limits
+
+SandboxKind = Literal["bubblewrap", "unshare", "rlimits"]
+KINDS: tuple[SandboxKind, ...] = ("bubblewrap", "unshare", "rlimits")
+
+INNER_UID = 1000  # the uid a stage sees when the engine is not root (user namespace)
+MB = 1024 * 1024
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+HOME = "/home/user"
+WORKSPACE = f"{HOME}/workspace"
+TOOLKIT = "/sphere-engine/bin"
+RUNTIME = "/sphere-engine/runtime"
+STREAMS = "/sphere-engine/streams"
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC_FILES = (  # what dynamic linking, locales, DNS-less name lookups and compilers read
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+    "localtime",
+    "nsswitch.conf",
+    "hosts",
+    "host.conf",
+    "protocols",
+    "services",
+    "mime.types",
+)
+ETC_NETWORK = ("resolv.conf", "ssl", "ca-certificates", "gai.conf")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One submission's confinement: its host folders, what it may read, limits, identity.
+
+    ``home``, ``runtime``, ``streams`` and ``toolkit`` are host folders; ``read_only`` are
+    workspace paths pinned read-only; ``readable`` are host paths shown read-only at the
+    same place. ``uid`` is the submission's own uid (``None``: the engine is not root).
+    """
+
+    kind: SandboxKind
+    home: Path
+    runtime: Path
+    streams: Path
+    toolkit: Path
+    etc: Path
+    uid: int | None
+    limits: Limits
+    read_only: tuple[str, ...] = ()
+    readable: tuple[str, ...] = ()
+    network: bool = False
+
+    @property
+    def workspace(self) -> Path:
+        return self.home / "workspace"
+
+    def inside(self, place: Literal["home", "workspace", "runtime", "streams", "toolkit"]) -> str:
+        """Where ``place`` is as the stage sees it (host paths when nothing is isolated)."""
+        if self.kind == "rlimits":
+            return str(getattr(self, place))
+        return {
+            "home": HOME,
+            "workspace": WORKSPACE,
+            "runtime": RUNTIME,
+            "streams": STREAMS,
+            "toolkit": TOOLKIT,
+        }[place]
+
+
+def which(name: str) -> str:
+    """A system tool's absolute path (the same inside: system folders are shown as they are)."""
+    return shutil.which(name, path=SYSTEM_PATH) or name
+
+
+def stage_argv(cell: Cell, command: str, timeout: float) -> list[str]:
+    """The host command line that runs ``/bin/sh -c command`` confined in ``cell``."""
+    inner = launch(cell.uid, cell.limits, timeout, command)
+    if cell.kind == "bubblewrap":
+        return [
+            which("bwrap"),
+            *namespace_flags(cell.uid, network=cell.network),
+            *system_args(network=cell.network),
+            *_cell_args(cell),
+            "--chdir",
+            WORKSPACE,
+            "--remount-ro",
+            "/",
+            *inner,
+        ]
+    if cell.kind == "unshare":
+        script = _chroot_script(cell)
+        # unshare has no --die-with-parent: the kernel kills it if our thread dies
+        dies_with_us = [which("setpriv"), "--pdeathsig", "KILL", "--"]
+        argv = [*unshare_prefix(cell.network), "/bin/sh", "-c", script, "sandbox", *inner]
+        return [*dies_with_us, *argv]
+    return inner
+
+
+def stage_env(cell: Cell, extra: dict[str, str]) -> dict[str, str]:
+    """The stage's whole environment, built from nothing (no host variable, no token)."""
+    # Without a private /tmp, temporary files go to the home the disk watcher walks.
+    tmp = f"{cell.home}/.tmp" if cell.kind == "rlimits" else "/tmp"  # noqa: S108
+    return {**base_env(cell.inside("home"), cell.inside("toolkit"), tmp), **extra}
+
+
+def base_env(home: str, toolkit: str, tmp: str) -> dict[str, str]:
+    prefixes = dict.fromkeys([sys.prefix, sys.base_prefix])
+    python_bins = [f"{prefix}/bin" for prefix in prefixes]
+    path = [toolkit, *python_bins, "/usr/local/bin", "/usr/bin", "/bin"]
+    return {
+        "PATH": ":".join(path),
+        "HOME": home,
+        "USER": "user",
+        "LOGNAME": "user",
+        "SHELL": "/bin/sh",
+        "LANG": "C.UTF-8",
+        "TMPDIR": tmp,
+    }
+
+
+def launch(uid: int | None, limits: Limits, timeout: float, command: str) -> list[str]:
+    """setpriv (drop to ``uid``, no capabilities) -> prlimit -> ``/bin/sh -c command``."""
+    drop = []
+    if uid is not None:
+        drop = [
+            which("setpriv"),
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+            "--",
+        ]
+    cap = [
+        which("prlimit"),
+        f"--as={address_space_bytes(limits)}",
+        f"--nproc={limits.processes}",
+        f"--nofile={limits.open_files}",
+        f"--fsize={limits.file_size_mb * MB}",
+        f"--cpu={math.ceil(timeout) + 1}",
+        "--core=0",
+        "--",
+    ]
+    return [*drop, *cap, "/bin/sh", "-c", command]
+
+
+def address_space_bytes(limits: Limits) -> int:
+    """RLIMIT_AS: a backstop well above the memory limit (virtual size exceeds resident)."""
+    return max(2 * limits.memory_mb, limits.memory_mb + 1024) * MB
+
+
+def namespace_flags(uid: int | None, *, network: bool) -> list[str]:
+    flags = ["--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid"]
+    flags += ["--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
+    if not network:
+        flags.append("--unshare-net")
+    if uid is None:  # not root: a user namespace is the only way in (and no nested ones)
+        flags += ["--unshare-user", "--uid", str(INNER_UID), "--gid", str(INNER_UID)]
+        flags.append("--disable-userns")
+    return flags
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One step of building the sandbox's file system (rendered for bwrap or a script)."""
+
+    op: Literal["ro", "rw", "symlink", "dir", "tmpfs", "proc", "dev"]
+    dest: str
+    source: str = ""
+    size: int = 0
+
+
+def system_mounts(*, network: bool = False) -> list[Mount]:
+    """Read-only system directories and the ``/etc`` pieces, as this host lays them out."""
+    mounts = []
+    for path in SYSTEM_DIRS:
+        if Path(path).is_symlink():
+            mounts.append(Mount("symlink", path, str(Path(path).readlink())))
+        elif Path(path).is_dir():
+            mounts.append(Mount("ro", path, path))
+    for name in ETC_FILES + (ETC_NETWORK if network else ()):
+        if os.path.lexists(f"/etc/{name}"):
+            mounts.append(Mount("ro", f"/etc/{name}", f"/etc/{name}"))
+    return [*mounts, Mount("proc", "/proc"), Mount("dev", "/dev")]
+
+
+def cell_mounts(cell: Cell) -> list[Mount]:
+    """The submission's folders, the pinned read-only paths and the readable host paths."""
+    mounts = [
+        Mount("ro", "/etc/passwd", str(cell.etc / "passwd")),
+        Mount("ro", "/etc/group", str(cell.etc / "group")),
+        Mount("tmpfs", "/tmp", size=cell.limits.disk_mb * MB),  # noqa: S108
+    ]
+    mounts += [Mount("ro", path, path) for path in readable_paths(cell.readable)]
+    mounts.append(Mount("rw", HOME, str(cell.home)))
+    for relative in cell.read_only:
+        mounts.append(Mount("ro", f"{WORKSPACE}/{relative}", str(cell.workspace / relative)))
+    mounts += [
+        Mount("rw", RUNTIME, str(cell.runtime)),
+        Mount("ro", STREAMS, str(cell.streams)),
+        Mount("ro", TOOLKIT, str(cell.toolkit)),
+    ]
+    return mounts
+
+
+def readable_paths(paths: Sequence[str]) -> list[str]:
+    """Absolute, existing host paths, minus those already visible under another or ``/usr``."""
+    chosen: list[str] = []
+    for path in sorted({os.path.normpath(p) for p in paths if p.startswith("/")}):
+        if path == "/" or not Path(path).exists():
+            continue
+        if any(_under(path, other) for other in [*chosen, "/usr"]):
+            continue
+        chosen.append(path)
+    return chosen
+
+
+def _under(path: str, other: str) -> bool:
+    return path == other or path.startswith(other.rstrip("/") + "/")
+
+
+def _parents(mounts: Sequence[Mount]) -> list[str]:
+    """Folders to create (0755) before mounting: bwrap would make them 0700, unreadable."""
+    covered = [m.dest for m in mounts if m.op in ("ro", "rw", "tmpfs")]
+    parents: set[str] = set()
+    for mount in mounts:
+        for parent in PurePosixPath(mount.dest).parents:
+            text = str(parent)
+            if text != "/" and not any(_under(text, c) for c in covered):
+                parents.add(text)
+    return sorted(parents, key=lambda p: (p.count("/"), p))
+
+
+def system_args(*, network: bool = False) -> list[str]:
+    return _bwrap_mounts(system_mounts(network=network))
+
+
+def _cell_args(cell: Cell) -> list[str]:
+    return _bwrap_mounts(cell_mounts(cell))
+
+
+def _bwrap_mounts(mounts: Sequence[Mount]) -> list[str]:
+    args: list[str] = []
+    for parent in _parents(mounts):
+        args += ["--perms", "0755", "--dir", parent]
+    for m in mounts:
+        if m.op == "ro":
+            args += ["--ro-bind", m.source, m.dest]
+        elif m.op == "rw":
+            args += ["--bind", m.source, m.dest]
+        elif m.op == "symlink":
+            args += ["--symlink", m.source, m.dest]
+        elif m.op == "tmpfs":
+            args += ["--perms", "1777", "--size", str(m.size), "--tmpfs", m.dest]
+        elif m.op == "proc":
+            args += ["--proc", m.dest]
+        elif m.op == "dev":
+            args += ["--dev", m.dest]
+    return args
+
+
+def unshare_prefix(network: bool, extra: Sequence[str] = ()) -> list[str]:
+    flags = ["--mount", "--pid", "--fork", "--kill-child", "--ipc", "--uts", *extra]
+    return [which("unshare"), *flags, *([] if network else ["--net"]), "--"]
+
+
+DEVICES = ("null", "zero", "full", "random", "urandom")
+
+
+def _chroot_script(cell: Cell) -> str:
+    """A root shell script (in the new namespaces) that builds the tree, then chroots.
+
+    It stays pid 1 and waits, so the stage's own processes never become the namespace's
+    init (which ignores signals) and the namespace dies with it.
+    """
+    root = shlex.quote(str(cell.home.parent / ".root"))
+    mount = shlex.quote(which("mount"))
+    lines = [
+        "set -eu",
+        f"R={root}",
+        'mkdir -p "$R"',
+        f'{mount} -t tmpfs -o mode=0755,size=1m sandbox-root "$R"',
+    ]
+    mounts = [*system_mounts(network=cell.network), *cell_mounts(cell)]
+    lines += [f'mkdir -p -m 0755 "$R"{shlex.quote(p)}' for p in _parents(mounts)]
+    for m in mounts:
+        lines += _script_mount(m, mount)
+    lines += [
+        f'{mount} -o remount,ro "$R"',
+        'trap "" TERM INT',
+        f'{shlex.quote(which("chroot"))} "$R" /bin/sh -c {shlex.quote(_ENTER)} sh "$@" &',
+        "wait $! || exit $?",
+    ]
+    return "\n".join(lines)
+
+
+_ENTER = f'cd {WORKSPACE} && exec "$@"'
+
+
+def _script_mount(m: Mount, mount: str) -> list[str]:
+    dest = f'"$R"{shlex.quote(m.dest)}'
+    source = shlex.quote(m.source)
+    if m.op in ("ro", "rw"):
+        make = f"if [ -d {source} ]; then mkdir -p {dest}; else touch {dest}; fi"
+        lines = [make, f"{mount} --bind {source} {dest}"]
+        if m.op == "ro":
+            lines.append(f"{mount} -o remount,ro,bind {dest}")
+        return lines
+    if m.op == "symlink":
+        return [f"ln -s {source} {dest}"]
+    if m.op == "tmpfs":
+        return [f"mkdir -p {dest}", f"{mount} -t tmpfs -o mode=1777,size={m.size} tmpfs {dest}"]
+    if m.op == "proc":
+        return [f"mkdir -p {dest}", f"{mount} -t proc proc {dest}"]
+    lines = [f"mkdir -p {dest}", f"{mount} -t tmpfs -o mode=0755,size=64k dev {dest}"]
+    for name in DEVICES:
+        lines += [f"touch {dest}/{name}", f"{mount} --bind /dev/{name} {dest}/{name}"]
+    lines += [f"ln -s /proc/self/fd {dest}/fd", f"mkdir -m 1777 {dest}/shm"]
+    for number, name in enumerate(("stdin", "stdout", "stderr")):
+        lines.append(f"ln -s /proc/self/fd/{number} {dest}/{name}")
+    return lines

@@ -1,0 +1,84 @@
+"""Reading /proc: a stage's processes, their memory, and killing what is left of them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+SWEEP_SECONDS = 3.0  # how long leftovers may take to die before it is an engine fault
+
+
+def processes_of(uid: int) -> list[int]:
+    """Live (not zombie) processes whose owner is ``uid``."""
+    found = []
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                if entry.stat().st_uid == uid and not is_zombie(entry.name):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def is_zombie(pid: str) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2 :].startswith(("Z", "X"))
+
+
+def stage_processes(uid: int | None, root: int) -> list[int]:
+    """The stage's processes: by its uid, or (not root) by descent from ``root``."""
+    if uid is not None:
+        return processes_of(uid)
+    parents: dict[int, int] = {}
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if entry.name.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry.name}/stat").read_text()
+                    parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+    family, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in family} - family
+        family |= more
+        grew = bool(more)
+    return sorted(family)
+
+
+def resident_kb(pid: int) -> int:
+    """Anonymous + shared-memory resident kB (what a memory bomb grows; libraries are not)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    total = 0
+    for line in lines:
+        if line.startswith(("RssAnon:", "RssShmem:")):
+            total += int(line.split()[1])
+    return total
+
+
+def sweep(uid: int, seconds: float = SWEEP_SECONDS) -> bool:
+    """SIGKILL every process of ``uid`` until none is left; False if some outlive ``seconds``."""
+    give_up = time.monotonic() + seconds
+    while True:
+        pids = processes_of(uid)
+        if not pids:
+            return True
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+        if time.monotonic() >= give_up:
+            return not processes_of(uid)
+        time.sleep(0.01)

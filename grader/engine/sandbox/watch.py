@@ -1,0 +1,251 @@
+"""Run one confined stage: pump its output, enforce time, memory, disk and cancel."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+
+from grader.engine.sandbox.layout import MB, Cell, stage_argv
+from grader.engine.sandbox.procs import resident_kb, stage_processes, sweep
+from grader.engine.spec import Cancel
+from grader.errors import SandboxError
+
+POLL_SECONDS = 0.05  # memory, time and cancel checks
+DISK_POLL_SECONDS = POLL_SECONDS  # at least; a slow walk (many files) spaces them out
+MAX_FILES = 100_000  # entries in the writable folders; more is a disk-limit kill
+
+
+@dataclass(frozen=True)
+class StageExit:
+    """How a confined stage ended. ``over``: the limit it was killed for, if any."""
+
+    exit_code: int | None
+    signal: int | None
+    seconds: float
+    peak_kb: int
+    timed_out: bool = False
+    over: Literal["memory", "disk"] | None = None
+    cancelled: bool = False
+
+
+def run_stage(
+    cell: Cell,
+    command: str,
+    *,
+    timeout: float,
+    env: dict[str, str],
+    stdout: Path,
+    stderr: Path,
+    cancel: Cancel | None = None,
+) -> StageExit:
+    """Run ``command`` confined in ``cell``; returns when it and all it started are gone.
+
+    Output goes to ``stdout``/``stderr``, each capped at ``limits.output_bytes`` with a
+    marker line. Raises ``SandboxError`` only for faults of the engine, never the stage's.
+    """
+    argv = stage_argv(cell, command, timeout)
+    cwd = str(cell.workspace) if cell.kind == "rlimits" else None
+    cap = cell.limits.output_bytes
+    with _Capped(stdout, cap) as out, _Capped(stderr, cap) as err:
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise SandboxError(f"cannot start the sandbox: {exc}") from exc
+        watch = _Watch(cell, process, timeout, cancel)
+        try:
+            return watch.run(out, err)
+        finally:
+            watch.kill()
+            _close(process)
+            if cell.uid is not None and not sweep(cell.uid):
+                raise SandboxError(f"processes of sandbox uid {cell.uid} survive SIGKILL")
+
+
+class _Capped:
+    """A stream file that keeps the first ``cap`` bytes and then one marker line."""
+
+    def __init__(self, path: Path, cap: int) -> None:
+        self.path, self.cap, self.kept, self.cut = path, cap, 0, False
+        self.file: IO[bytes] | None = None
+
+    def __enter__(self) -> _Capped:
+        self.file = self.path.open("wb")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+
+    def write(self, data: bytes) -> None:
+        assert self.file is not None
+        room = self.cap - self.kept
+        if room > 0:
+            self.file.write(data[:room])
+            self.kept += min(room, len(data))
+        if len(data) > room and not self.cut:
+            self.cut = True
+            self.file.write(f"\n[output truncated: more than {self.cap} bytes]\n".encode())
+
+
+_Ending = Literal["exited", "timeout", "cancel", "memory", "disk"]
+
+
+class _Watch:
+    """Pumps output and enforces time, memory, disk and cancel until the stage ends."""
+
+    def __init__(
+        self, cell: Cell, process: subprocess.Popen[bytes], timeout: float, cancel: Cancel | None
+    ) -> None:
+        self.cell, self.process, self.timeout, self.cancel = cell, process, timeout, cancel
+        self.started = time.monotonic()
+        self.peak_kb = 0
+        self.status: tuple[int, int] | None = None  # wait status, ru_maxrss
+        self.disk_every = DISK_POLL_SECONDS
+        self.next_disk = self.started + self.disk_every
+        self.pids: list[int] = []
+
+    def run(self, out: _Capped, err: _Capped) -> StageExit:
+        pipes = {self.process.stdout: out, self.process.stderr: err}
+        with selectors.DefaultSelector() as selector:
+            for pipe in pipes:
+                assert pipe is not None
+                os.set_blocking(pipe.fileno(), False)
+                selector.register(pipe, selectors.EVENT_READ)
+            ended = self._supervise(selector, pipes)
+            self.kill()
+            self._drain(selector, pipes, until=time.monotonic() + 1.0)
+        seconds = time.monotonic() - self.started
+        assert self.status is not None  # kill() waited
+        peak = max(self.peak_kb, self.status[1])
+        if ended == "exited":
+            code, sig = _decode(self.status[0])
+            return StageExit(code, sig, seconds, peak)
+        if ended == "timeout":
+            return StageExit(None, None, seconds, peak, timed_out=True)
+        if ended == "cancel":
+            return StageExit(None, None, seconds, peak, cancelled=True)
+        return StageExit(None, signal.SIGKILL, seconds, peak, over=ended)
+
+    def _supervise(self, selector: selectors.BaseSelector, pipes: dict) -> _Ending:  # type: ignore[type-arg]
+        deadline = self.started + self.timeout
+        while True:
+            pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
+            if pid == self.process.pid:
+                self.status = (status, usage.ru_maxrss)
+                # reaped here (wait4 gives the peak memory); Popen must not wait again
+                self.process.returncode = os.waitstatus_to_exitcode(status)
+                return "exited"
+            now = time.monotonic()
+            if now >= deadline:
+                return "timeout"
+            if self.cancel is not None and self.cancel.is_set():
+                return "cancel"
+            over = self._check_limits(now)
+            if over is not None:
+                return over
+            self._pump(selector, pipes, min(POLL_SECONDS, deadline - now))
+
+    def _check_limits(self, now: float) -> Literal["memory", "disk"] | None:
+        self.pids = stage_processes(self.cell.uid, self.process.pid)
+        used = sum(resident_kb(pid) for pid in self.pids)
+        self.peak_kb = max(self.peak_kb, used)
+        if used > self.cell.limits.memory_mb * 1024:
+            return "memory"
+        if now >= self.next_disk:
+            began = time.monotonic()
+            tmp_of = self.pids[:1] if self.cell.kind != "rlimits" else []  # a private /tmp
+            used_bytes, files = disk_usage([self.cell.home, self.cell.runtime], tmp_of)
+            took = time.monotonic() - began
+            self.disk_every = max(DISK_POLL_SECONDS, 20 * took)
+            self.next_disk = now + self.disk_every
+            if used_bytes > self.cell.limits.disk_mb * MB or files > MAX_FILES:
+                return "disk"
+        return None
+
+    def _pump(self, selector: selectors.BaseSelector, pipes: dict, wait: float) -> bool:  # type: ignore[type-arg]
+        """Move what is readable into the stream files; False once every pipe is closed."""
+        if not selector.get_map():
+            time.sleep(max(wait, 0))
+            return False
+        for key, _ in selector.select(timeout=max(wait, 0)):
+            data = os.read(key.fd, 65536)
+            if data:
+                pipes[key.fileobj].write(data)
+            else:
+                selector.unregister(key.fileobj)
+        return bool(selector.get_map())
+
+    def _drain(self, selector: selectors.BaseSelector, pipes: dict, until: float) -> None:  # type: ignore[type-arg]
+        while time.monotonic() < until and self._pump(selector, pipes, 0.05):
+            pass
+
+    def kill(self) -> None:
+        """SIGKILL the stage: its sandbox (the pid namespace goes with it) or process group,
+        then whatever still runs under its uid (a daemon that left the group)."""
+        if self.status is None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            _, status, usage = os.wait4(self.process.pid, 0)
+            self.process.returncode = os.waitstatus_to_exitcode(status)
+            self.status = (status, usage.ru_maxrss)
+        if self.cell.uid is not None:
+            sweep(self.cell.uid, seconds=0)
+
+
+def _decode(status: int) -> tuple[int | None, int | None]:
+    """Exit code and signal; a shell reports a child's death by signal N as exit 128+N."""
+    if os.WIFSIGNALED(status):
+        return None, os.WTERMSIG(status)
+    code = os.waitstatus_to_exitcode(status)
+    if 128 < code < 128 + 32:
+        return None, code - 128
+    return code, None
+
+
+def _close(process: subprocess.Popen[bytes]) -> None:
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+def disk_usage(roots: Sequence[Path], pids: Sequence[int]) -> tuple[int, int]:
+    """Bytes and entries under ``roots`` (links not followed) plus the private /tmp's use."""
+    used, files = 0, 0
+    stack = [str(root) for root in roots]
+    while stack and files <= MAX_FILES:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    files += 1
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    used += info.st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+        except OSError:
+            continue
+    for pid in pids[:1]:
+        try:
+            tmp = os.statvfs(f"/proc/{pid}/root/tmp")
+            used += (tmp.f_blocks - tmp.f_bfree) * tmp.f_frsize
+        except OSError:
+            pass
+    return used, files
