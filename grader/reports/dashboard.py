@@ -1,0 +1,222 @@
+"""The instructor's ``dashboard.html`` for one assignment.
+
+A pure function (``dashboard_view``) counts and summarises the outcomes; the template
+only lays them out: counts by status and outcome, the score distribution as an inline
+SVG bar chart (no script, nothing fetched), pass rates per test with hidden test names
+shown (the page is for the instructor, never for students), the students not graded
+with the reason, late students with what lateness cost, and the grading notes. No clock
+is read, so the same outcomes always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.config import Assignment
+from grader.reports.excerpt import printable
+from grader.reports.feedback import STATUS_WORDS, moment_text, number_text
+from grader.reports.model import Grade, ScoredStatus, StudentOutcome, TestScore
+from grader.reports.templating import render
+from grader.scoring.late import describe_lateness
+
+DASHBOARD_FILE = "dashboard.html"
+BINS = 10  # score ranges of a tenth of the maximum each
+CHART_WIDTH = 600
+CHART_HEIGHT = 160  # of the tallest bar; labels add room above and below
+TEST_STATUSES: tuple[ScoredStatus, ...] = ("ok", "failure", "error", "skipped", "did not run")
+
+
+@dataclass(frozen=True)
+class Count:
+    """One line of a count table: a label, how many, and the share of all students."""
+
+    label: str
+    count: int
+    percent: str
+
+
+@dataclass(frozen=True)
+class ScoreBin:
+    """One bar of the score distribution, with its place in the SVG chart."""
+
+    label: str
+    count: int
+    x: int
+    y: int
+    height: int
+
+
+@dataclass(frozen=True)
+class TestRate:
+    """How one test fared across the graded students."""
+
+    __test__ = False  # not a pytest class, despite the name
+
+    name: str
+    visibility: str
+    points: str
+    counts: tuple[int, ...]  # in TEST_STATUSES order
+    total: int
+    passed_percent: int
+
+
+@dataclass(frozen=True)
+class StudentLine:
+    """A student named in a list: not graded, late, or with a grading note."""
+
+    student_id: str
+    name: str
+    what: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class DashboardView:
+    """Everything the dashboard shows."""
+
+    assignment_id: str
+    title: str
+    deadline: str
+    max_points: str
+    students: int
+    statuses: tuple[Count, ...]
+    outcomes: tuple[Count, ...]
+    summary: tuple[tuple[str, str], ...]  # (label, value): mean, median, lowest, highest
+    bins: tuple[ScoreBin, ...]
+    bin_width: int
+    chart_height: int
+    tests: tuple[TestRate, ...]
+    test_statuses: tuple[str, ...]
+    not_graded: tuple[StudentLine, ...]
+    late: tuple[StudentLine, ...]
+    notes: tuple[StudentLine, ...]
+
+
+def write_dashboard(
+    outcomes: Sequence[StudentOutcome], assignment: Assignment, directory: Path
+) -> Path:
+    """Write ``directory/dashboard.html`` and return its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / DASHBOARD_FILE
+    view = dashboard_view(outcomes, assignment)
+    path.write_bytes(render("dashboard.html.j2", view=view).encode("utf-8"))
+    return path
+
+
+def dashboard_view(outcomes: Sequence[StudentOutcome], assignment: Assignment) -> DashboardView:
+    """Count and summarise the outcomes of one assignment (roster order kept in lists)."""
+    grades = [g for o in outcomes if (g := _grade(o)) is not None]
+    bins = score_bins([g.score for g in grades], assignment.max_points)
+    return DashboardView(
+        assignment_id=assignment.id,
+        title=assignment.title or assignment.id,
+        deadline=moment_text(assignment.deadline),
+        max_points=number_text(assignment.max_points),
+        students=len(outcomes),
+        statuses=_counts([o.status for o in outcomes], len(outcomes)),
+        outcomes=_counts([printable(o.outcome or o.status) for o in outcomes], len(outcomes)),
+        summary=_summary([g.score for g in grades]),
+        bins=bins,
+        bin_width=CHART_WIDTH // BINS,
+        chart_height=CHART_HEIGHT,
+        tests=test_rates(grades),
+        test_statuses=tuple(STATUS_WORDS[s] for s in TEST_STATUSES),
+        not_graded=tuple(_line(o, o.outcome, o.reason) for o in outcomes if o.status != "graded"),
+        late=tuple(_late_line(o) for o in outcomes if o.lateness.total_seconds() > 0),
+        notes=tuple(
+            _line(o, "note", note)
+            for o in outcomes
+            if (g := _grade(o)) is not None
+            for note in g.warnings
+        ),
+    )
+
+
+def score_bins(scores: Sequence[float], max_points: float) -> tuple[ScoreBin, ...]:
+    """Ten equal score ranges (the last one includes the maximum) as chart bars."""
+    width = max_points / BINS if max_points > 0 else 0.0
+    counts = [0] * BINS
+    for score in scores:
+        index = BINS - 1 if width == 0 else min(BINS - 1, int(score // width))
+        counts[max(0, index)] += 1
+    tallest = max(counts) or 1
+    bar = CHART_WIDTH // BINS
+    result = []
+    for index, count in enumerate(counts):
+        low, high = number_text(index * width), number_text((index + 1) * width)
+        height = round(CHART_HEIGHT * count / tallest)
+        label = f"{low}\u2013{high}"
+        result.append(ScoreBin(label, count, index * bar, CHART_HEIGHT - height + 20, height))
+    return tuple(result)
+
+
+def test_rates(grades: Sequence[Grade]) -> tuple[TestRate, ...]:
+    """Per test (in the order tests first appear): how many passed, failed, did not run."""
+    by_name: dict[str, list[TestScore]] = {}
+    for grade in grades:
+        for test in grade.tests:
+            by_name.setdefault(test.name, []).append(test)
+    rates = []
+    for name, runs in by_name.items():
+        counts = Counter(t.status for t in runs)
+        passed = counts["ok"]
+        rates.append(
+            TestRate(
+                name=printable(name),
+                visibility=runs[0].visibility,
+                points=number_text(runs[0].points_possible),
+                counts=tuple(counts[s] for s in TEST_STATUSES),
+                total=len(runs),
+                passed_percent=round(100 * passed / len(runs)),
+            )
+        )
+    return tuple(rates)
+
+
+def _grade(outcome: StudentOutcome) -> Grade | None:
+    return outcome.grade if outcome.status == "graded" else None
+
+
+def _counts(labels: Sequence[str], total: int) -> tuple[Count, ...]:
+    counted = Counter(labels)
+    ordered = sorted(counted.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(Count(label, n, f"{round(100 * n / total)}%") for label, n in ordered)
+
+
+def _summary(scores: Sequence[float]) -> tuple[tuple[str, str], ...]:
+    if not scores:
+        return ()
+    return (
+        ("graded", str(len(scores))),
+        ("mean", number_text(round(statistics.fmean(scores), 2))),
+        ("median", number_text(statistics.median(scores))),
+        ("lowest", number_text(min(scores))),
+        ("highest", number_text(max(scores))),
+    )
+
+
+def _late_line(outcome: StudentOutcome) -> StudentLine:
+    late = describe_lateness(outcome.lateness)
+    extension = outcome.assignment.extensions.get(outcome.student.student_id)
+    if extension:
+        late += f" (after an extension of {describe_lateness(extension)})"
+    grade = _grade(outcome)
+    if grade is None:
+        cost = f"not graded: {outcome.outcome}"
+    elif grade.penalty_points > 0:
+        cost = f"{grade.late.reason}: {number_text(grade.penalty_points)} points"
+    else:
+        cost = grade.late.reason
+    return _line(outcome, late, cost)
+
+
+def _line(outcome: StudentOutcome, what: str, detail: str) -> StudentLine:
+    """A student line with every text made printable (reasons quote program output)."""
+    student = outcome.student
+    return StudentLine(
+        printable(student.student_id), printable(student.name), printable(what), printable(detail)
+    )
