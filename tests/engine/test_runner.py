@@ -29,6 +29,7 @@ from grader.engine.spec import (
     RUNTIME_ERROR,
     TIME_LIMIT,
     Cancel,
+    Limits,
     StageSpec,
 )
 
@@ -261,6 +262,18 @@ def test_cancel_kills_the_stage_and_returns_internal_error(tmp_path: Path) -> No
     assert all(s.skipped for s in outcome.stages if s.name == "post")
     assert "cancelled" in text(outcome, "debug_log")
     assert not sandbox_processes()
+
+
+@pytest.mark.sandbox
+def test_projects_extra_read_only_paths_are_shown_to_every_stage(tmp_path: Path) -> None:
+    shared = tmp_path / "dictionary"
+    shared.mkdir()
+    (shared / "words.txt").write_text("apple\n")
+    limits = Limits(read_only_paths=(str(shared),))
+    stage_specs = stages(run=f"cat {shared}/words.txt; touch {shared}/mine")
+    outcome = run_submission(make_spec(tmp_path, stage_specs=stage_specs, limits=limits))
+    assert text(outcome, "stage_run_output") == "apple\n"
+    assert "Read-only file system" in text(outcome, "stage_run_error")
 
 
 def test_stages_out_of_order_are_a_project_error(tmp_path: Path) -> None:

@@ -6,16 +6,20 @@ import functools
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from grader.engine.sandbox.layout import (
+    KINDS,
     MB,
     SYSTEM_PATH,
+    Mount,
     SandboxKind,
     base_env,
+    bwrap_mounts,
     launch,
     namespace_flags,
-    system_args,
+    system_mounts,
     unshare_prefix,
     which,
 )
@@ -35,13 +39,21 @@ class SandboxInfo:
 @functools.cache
 def detect_sandbox() -> SandboxInfo:
     """The strongest sandbox that works here, decided by running a real probe of each."""
-    problems = []
+    problems: dict[SandboxKind, str | None] = {}
+    for kind in KINDS:
+        problems[kind] = probe_sandbox(kind)
+        if problems[kind] is None and kind != "rlimits":
+            break
+    return choose_sandbox(problems)
+
+
+def choose_sandbox(problems: Mapping[SandboxKind, str | None]) -> SandboxInfo:
+    """The first kind whose probe found no problem; rlimits (with a loud warning) else."""
     for kind in ("bubblewrap", "unshare"):
-        problem = probe_sandbox(kind)
-        if problem is None:
+        if kind in problems and problems[kind] is None:
             return SandboxInfo(kind, _describe(kind))
-        problems.append(f"{kind}: {problem}")
-    missing = probe_sandbox("rlimits")
+    why = "; ".join(f"{kind}: {problem}" for kind, problem in problems.items() if problem)
+    missing = problems.get("rlimits")
     limits = f"no resource limits either ({missing})" if missing else "resource limits only"
     return SandboxInfo(
         "rlimits",
@@ -49,7 +61,7 @@ def detect_sandbox() -> SandboxInfo:
         warning=(
             "STUDENT CODE RUNS WITHOUT ISOLATION: it can read this machine's files (the "
             f"course, other submissions), use the network and outlive its stage; {limits}. "
-            f"Install bubblewrap (apt-get install bubblewrap). Why: {'; '.join(problems)}"
+            f"Install bubblewrap (apt-get install bubblewrap). Why: {why}"
         ),
     )
 
@@ -62,8 +74,9 @@ def probe_sandbox(kind: SandboxKind) -> str | None:
     with sandbox_uid() as uid:
         argv = launch(uid, Limits(), 5.0, "true")
         if kind == "bubblewrap":
-            tmp = ["--perms", "1777", "--size", str(MB), "--tmpfs", "/tmp"]  # noqa: S108
-            argv = [which("bwrap"), *namespace_flags(uid, network=False), *tmp, *system_args(),
+            # the options a real stage uses (an older bwrap lacks --size, --perms)
+            mounts = [*system_mounts(), Mount("tmpfs", "/tmp/probe", size=MB)]  # noqa: S108
+            argv = [which("bwrap"), *namespace_flags(uid, network=False), *bwrap_mounts(mounts),
                     *argv]  # fmt: skip
         elif kind == "unshare":
             argv = [*unshare_prefix(network=False, extra=("--mount-proc",)), *argv]
@@ -91,8 +104,11 @@ def _tools(kind: SandboxKind) -> dict[str, str] | str:
 def _describe(kind: SandboxKind) -> str:
     who = "a private uid per submission" if os.geteuid() == 0 else "a user namespace"
     if kind == "bubblewrap":
-        version = subprocess.run([which("bwrap"), "--version"], capture_output=True, text=True)
-        name = version.stdout.strip() or "bubblewrap"
+        try:
+            said = subprocess.run([which("bwrap"), "--version"], capture_output=True, text=True)
+        except OSError:
+            said = None
+        name = (said.stdout.strip() if said else "") or "bubblewrap"
         return f"{name}: mount, pid, ipc, uts and network namespaces, {who}, rlimits"
     if kind == "unshare":
         return f"unshare + chroot: mount, pid, ipc, uts and network namespaces, {who}, rlimits"

@@ -98,8 +98,7 @@ def stage_argv(cell: Cell, command: str, timeout: float) -> list[str]:
         return [
             which("bwrap"),
             *namespace_flags(cell.uid, network=cell.network),
-            *system_args(network=cell.network),
-            *_cell_args(cell),
+            *bwrap_mounts([*system_mounts(network=cell.network), *cell_mounts(cell)]),
             "--chdir",
             WORKSPACE,
             "--remount-ro",
@@ -184,7 +183,7 @@ def namespace_flags(uid: int | None, *, network: bool) -> list[str]:
 class Mount:
     """One step of building the sandbox's file system (rendered for bwrap or a script)."""
 
-    op: Literal["ro", "rw", "symlink", "dir", "tmpfs", "proc", "dev"]
+    op: Literal["ro", "rw", "symlink", "dir", "tmpfs", "proc", "dev"]  # dir: made 0755
     dest: str
     source: str = ""
     size: int = 0
@@ -239,32 +238,38 @@ def _under(path: str, other: str) -> bool:
     return path == other or path.startswith(other.rstrip("/") + "/")
 
 
-def _parents(mounts: Sequence[Mount]) -> list[str]:
-    """Folders to create (0755) before mounting: bwrap would make them 0700, unreadable."""
-    covered = [m.dest for m in mounts if m.op in ("ro", "rw", "tmpfs")]
-    parents: set[str] = set()
+def plan(mounts: Sequence[Mount]) -> list[Mount]:
+    """The mounts in order, each preceded by the folders it needs (0755, top down).
+
+    bwrap would create missing parents 0700, which the stage's uid could not walk through.
+    A folder inside a bind comes from the host; one made earlier and then covered by a
+    later mount is made again.
+    """
+    steps: list[Mount] = []
+    made: set[str] = set()
+    binds: list[str] = []
     for mount in mounts:
-        for parent in PurePosixPath(mount.dest).parents:
-            text = str(parent)
-            if text != "/" and not any(_under(text, c) for c in covered):
-                parents.add(text)
-    return sorted(parents, key=lambda p: (p.count("/"), p))
+        for parent in reversed(PurePosixPath(mount.dest).parents):
+            folder = str(parent)
+            if folder == "/" or folder in made or any(_under(folder, b) for b in binds):
+                continue
+            steps.append(Mount("dir", folder))
+            made.add(folder)
+        steps.append(mount)
+        if mount.op in ("ro", "rw"):
+            binds.append(mount.dest)
+        if mount.op in ("ro", "rw", "tmpfs"):
+            made = {folder for folder in made if not _under(folder, mount.dest)}
+    return steps
 
 
-def system_args(*, network: bool = False) -> list[str]:
-    return _bwrap_mounts(system_mounts(network=network))
-
-
-def _cell_args(cell: Cell) -> list[str]:
-    return _bwrap_mounts(cell_mounts(cell))
-
-
-def _bwrap_mounts(mounts: Sequence[Mount]) -> list[str]:
+def bwrap_mounts(mounts: Sequence[Mount]) -> list[str]:
+    """bubblewrap options building ``mounts`` (with their parent folders) in order."""
     args: list[str] = []
-    for parent in _parents(mounts):
-        args += ["--perms", "0755", "--dir", parent]
-    for m in mounts:
-        if m.op == "ro":
+    for m in plan(mounts):
+        if m.op == "dir":
+            args += ["--perms", "0755", "--dir", m.dest]
+        elif m.op == "ro":
             args += ["--ro-bind", m.source, m.dest]
         elif m.op == "rw":
             args += ["--bind", m.source, m.dest]
@@ -301,9 +306,7 @@ def _chroot_script(cell: Cell) -> str:
         'mkdir -p "$R"',
         f'{mount} -t tmpfs -o mode=0755,size=1m sandbox-root "$R"',
     ]
-    mounts = [*system_mounts(network=cell.network), *cell_mounts(cell)]
-    lines += [f'mkdir -p -m 0755 "$R"{shlex.quote(p)}' for p in _parents(mounts)]
-    for m in mounts:
+    for m in plan([*system_mounts(network=cell.network), *cell_mounts(cell)]):
         lines += _script_mount(m, mount)
     lines += [
         f'{mount} -o remount,ro "$R"',
@@ -328,6 +331,8 @@ def _script_mount(m: Mount, mount: str) -> list[str]:
         return lines
     if m.op == "symlink":
         return [f"ln -s {source} {dest}"]
+    if m.op == "dir":
+        return [f"mkdir -p -m 0755 {dest}"]
     if m.op == "tmpfs":
         return [f"mkdir -p {dest}", f"{mount} -t tmpfs -o mode=1777,size={m.size} tmpfs {dest}"]
     if m.op == "proc":

@@ -72,14 +72,15 @@ def leftover_processes() -> list[int]:
     return leaked
 
 
-def _lock_folder() -> Path:
+def lock_path(uid: int) -> Path:
+    """The lock file an engine process holds while ``uid`` runs one of its submissions."""
     run_lock = Path("/run/lock")
-    return run_lock if os.access(run_lock, os.W_OK) else Path(tempfile.gettempdir())
+    folder = run_lock if os.access(run_lock, os.W_OK) else Path(tempfile.gettempdir())
+    return folder / f"grader-sandbox-uid-{uid}.lock"
 
 
 def _try_lock(uid: int) -> int | None:
-    path = _lock_folder() / f"grader-sandbox-uid-{uid}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fd = os.open(lock_path(uid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

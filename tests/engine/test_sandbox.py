@@ -1,0 +1,248 @@
+"""The sandbox on its own: detection, command lines, uids, and stages run for real."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from runner_kit import SMALL, available_kinds, needs_root
+
+from grader.engine.sandbox import (
+    HOME,
+    KINDS,
+    SANDBOX_UID_BASE,
+    Cell,
+    StageExit,
+    detect_sandbox,
+    probe_sandbox,
+    readable_paths,
+    run_stage,
+    sandbox_uid,
+    stage_argv,
+    stage_env,
+    system_mounts,
+)
+from grader.engine.sandbox.detect import choose_sandbox
+from grader.engine.sandbox.uids import lock_path
+from grader.engine.spec import Limits
+
+NAMESPACED = [kind for kind in available_kinds() if kind != "rlimits"]
+
+
+def make_cell(
+    tmp_path: Path, kind: str = "bubblewrap", uid: int | None = None, **kw: object
+) -> Cell:
+    """A cell over empty folders (the runner's layout, without a project)."""
+    folders = {name: tmp_path / name for name in ("home", "runtime", "streams", "toolkit", "etc")}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    (folders["home"] / "workspace").mkdir(exist_ok=True)
+    (folders["etc"] / "passwd").write_text(f"user:x:{uid}:{uid}::{HOME}:/bin/sh\n")
+    (folders["etc"] / "group").write_text(f"user:x:{uid}:\n")
+    if uid is not None:
+        for name in ("home", "runtime"):
+            os.chown(folders[name], uid, uid)
+        os.chown(folders["home"] / "workspace", uid, uid)
+    readable = (sys.prefix, sys.base_prefix)
+    settings = {"limits": SMALL, "readable": readable, **kw}
+    return Cell(kind, uid=uid, **folders, **settings)  # type: ignore[arg-type]
+
+
+def run(cell: Cell, command: str, timeout: float = 5.0) -> tuple[StageExit, str, str]:
+    out, err = cell.streams / "out", cell.streams / "err"
+    exit = run_stage(
+        cell, command, timeout=timeout, env=stage_env(cell, {}), stdout=out, stderr=err
+    )
+    return exit, out.read_text(), err.read_text()
+
+
+# Detection ----------------------------------------------------------------------------------
+
+
+@needs_root
+def test_this_machine_gets_bubblewrap_without_warning() -> None:
+    info = detect_sandbox()
+    assert (info.kind, info.warning) == ("bubblewrap", None)
+    assert "bubblewrap 0." in info.detail and "private uid" in info.detail
+    assert detect_sandbox() is info  # probed once per process
+
+
+@needs_root
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_probes_successfully_here(kind: str) -> None:
+    assert probe_sandbox(kind) is None  # type: ignore[arg-type]
+
+
+def test_without_namespaces_the_fallback_warns_loudly_and_says_why() -> None:
+    info = choose_sandbox(
+        {"bubblewrap": "bwrap not found", "unshare": "needs root", "rlimits": None}
+    )
+    assert info.kind == "rlimits"
+    assert info.warning is not None
+    assert info.warning.startswith("STUDENT CODE RUNS WITHOUT ISOLATION")
+    assert "bubblewrap: bwrap not found; unshare: needs root" in info.warning
+
+
+def test_unshare_is_chosen_when_only_bubblewrap_fails() -> None:
+    info = choose_sandbox({"bubblewrap": "exit 1: bwrap: No permissions", "unshare": None})
+    assert (info.kind, info.warning) == ("unshare", None)
+
+
+# Command lines -------------------------------------------------------------------------------
+
+
+def test_readable_paths_keep_exact_existing_absolute_paths_only(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    paths = [str(tmp_path / "a" / "b"), str(tmp_path / "a"), "relative", "/", "/usr/lib", "/nope"]
+    assert readable_paths(paths) == [str(tmp_path / "a")]
+
+
+def test_bubblewrap_shows_the_python_prefixes_but_never_their_parents(tmp_path: Path) -> None:
+    argv = stage_argv(make_cell(tmp_path, uid=SANDBOX_UID_BASE), "true", 5.0)
+    binds = {argv[i + 2]: argv[i + 1] for i, a in enumerate(argv) if a in ("--ro-bind", "--bind")}
+    assert binds[sys.prefix] == sys.prefix and binds[sys.base_prefix] == sys.base_prefix
+    for parent in [*Path(sys.prefix).parents, *Path(sys.base_prefix).parents]:
+        assert str(parent) not in binds or str(parent) in ("/usr",)
+    assert binds[HOME] == str(tmp_path / "home")
+    assert not {"/root", "/home", "/etc", "/work", str(tmp_path)} & binds.keys()
+    assert "--unshare-net" in argv and "--die-with-parent" in argv
+    made = [i for i, a in enumerate(argv) if a == "--dir"]  # parents bwrap would make 0700
+    assert made and all(argv[i - 2 : i] == ["--perms", "0755"] for i in made)
+    assert "/root" in [argv[i + 1] for i in made] or not sys.base_prefix.startswith("/root/")
+
+
+def test_network_projects_keep_the_network_and_dns_files(tmp_path: Path) -> None:
+    argv = stage_argv(make_cell(tmp_path, network=True), "true", 5.0)
+    assert "--unshare-net" not in argv
+    if Path("/etc/resolv.conf").exists():
+        assert "/etc/resolv.conf" in argv
+
+
+def test_system_mounts_copy_this_hosts_merged_or_split_usr() -> None:
+    mounts = {m.dest: m for m in system_mounts()}
+    for path in ("/bin", "/lib"):
+        if Path(path).is_symlink():
+            assert (mounts[path].op, mounts[path].source) == ("symlink", str(Path(path).readlink()))
+    assert "/etc/shadow" not in mounts and "/etc/passwd" not in mounts
+
+
+def test_stage_limits_reach_prlimit_and_the_uid_reaches_setpriv(tmp_path: Path) -> None:
+    limits = Limits(memory_mb=100, processes=7, open_files=33, file_size_mb=2)
+    argv = stage_argv(
+        make_cell(tmp_path, "rlimits", uid=SANDBOX_UID_BASE + 5, limits=limits), "x", 2.5
+    )
+    assert f"--reuid={SANDBOX_UID_BASE + 5}" in argv and "--no-new-privs" in argv
+    assert {"--nproc=7", "--nofile=33", f"--fsize={2 * 2**20}", "--cpu=4", "--core=0"} <= set(argv)
+    assert argv[-3:] == ["/bin/sh", "-c", "x"]
+
+
+def test_environment_is_built_from_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPHERE_ENGINE_TOKEN", "never-inside")
+    env = stage_env(make_cell(tmp_path), {"SE_CURRENT_STAGE": "run"})
+    assert set(env) == {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "TMPDIR",
+        "SE_CURRENT_STAGE",
+    }
+    assert env["PATH"].split(":")[:2] == ["/sphere-engine/bin", f"{sys.prefix}/bin"]
+    assert "never-inside" not in repr(env)
+
+
+# Uids ----------------------------------------------------------------------------------------
+
+
+@needs_root
+def test_running_submissions_never_share_a_uid() -> None:
+    with sandbox_uid() as first, sandbox_uid() as second:
+        assert first is not None and second is not None and first != second
+
+
+@needs_root
+def test_a_uid_held_by_another_engine_process_is_skipped() -> None:
+    with sandbox_uid() as probe:
+        assert probe is not None
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time\n"
+         f"f = open({str(lock_path(probe))!r}, 'a')\n"
+         "fcntl.flock(f, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with sandbox_uid() as uid:
+            assert uid != probe
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()  # type: ignore[union-attr]
+
+
+# Stages, for real ----------------------------------------------------------------------------
+
+
+@needs_root
+@pytest.mark.sandbox
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_stage_runs_as_its_own_uid_without_capabilities(tmp_path: Path, kind: str) -> None:
+    with sandbox_uid() as uid:
+        exit, out, _ = run(
+            make_cell(tmp_path, kind, uid), "id -u; grep CapEff /proc/self/status; pwd"
+        )
+    assert exit.exit_code == 0
+    assert out.split("\n")[:3] == [str(uid), "CapEff:\t0000000000000000", "/home/user/workspace"]
+
+
+@needs_root
+@pytest.mark.sandbox
+def test_readable_host_paths_are_readable_not_writable(tmp_path: Path) -> None:
+    shared = tmp_path / "shared-data"
+    shared.mkdir()
+    (shared / "words.txt").write_text("apple\n")
+    with sandbox_uid() as uid:
+        cell = make_cell(tmp_path / "cell", uid=uid, readable=(sys.prefix, str(shared)))
+        _, out, err = run(cell, f"cat {shared}/words.txt; echo x > {shared}/new")
+    assert out == "apple\n", err
+    assert "Read-only file system" in err
+    assert not (shared / "new").exists()
+
+
+@needs_root
+@pytest.mark.sandbox
+def test_network_projects_can_reach_the_host(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        threading.Thread(target=lambda: server.accept()[0].close(), daemon=True).start()
+        script = f"import socket; socket.create_connection(('127.0.0.1', {port}), 2); print('ok')"
+        with sandbox_uid() as uid:
+            exit, out, err = run(
+                make_cell(tmp_path, uid=uid, network=True), f'python3 -c "{script}"'
+            )
+    assert (exit.exit_code, out) == (0, "ok\n"), err
+
+
+@needs_root
+@pytest.mark.sandbox
+def test_a_stage_past_its_wall_time_is_reported_as_timed_out(tmp_path: Path) -> None:
+    with sandbox_uid() as uid:
+        exit, _, _ = run(make_cell(tmp_path, uid=uid), "sleep 5", timeout=0.3)
+    assert exit.timed_out and exit.exit_code is None and exit.seconds < 1.5
+
+
+@needs_root
+@pytest.mark.sandbox
+def test_peak_memory_is_measured(tmp_path: Path) -> None:
+    with sandbox_uid() as uid:
+        script = "python3 -c \"x = b'y' * (60 * 2**20); import time; time.sleep(0.3)\""
+        exit, _, err = run(make_cell(tmp_path, uid=uid), script)
+    assert exit.exit_code == 0, err
+    assert 60 * 1024 <= exit.peak_kb < SMALL.memory_mb * 1024
