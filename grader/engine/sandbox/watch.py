@@ -103,6 +103,7 @@ class _Capped:
             self.file.write(f"\n[output truncated: more than {self.cap} bytes]\n".encode())
 
 
+_Sinks = dict[int, "_Capped"]  # pipe fd -> its stream file
 _Ending = Literal["exited", "timeout", "cancel", "memory", "disk"]
 
 
@@ -121,15 +122,24 @@ class _Watch:
         self.pids: list[int] = []
 
     def run(self, out: _Capped, err: _Capped) -> StageExit:
-        pipes = {self.process.stdout: out, self.process.stderr: err}
+        assert self.process.stdout is not None and self.process.stderr is not None
+        sinks = {self.process.stdout.fileno(): out, self.process.stderr.fileno(): err}
         with selectors.DefaultSelector() as selector:
-            for pipe in pipes:
-                assert pipe is not None
-                os.set_blocking(pipe.fileno(), False)
-                selector.register(pipe, selectors.EVENT_READ)
-            ended = self._supervise(selector, pipes)
+            for fd in sinks:
+                os.set_blocking(fd, False)
+                selector.register(fd, selectors.EVENT_READ)
+            # A pidfd turns readable when the stage's first process ends: no polling delay.
+            ended_fd = os.pidfd_open(self.process.pid)
+            selector.register(ended_fd, selectors.EVENT_READ)
+            try:
+                ended = self._supervise(selector, sinks)
+            finally:
+                selector.unregister(ended_fd)
+                os.close(ended_fd)
             self.kill()
-            self._drain(selector, pipes, until=time.monotonic() + 1.0)
+            until = time.monotonic() + 1.0  # what the dead stage left in its pipes
+            while sinks and time.monotonic() < until:
+                self._pump(selector, sinks, 0.05)
         seconds = time.monotonic() - self.started
         assert self.status is not None  # kill() waited
         peak = max(self.peak_kb, self.status[1])
@@ -142,8 +152,9 @@ class _Watch:
             return StageExit(None, None, seconds, peak, cancelled=True)
         return StageExit(None, signal.SIGKILL, seconds, peak, over=ended)
 
-    def _supervise(self, selector: selectors.BaseSelector, pipes: dict) -> _Ending:  # type: ignore[type-arg]
+    def _supervise(self, selector: selectors.BaseSelector, sinks: _Sinks) -> _Ending:
         deadline = self.started + self.timeout
+        next_check = self.started
         while True:
             pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
             if pid == self.process.pid:
@@ -156,10 +167,12 @@ class _Watch:
                 return "timeout"
             if self.cancel is not None and self.cancel.is_set():
                 return "cancel"
-            over = self._check_limits(now)
-            if over is not None:
-                return over
-            self._pump(selector, pipes, min(POLL_SECONDS, deadline - now))
+            if now >= next_check:  # /proc is read every POLL_SECONDS, not per output chunk
+                over = self._check_limits(now)
+                if over is not None:
+                    return over
+                next_check = now + POLL_SECONDS
+            self._pump(selector, sinks, min(next_check, deadline) - now)
 
     def _check_limits(self, now: float) -> Literal["memory", "disk"] | None:
         self.pids = stage_processes(self.cell.uid, self.process.pid)
@@ -178,22 +191,17 @@ class _Watch:
                 return "disk"
         return None
 
-    def _pump(self, selector: selectors.BaseSelector, pipes: dict, wait: float) -> bool:  # type: ignore[type-arg]
-        """Move what is readable into the stream files; False once every pipe is closed."""
-        if not selector.get_map():
-            time.sleep(max(wait, 0))
-            return False
+    def _pump(self, selector: selectors.BaseSelector, sinks: _Sinks, wait: float) -> None:
+        """Move what is readable into the stream files; a closed pipe leaves ``sinks``."""
         for key, _ in selector.select(timeout=max(wait, 0)):
+            if key.fd not in sinks:
+                continue  # the pidfd: the stage ended
             data = os.read(key.fd, 65536)
             if data:
-                pipes[key.fileobj].write(data)
+                sinks[key.fd].write(data)
             else:
-                selector.unregister(key.fileobj)
-        return bool(selector.get_map())
-
-    def _drain(self, selector: selectors.BaseSelector, pipes: dict, until: float) -> None:  # type: ignore[type-arg]
-        while time.monotonic() < until and self._pump(selector, pipes, 0.05):
-            pass
+                selector.unregister(key.fd)
+                del sinks[key.fd]
 
     def kill(self) -> None:
         """SIGKILL the stage: its sandbox (the pid namespace goes with it) or process group,
