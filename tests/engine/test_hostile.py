@@ -362,3 +362,19 @@ def test_read_only_instructor_tests_cannot_be_overwritten(traversable: Path, kin
     assert pinned.read_text() == TESTS
     assert not (spec.work_dir / "home/workspace/gone").exists()
     assert not sandbox_processes()
+
+
+def test_shared_memory_works_for_multiprocessing_but_is_capped(tmp_path: Path) -> None:
+    script = """import multiprocessing
+lock = multiprocessing.Lock()
+with lock:
+    print("semaphore ok")
+for i in range(100):
+    with open(f"/dev/shm/fill{i}", "wb") as f:
+        f.write(b"x" * 2**20)
+"""
+    outcome = hostile(tmp_path, script)
+    assert "semaphore ok" in text(outcome, "stage_run_output")
+    # 16 MB of disk_mb shared by the workspace, /tmp and /dev/shm: full or killed, never 100
+    full = "No space left on device" in text(outcome, "stage_run_error")
+    assert full or "disk limit of 16 MB exceeded" in text(outcome, "debug_log")

@@ -108,9 +108,12 @@ def restore_pins(spec: RunSpec, cell: Cell) -> None:
     around them (a folder above swapped for a link) where ownership cannot stop it.
     """
     for pinned in cell.read_only:
-        folder = cell.workspace
+        # Every folder from home down to the pinned path must be a real folder: bwrap
+        # resolves a mount's source on the host, so a link there would show host files.
+        folders = [cell.home, cell.workspace]
         for part in pinned.split("/")[:-1]:
-            folder = folder / part
+            folders.append(folders[-1] / part)
+        for folder in folders:
             if folder.is_symlink() or not folder.is_dir():
                 _remove(folder)
                 folder.mkdir()

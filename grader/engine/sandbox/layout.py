@@ -25,6 +25,10 @@ KINDS: tuple[SandboxKind, ...] = ("bubblewrap", "unshare", "rlimits")
 INNER_UID = 1000  # the uid a stage sees when the engine is not root (user namespace)
 MB = 1024 * 1024
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+SHM_MB = 64  # /dev/shm (POSIX semaphores for multiprocessing), a tmpfs of its own
+# Paths inside the sandbox, private tmpfs mounts (S108 is about shared host /tmp: not these)
+TMP, SHM = "/tmp", "/dev/shm"  # noqa: S108
+PRIVATE_TMPFS = (TMP, SHM)  # counted with the workspace against disk_mb
 
 HOME = "/home/user"
 WORKSPACE = f"{HOME}/workspace"
@@ -117,7 +121,7 @@ def stage_argv(cell: Cell, command: str, timeout: float) -> list[str]:
 def stage_env(cell: Cell, extra: dict[str, str]) -> dict[str, str]:
     """The stage's whole environment, built from nothing (no host variable, no token)."""
     # Without a private /tmp, temporary files go to the home the disk watcher walks.
-    tmp = f"{cell.home}/.tmp" if cell.kind == "rlimits" else "/tmp"  # noqa: S108
+    tmp = f"{cell.home}/.tmp" if cell.kind == "rlimits" else TMP
     return {**base_env(cell.inside("home"), cell.inside("toolkit"), tmp), **extra}
 
 
@@ -208,7 +212,8 @@ def cell_mounts(cell: Cell) -> list[Mount]:
     mounts = [
         Mount("ro", "/etc/passwd", str(cell.etc / "passwd")),
         Mount("ro", "/etc/group", str(cell.etc / "group")),
-        Mount("tmpfs", "/tmp", size=cell.limits.disk_mb * MB),  # noqa: S108
+        Mount("tmpfs", TMP, size=cell.limits.disk_mb * MB),
+        Mount("tmpfs", SHM, size=min(cell.limits.disk_mb, SHM_MB) * MB),
     ]
     mounts += [Mount("ro", path, path) for path in readable_paths(cell.readable)]
     mounts.append(Mount("rw", HOME, str(cell.home)))
@@ -258,8 +263,10 @@ def plan(mounts: Sequence[Mount]) -> list[Mount]:
         steps.append(mount)
         if mount.op in ("ro", "rw"):
             binds.append(mount.dest)
-        if mount.op in ("ro", "rw", "tmpfs"):
+        if mount.op in ("ro", "rw", "tmpfs", "dev", "proc"):
             made = {folder for folder in made if not _under(folder, mount.dest)}
+        if mount.op in ("tmpfs", "dev", "proc"):
+            made.add(mount.dest)  # a fresh, empty folder now
     return steps
 
 
@@ -340,7 +347,7 @@ def _script_mount(m: Mount, mount: str) -> list[str]:
     lines = [f"mkdir -p {dest}", f"{mount} -t tmpfs -o mode=0755,size=64k dev {dest}"]
     for name in DEVICES:
         lines += [f"touch {dest}/{name}", f"{mount} --bind /dev/{name} {dest}/{name}"]
-    lines += [f"ln -s /proc/self/fd {dest}/fd", f"mkdir -m 1777 {dest}/shm"]
+    lines += [f"ln -s /proc/self/fd {dest}/fd"]
     for number, name in enumerate(("stdin", "stdout", "stderr")):
         lines.append(f"ln -s /proc/self/fd/{number} {dest}/{name}")
     return lines

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-from grader.engine.sandbox.layout import MB, Cell, stage_argv
+from grader.engine.sandbox.layout import MB, PRIVATE_TMPFS, Cell, stage_argv
 from grader.engine.sandbox.procs import resident_kb, stage_processes, sweep
 from grader.engine.spec import Cancel
 from grader.errors import SandboxError
@@ -128,14 +128,20 @@ class _Watch:
             for fd in sinks:
                 os.set_blocking(fd, False)
                 selector.register(fd, selectors.EVENT_READ)
-            # A pidfd turns readable when the stage's first process ends: no polling delay.
-            ended_fd = os.pidfd_open(self.process.pid)
-            selector.register(ended_fd, selectors.EVENT_READ)
+            # A pidfd turns readable when the stage's first process ends: no polling delay
+            # (without one, Linux < 5.3, the end is noticed within POLL_SECONDS).
+            try:
+                ended_fd: int | None = os.pidfd_open(self.process.pid)
+            except OSError:
+                ended_fd = None
+            if ended_fd is not None:
+                selector.register(ended_fd, selectors.EVENT_READ)
             try:
                 ended = self._supervise(selector, sinks)
             finally:
-                selector.unregister(ended_fd)
-                os.close(ended_fd)
+                if ended_fd is not None:
+                    selector.unregister(ended_fd)
+                    os.close(ended_fd)
             self.kill()
             until = time.monotonic() + 1.0  # what the dead stage left in its pipes
             while sinks and time.monotonic() < until:
@@ -252,8 +258,9 @@ def disk_usage(roots: Sequence[Path], pids: Sequence[int]) -> tuple[int, int]:
             continue
     for pid in pids[:1]:
         try:
-            tmp = os.statvfs(f"/proc/{pid}/root/tmp")
-            used += (tmp.f_blocks - tmp.f_bfree) * tmp.f_frsize
+            for tmpfs in PRIVATE_TMPFS:
+                fs = os.statvfs(f"/proc/{pid}/root{tmpfs}")
+                used += (fs.f_blocks - fs.f_bfree) * fs.f_frsize
         except OSError:
             pass
     return used, files
