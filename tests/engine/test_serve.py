@@ -1,0 +1,250 @@
+"""The engine as a real server process: the quickstart's curl commands, verbatim, and a
+crash (SIGKILL) followed by a restart on the same data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.sandbox
+
+TOKEN = "served-token-3c7a"
+JUNIT = (
+    '<?xml version="1.0"?><testsuite name="s" tests="1">'
+    '<testcase classname="c" name="test_sources_listed" time="0.0"/></testsuite>'
+)
+SLOW = "sleep 37"  # a marker no other process on the machine runs
+
+
+def example_project(projects: Path) -> None:
+    """The quickstart's EXAMPLE project with a ``run`` scenario (and a slow one)."""
+    folder = projects / "EXAMPLE"
+    folder.mkdir(parents=True)
+    run = f"ls -R src && printf '%s' '{JUNIT}' > \"$SE_PATH_UNIT_TESTS_REPORT\""
+    test = {"command": "se_utils_cli evaluate", "timeout": 10}
+    config = {
+        "version": 2.1,
+        "scenarios": {
+            "run": {
+                "default": True,
+                "stages": {"run": {"command": run, "timeout": 10}, "test": test},
+            },
+            "slow": {"stages": {"run": {"command": SLOW, "timeout": 60}}},
+        },
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def serve_command() -> list[str]:
+    """``python -m grader engine serve`` when the CLI imports, else the module directly."""
+    probe = subprocess.run(
+        [sys.executable, "-m", "grader", "engine", "serve", "--help"],
+        capture_output=True,
+        check=False,
+    )
+    if probe.returncode == 0:
+        return [sys.executable, "-m", "grader", "engine", "serve"]
+    script = (
+        "import os, sys; from pathlib import Path; from grader.engine import EngineConfig; "
+        "from grader.engine.serve import serve; a = dict(zip(sys.argv[1::2], sys.argv[2::2])); "
+        "serve(EngineConfig(projects_dir=Path(a['--projects']), data_dir=Path(a['--data']), "
+        "token=os.environ['SPHERE_ENGINE_TOKEN'], slots=int(a['--slots']), "
+        "base_url=f\"http://127.0.0.1:{a['--port']}/api/v1\"), port=int(a['--port']))"
+    )
+    return [sys.executable, "-c", script]
+
+
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+@pytest.fixture
+def launch(tmp_path: Path, serve_command: list[str]) -> Iterator[Any]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(slots: int = 1) -> Served:
+        port = free_port()
+        args = [
+            *serve_command,
+            "--projects",
+            str(tmp_path / "projects"),
+            "--port",
+            str(port),
+            "--slots",
+            str(slots),
+            "--data",
+            str(tmp_path / "data"),
+        ]
+        env = {**os.environ, "SPHERE_ENGINE_TOKEN": TOKEN}
+        with (tmp_path / f"server-{port}.log").open("wb") as log:
+            process = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=log, stderr=log)
+        started.append(process)
+        url = f"http://127.0.0.1:{port}/api/v1"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/test", params={"access_token": TOKEN}).status_code == 200:
+                    return Served(url, process)
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, (tmp_path / f"server-{port}.log").read_text()
+            assert time.monotonic() < deadline, "the engine did not start"
+            time.sleep(0.05)
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def shell(command: str, cwd: Path) -> bytes:
+    """Run a command line exactly as the docs write it (hence a shell); its stdout."""
+    done = subprocess.run(command, shell=True, cwd=cwd, capture_output=True, check=True)  # noqa: S602
+    return done.stdout
+
+
+def curl(command: str, cwd: Path) -> Any:
+    """A documented curl command line; its output parsed as JSON."""
+    return json.loads(shell(command, cwd))
+
+
+def wait_done(url: str, sid: int, cwd: Path, seconds: float = 60) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        body = curl(f'curl "{url}/submissions/{sid}?access_token={TOKEN}"', cwd)
+        if not body["executing"]:
+            return body
+        assert time.monotonic() < deadline, body
+        time.sleep(0.1)
+
+
+def test_the_quickstart_curl_commands_work_verbatim(tmp_path: Path, launch: Any) -> None:
+    example_project(tmp_path / "projects")
+    work = tmp_path / "client"
+    (work / "src" / "models").mkdir(parents=True)
+    (work / "src" / "views").mkdir()
+    (work / "src" / "models" / "Bookstore.ts").write_text("export class Bookstore {}\n")
+    (work / "src" / "models" / "User.ts").write_text("export class User {}\n")
+    (work / "src" / "views" / "Library.tsx").write_text("export const Library = 1;\n")
+    # Step 2 of the quickstart, verbatim.
+    shell("tar -czf source.tar.gz --transform 's,^,workspace/,' ./src", work)
+    served = launch()
+    url = served.url
+    assert curl(f"curl -X GET '{url}/test?access_token={TOKEN}'", work) == {
+        "message": "You can use Sphere Engine Containers API."
+    }
+    created = curl(
+        "curl -X POST \\\n"
+        '  -F "project_id=EXAMPLE" \\\n'
+        '  -F "scenario=run" \\\n'
+        '  -F "source=@source.tar.gz" \\\n'
+        f'  "{url}/submissions?access_token={TOKEN}"',
+        work,
+    )
+    assert created["message"] == "Submission has been created"
+    sid = created["id"]
+    body = wait_done(url, sid, work)
+    assert body["result"]["status"] == {"code": 15, "name": "ok"}, body
+    assert body["scenario"] == "run" and body["project"]["id"] == "EXAMPLE"
+    assert body["result"]["score"] == 100
+    output = shell(
+        f"curl -s '{url}/submissions/{sid}/stage_run_output?access_token={TOKEN}'", work
+    ).decode()
+    assert "Bookstore.ts" in output and "Library.tsx" in output
+    report = curl(f"curl -s '{url}/submissions/{sid}/tests_report?access_token={TOKEN}'", work)
+    assert [test["name"] for test in report] == ["test_sources_listed"]
+    # The reference's examples, with the endpoint and token filled in.
+    assert curl(f"curl -X GET '{url}/stats?access_token={TOKEN}'", work) == {
+        "workspace_slots": {"all": 1, "free": 1}
+    }
+    batch = curl(f"curl -X GET '{url}/submissions?ids={sid}&access_token={TOKEN}'", work)
+    assert [item["id"] for item in batch["items"]] == [sid]
+    workspace = curl(
+        f'curl -X POST --form "project_id=EXAMPLE" "{url}/workspaces?access_token={TOKEN}"', work
+    )["workspace"]
+    listed = curl(f"curl -X GET '{url}/workspaces?project_id=EXAMPLE&access_token={TOKEN}'", work)
+    assert [item["id"] for item in listed["items"]] == [workspace["id"]]
+    one = curl(f"curl -X GET '{url}/workspaces/{workspace['id']}?access_token={TOKEN}'", work)
+    assert one["state"] == {"code": 2, "name": "running"}
+    # "output" is the reference's example, though no such stream is listed: 404 / 1101.
+    missing = curl(f"curl -X GET '{url}/submissions/{sid}/output?access_token={TOKEN}'", work)
+    assert missing == {"message": f"submission {sid} has no stream 'output'", "error_code": 1101}
+    served.process.send_signal(signal.SIGTERM)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught.
+    assert served.process.wait(timeout=30) in (0, -signal.SIGTERM)
+    logs = "".join(p.read_text() for p in tmp_path.glob("server-*.log"))
+    assert "Application shutdown complete" in logs
+    assert TOKEN not in logs
+
+
+def test_a_killed_engine_finishes_the_interrupted_run_as_20_and_reruns_the_waiting_one(
+    tmp_path: Path, launch: Any
+) -> None:
+    example_project(tmp_path / "projects")
+    archive = tmp_path / "source.tar.gz"
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("a\n")
+    subprocess.run(
+        ["tar", "-czf", str(archive), "--transform", "s,^,workspace/,", "src"],
+        cwd=tmp_path,
+        check=True,
+    )
+    first = launch(slots=1)
+    params = {"access_token": TOKEN}
+    with httpx.Client(base_url=first.url + "/", params=params) as client:
+        files = {"source": archive.read_bytes()}
+        slow = client.post(
+            "submissions", data={"project_id": "EXAMPLE", "scenario": "slow"}, files=files
+        ).json()["id"]
+        fast = client.post("submissions", data={"project_id": "EXAMPLE"}, files=files).json()["id"]
+        deadline = time.monotonic() + 30
+        while client.get(f"submissions/{slow}").json()["result"]["status"]["code"] != 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert client.get(f"submissions/{fast}").json()["result"]["status"]["code"] == 0
+    first.process.kill()  # no shutdown: the run is left "executing" in SQLite
+    first.process.wait()
+    second = launch(slots=1)
+    with httpx.Client(base_url=second.url + "/", params=params) as client:
+        interrupted = client.get(f"submissions/{slow}").json()
+        assert interrupted["result"]["status"] == {"code": 20, "name": "internal error"}
+        assert interrupted["executing"] is False
+        log = client.get(f"submissions/{slow}/debug_log").text
+        assert "the engine stopped while this submission ran" in log
+        rerun = wait_done(second.url, fast, tmp_path)
+        assert rerun["result"]["status"]["code"] == 15
+    leftovers = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if SLOW.encode() in cmdline.read_bytes().replace(b"\0", b" "):
+                leftovers.append(cmdline.parent.name)
+        except OSError:
+            continue
+    assert leftovers == [], "the killed engine's sandbox outlived it"
