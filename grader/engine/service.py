@@ -11,6 +11,7 @@ import asyncio
 import functools
 import importlib
 import logging
+import math
 import shutil
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,7 @@ from grader.engine.views import STREAM_NAMES, canonical_stream
 from grader.engine.workspaces import Workspaces
 from grader.errors import (
     ConfigError,
+    CreationFailedError,
     NotFoundError,
     StreamNotFoundError,
 )
@@ -227,13 +229,25 @@ class Engine:
     # --- running --------------------------------------------------------------------
 
     async def _execute(self, submission_id: int) -> None:
-        """One submission on one slot: prepare, run in a worker thread, record."""
+        """One submission on one slot; an engine fault on the way ends it as 20."""
+        try:
+            await self._prepare_run_record(submission_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("engine failed on submission %s", submission_id)
+            reason = f"the engine failed: {type(exc).__name__}: {exc}"
+            await self._finish_problem(submission_id, f"internal error: {reason}", INTERNAL_ERROR)
+
+    async def _prepare_run_record(self, submission_id: int) -> None:
+        """Prepare, run in a worker thread, record."""
         record = self.submission(submission_id)
         self.store.set_status(submission_id, PREPARATION)
         try:
             spec = await self._in_files(self._prepare, record)
-        except ConfigError as exc:
-            await self._finish_problem(submission_id, f"project error: {exc}", PROJECT_ERROR)
+        except (ConfigError, CreationFailedError) as exc:
+            reason = exc.api_message if isinstance(exc, CreationFailedError) else str(exc)
+            await self._finish_problem(submission_id, f"project error: {reason}", PROJECT_ERROR)
             return
         if self._stopped:
             # The engine began stopping while this one was prepared: nothing ran yet,
@@ -347,7 +361,7 @@ def _finished_from(outcome: RunOutcome | str) -> tuple[Finished, tuple[str, ...]
         Finished(
             status=status,
             stages=stages,
-            score=outcome.score,
+            score=outcome.score if outcome.score is None or math.isfinite(outcome.score) else None,
             time=max(0.0, float(outcome.time)),
             memory=max(0, int(outcome.memory)),
             signal=outcome.signal,

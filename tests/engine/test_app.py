@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -15,12 +16,14 @@ import httpx
 import pytest
 
 from grader.engine import schema
+from grader.engine.spec import Cancel, RunOutcome, RunSpec
 from tests.engine.appkit import (
     BASE,
     TOKEN,
     GateRunner,
     archive,
     engine_client,
+    grading_config,
     make_config,
     make_project,
     q,
@@ -574,3 +577,56 @@ def test_the_token_never_reaches_logs_or_answers(
     assert "GET /api/v1/test 200" in engine_log
     assert TOKEN not in engine_log
     assert TOKEN not in repr(make_config(tmp_path))
+
+
+def test_a_project_removed_before_its_turn_ends_the_submission_as_22(tmp_path: Path) -> None:
+    runner = GateRunner()
+    make_project(tmp_path / "projects", "gone", grading_config())
+
+    async def go() -> None:
+        async with engine_client(make_config(tmp_path, slots=1), runner=runner) as client:
+            await submit(client)
+            waiting = (await submit(client, project="gone")).json()["id"]
+            await wait_for(lambda: len(runner.started) == 1)
+            shutil.rmtree(tmp_path / "projects" / "gone")
+            runner.release()
+            body = await wait_final(client, waiting)
+            assert body["result"]["status"]["code"] == 22
+            log = await client.get(f"submissions/{waiting}/debug_log", params=q())
+            assert "project 'gone' does not exist" in log.text
+        assert [spec.project_id for spec in runner.started] == ["p"]
+
+    run(go)
+
+
+def test_runner_output_outside_the_contract_is_not_trusted(tmp_path: Path) -> None:
+    outside = tmp_path / "host-secret.txt"
+    outside.write_text("secret")
+
+    def odd(spec: RunSpec, cancel: Cancel) -> RunOutcome:
+        mine = spec.work_dir / "out"
+        mine.write_text("fine")
+        link = spec.work_dir / "link"
+        link.symlink_to(outside)
+        streams = {
+            "stage_run_output": mine,
+            "stage_run_error": outside,
+            "stage_test_output": link,
+            "made_up": mine,
+        }
+        return RunOutcome(status=7, stages=(), streams=streams, score=float("nan"))
+
+    async def go() -> None:
+        async with engine_client(make_config(tmp_path), runner=odd) as client:
+            sid = (await submit(client)).json()["id"]
+            body = await wait_final(client, sid)
+            assert body["result"]["status"]["code"] == 20 and body["result"]["score"] is None
+            assert body["streams"]["stage_run_output"]["size"] == 4
+            assert body["streams"]["stage_run_error"] is None
+            assert body["streams"]["stage_test_output"] is None
+            log = (await client.get(f"submissions/{sid}/debug_log", params=q())).text
+            assert "status 7, which is not final" in log
+            assert "ignored stream 'made_up'" in log and "ignored stream 'stage_run_error'" in log
+        assert outside.read_text() == "secret"
+
+    run(go)
