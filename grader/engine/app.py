@@ -9,24 +9,20 @@ framework validation errors become 400 / 10, never 422. The core lives in
 
 from __future__ import annotations
 
-import hmac
-import logging
 import re
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from grader.engine import pages, schema, views
 from grader.engine.forms import Form, FormLimits, check_length, read_form
+from grader.engine.guard import TokenGuard
 from grader.engine.service import Clock, Engine, NewSubmission, RunFunction, utc_now
 from grader.engine.settings import EngineConfig
 from grader.engine.store import remove_tree
@@ -45,12 +41,9 @@ from grader.errors import (
     TooManyIdsError,
 )
 
-log = logging.getLogger("grader.engine.http")
-
 API_PREFIX = "/api/v1"
 MAX_IDS = 20
 GREETING = "You can use Sphere Engine Containers API."
-PROTECTED = (API_PREFIX + "/", "/workspace/")
 MEDIA_TYPES = {"source": "application/gzip", "tests_report": "application/json"}
 _ID = re.compile(r"[0-9]{1,18}")
 
@@ -406,72 +399,6 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     else:
         body = views.error_json(str(exc.detail), 10)
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-
-# --- authentication and access log ------------------------------------------------------
-
-
-class TokenGuard:
-    """ASGI middleware: 401 / 1 unless the request carries the token; logs each request.
-
-    The log line has the method, path (never the query, which may hold the token),
-    status and duration.
-    """
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self._token = token.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 0
-
-        async def send_logged(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            if str(scope["path"]).startswith(PROTECTED) and not self._authorized(scope):
-                body = views.error_json("unauthorized access", 1)
-                await JSONResponse(body, status_code=401)(scope, receive, send_logged)
-            else:
-                await self.app(scope, receive, send_logged)
-        finally:
-            log.info(
-                "%s %s %d %.1fms",
-                scope.get("method"),
-                scope.get("path"),
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
-
-    def _authorized(self, scope: Scope) -> bool:
-        given = _query_token(bytes(scope.get("query_string", b"")))
-        if given is None:
-            given = _bearer_token(scope.get("headers", []))
-        return given is not None and hmac.compare_digest(given, self._token)
-
-
-def _query_token(query: bytes) -> bytes | None:
-    for key, value in parse_qsl(
-        query.decode("latin-1"), keep_blank_values=True, encoding="latin-1"
-    ):
-        if key == "access_token":
-            return value.encode("latin-1")  # latin-1 both ways: the raw bytes sent
-    return None
-
-
-def _bearer_token(headers: Any) -> bytes | None:
-    for name, value in headers:
-        if name == b"authorization":
-            raw = bytes(value)
-            return raw[7:].strip() if raw[:7].lower() == b"bearer " else None
-    return None
 
 
 def _document_security(app: FastAPI) -> None:
