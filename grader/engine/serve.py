@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from grader.engine.app import create_app
 from grader.engine.settings import EngineConfig
 
 GRACEFUL_SECONDS = 10
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus the engine's own loggers on the same handler."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["grader"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 def serve(config: EngineConfig, *, host: str = "127.0.0.1", port: int = 8080) -> None:
@@ -23,6 +34,7 @@ def serve(config: EngineConfig, *, host: str = "127.0.0.1", port: int = 8080) ->
         port=port,
         access_log=False,
         lifespan="on",
+        log_config=log_config(),
         log_level="info",
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,

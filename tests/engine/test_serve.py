@@ -201,6 +201,7 @@ def test_the_quickstart_curl_commands_work_verbatim(tmp_path: Path, launch: Any)
     assert served.process.wait(timeout=30) in (0, -signal.SIGTERM)
     logs = "".join(p.read_text() for p in tmp_path.glob("server-*.log"))
     assert "Application shutdown complete" in logs
+    assert "POST /api/v1/submissions 201" in logs  # the engine's access log, without query
     assert TOKEN not in logs
 
 
