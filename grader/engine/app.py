@@ -359,7 +359,7 @@ async def workspace_page(request: Request, workspace_id: str) -> HTMLResponse:
     engine.sweep()
     workspace = engine.workspaces.touch(workspace_id)
     project_dir = engine.config.projects_dir / workspace.project_id
-    files, truncated = pages.project_files(project_dir) if project_dir.is_dir() else ([], False)
+    files, truncated = await engine.offload(pages.project_files, project_dir)
     last = engine.store.latest_finished(workspace.project_id)
     result = None
     if last is not None:

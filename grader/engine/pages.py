@@ -107,6 +107,8 @@ def project_files(
     project_dir: Path, limit: int = MAX_LISTED_FILES
 ) -> tuple[list[ProjectFile], bool]:
     """The project's regular files in path order (links are not followed); truncated?"""
+    if not project_dir.is_dir():
+        return [], False
     found: list[Path] = []
     for folder, dirs, names in os.walk(project_dir, followlinks=False):
         dirs.sort()

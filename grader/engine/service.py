@@ -329,6 +329,10 @@ class Engine:
             submission_id, _skipped(INTERNAL_ERROR), _sizes(streams, STREAM_NAMES), self.clock()
         )
 
+    async def offload(self, func: Callable[..., T], *args: Any) -> T:
+        """Run blocking file work on the engine's file threads (never the event loop)."""
+        return await self._in_files(func, *args)
+
     async def _in_files(self, func: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._files, functools.partial(func, *args))
