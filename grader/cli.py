@@ -1,0 +1,267 @@
+"""The `grader` command line: parse options, call one core function, print the result.
+
+This is the only place that turns a GraderError into an exit code (DESIGN.md):
+0 all graded; 1 some students not graded; 2 usage or configuration; 3 engine.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from grader import __version__
+from grader.errors import EXIT_CONFIG, EXIT_NOT_GRADED, EXIT_OK, GraderError
+from grader.grading import GradeOptions, GradeReport, grade, report
+from grader.progress import make_progress
+from grader.reports.lms import LMS_CHOICES
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+course_dir_argument = click.argument(
+    "course_dir", type=click.Path(path_type=Path, file_okay=False, exists=False)
+)
+
+
+def _console() -> Console:
+    return Console(stderr=False, highlight=False, soft_wrap=True)
+
+
+def _fail(exc: GraderError) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _guard(func: F) -> F:
+    """Run a command, turning our errors into one clear line and the right exit code."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except GraderError as exc:
+            _fail(exc)
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="grader")
+def main() -> None:
+    """Grade a programming course on Sphere Engine Containers (or the built-in engine)."""
+
+
+@main.command("grade")
+@course_dir_argument
+@click.option(
+    "-a", "--assignment", "assignments", multiple=True, help="Only this assignment (repeatable)."
+)
+@click.option(
+    "-s", "--student", "students", multiple=True, help="Only this student id (repeatable)."
+)
+@click.option("--force", is_flag=True, help="Submit again even if this exact archive was graded.")
+@click.option(
+    "--engine", "engine_url", metavar="URL", help="Engine API URL (default: built-in engine)."
+)
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), help="Most submissions executing at once."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Output folder (default: COURSE_DIR/out).",
+)
+@_guard
+def grade_command(
+    course_dir: Path,
+    assignments: Sequence[str],
+    students: Sequence[str],
+    force: bool,
+    engine_url: str | None,
+    concurrency: int | None,
+    out_dir: Path | None,
+) -> None:
+    """Grade every student of COURSE_DIR (or the chosen assignments and students)."""
+    options = GradeOptions(
+        course_dir=course_dir,
+        assignments=tuple(assignments),
+        students=tuple(students),
+        force=force,
+        engine_url=engine_url,
+        concurrency=concurrency,
+        out_dir=out_dir,
+    )
+    console = _console()
+    with make_progress(console) as progress:
+        result = grade(options, progress=progress)
+    _print_grade_report(console, result)
+    sys.exit(EXIT_NOT_GRADED if result.summary.not_graded else EXIT_OK)
+
+
+def _print_grade_report(console: Console, result: GradeReport) -> None:
+    for outputs in result.outputs:
+        table = Table(title=f"{outputs.assignment}: {result.course.name}", title_justify="left")
+        for column in ("student", "name", "score", "status", "outcome", "commit"):
+            table.add_column(column, justify="right" if column == "score" else "left")
+        for o in outputs.outcomes:
+            score = f"{o.grade.score:g}/{o.grade.max_score:g}" if o.grade else "-"
+            status = o.status if o.status == "graded" else f"[bold red]{o.status}[/]"
+            table.add_row(
+                o.student.student_id,
+                o.student.name,
+                score,
+                status,
+                o.outcome,
+                (o.commit or "")[:10],
+            )
+        console.print(table)
+        console.print(f"  wrote {outputs.directory}/")
+    summary = result.summary
+    console.print(
+        f"engine: {result.engine.label}; submissions created: {summary.submissions_created}, "
+        f"reused: {summary.reused}; log: {result.log_file}"
+    )
+    if summary.possible_duplicates:
+        console.print(
+            f"[yellow]note: {summary.possible_duplicates} create call(s) had an unknown outcome "
+            "and were retried; the engine may hold that many duplicate submissions[/]"
+        )
+    for o in summary.not_graded:
+        console.print(
+            f"[bold red]NOT GRADED[/] {o.assignment.id}/{o.student.student_id}: "
+            f"{o.outcome}: {o.reason}",
+            markup=True,
+        )
+
+
+@main.command("report")
+@course_dir_argument
+@click.option("-a", "--assignment", "assignments", multiple=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False))
+@_guard
+def report_command(course_dir: Path, assignments: Sequence[str], out_dir: Path | None) -> None:
+    """Re-render feedback and gradebooks from stored results (runs nothing)."""
+    for outputs in report(course_dir, assignments=assignments, out_dir=out_dir):
+        click.echo(f"wrote {outputs.directory}/ ({len(outputs.outcomes)} students)")
+
+
+@main.command("export")
+@course_dir_argument
+@click.option("-a", "--assignment", required=True, help="The assignment to export.")
+@click.option(
+    "--lms",
+    required=True,
+    type=click.Choice(LMS_CHOICES, case_sensitive=False),
+    help="Which gradebook import format to write.",
+)
+@click.option("--tabs", is_flag=True, help="Blackboard: tab-delimited instead of quoted CSV.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False))
+@_guard
+def export_command(
+    course_dir: Path, assignment: str, lms: str, tabs: bool, out_dir: Path | None
+) -> None:
+    """Write the LMS import file of one assignment from stored grades (runs nothing)."""
+    from grader.exporting import export
+
+    result = export(course_dir, assignment, lms.lower(), out_dir=out_dir, tabs=tabs)
+    for path in result.paths:
+        click.echo(f"wrote {path}")
+    for path in result.removed:
+        click.echo(f"removed {path} (no longer graded)")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@main.group("engine")
+def engine_group() -> None:
+    """The built-in Sphere Engine Containers engine."""
+
+
+@engine_group.command("serve")
+@click.option(
+    "--projects",
+    "projects_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--slots", type=click.IntRange(min=1), help="Executions at once (default: CPUs).")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where submissions are stored (default: ./engine-data).",
+)
+@_guard
+def engine_serve(
+    projects_dir: Path, host: str, port: int, slots: int | None, data_dir: Path | None
+) -> None:
+    """Serve the Containers API v1.1 on HOST:PORT; token from SPHERE_ENGINE_TOKEN."""
+    from grader.engine import EngineConfig
+    from grader.engine.serve import serve
+
+    token = os.environ.get("SPHERE_ENGINE_TOKEN", "")
+    if not token:
+        click.echo("error: set SPHERE_ENGINE_TOKEN to the token clients must send", err=True)
+        sys.exit(EXIT_CONFIG)
+    config = EngineConfig(
+        projects_dir=projects_dir.resolve(),
+        data_dir=(data_dir or Path("engine-data")).resolve(),
+        token=token,
+        slots=slots,
+        base_url=f"http://{host}:{port}/api/v1",
+    )
+    serve(config, host=host, port=port)
+
+
+@main.command("status")
+@course_dir_argument
+@click.option("-a", "--assignment", "assignments", multiple=True)
+@_guard
+def status_command(course_dir: Path, assignments: Sequence[str]) -> None:
+    """Show where every student stands: last graded commit, score, state, when."""
+    from grader.status import course_status
+
+    table = Table()
+    for column in ("assignment", "student", "name", "commit", "score", "state", "when", "runs"):
+        table.add_column(column)
+    for row in course_status(course_dir, assignments=assignments):
+        table.add_row(
+            row.assignment,
+            row.student_id,
+            row.name,
+            (row.commit or "")[:10],
+            "-" if row.score is None else f"{row.score:g}",
+            row.state,
+            f"{row.when:%Y-%m-%d %H:%M}" if row.when else "",
+            str(row.submissions),
+        )
+    _console().print(table)
+
+
+@main.command("doctor")
+@course_dir_argument
+@click.option("--engine", "engine_url", metavar="URL")
+@_guard
+def doctor_command(course_dir: Path, engine_url: str | None) -> None:
+    """Check config, roster, git, engine, token, slots and sandbox."""
+    from grader.doctor import run_checks
+
+    checks = run_checks(course_dir, engine_url=engine_url)
+    marks = {"ok": "[green]ok[/]", "warning": "[yellow]warning[/]", "error": "[bold red]error[/]"}
+    console = _console()
+    for check in checks:
+        console.print(f"{marks[check.level]:>8}  {check.name}: ", end="")
+        console.print(check.message, markup=False)
+    if any(c.level == "error" for c in checks):
+        engine_failed = any(c.name == "engine" and c.level == "error" for c in checks)
+        sys.exit(3 if engine_failed else EXIT_CONFIG)

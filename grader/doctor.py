@@ -1,0 +1,112 @@
+"""`grader doctor`: check everything a run needs and say what is wrong in plain words."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from grader.config import Course, load_course
+from grader.connect import EngineChoice, choose_engine, open_client
+from grader.errors import ConfigError, EngineError, GraderError, UnauthorizedError
+from grader.roster import load_roster
+
+Level = Literal["ok", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    level: Level
+    message: str
+
+
+def run_checks(course_dir: Path, *, engine_url: str | None = None) -> list[Check]:
+    """Every check, in order; stops early only when the course itself cannot be read."""
+    try:
+        course = load_course(course_dir)
+    except ConfigError as exc:
+        return [Check("config", "error", str(exc))]
+    checks = [Check("config", "ok", f"{course.name}: {len(course.assignments)} assignment(s)")]
+    checks.append(_roster(course))
+    checks.append(_git())
+    checks.extend(_projects(course))
+    try:
+        engine = choose_engine(course, url=engine_url)
+    except ConfigError as exc:
+        return [*checks, Check("engine", "error", str(exc))]
+    if engine.is_local:
+        checks.append(_sandbox())
+    checks.extend(asyncio.run(_engine(engine, course)))
+    return checks
+
+
+def _roster(course: Course) -> Check:
+    try:
+        students = load_roster(course.roster)
+    except GraderError as exc:
+        return Check("roster", "error", str(exc))
+    bad = [s for s in students if s.problem]
+    if bad:
+        lines = "; ".join(f"line {s.line}: {s.problem}" for s in bad)
+        return Check("roster", "warning", f"{len(students)} students, {len(bad)} unusable: {lines}")
+    return Check("roster", "ok", f"{len(students)} students in {course.roster.name}")
+
+
+def _git() -> Check:
+    if shutil.which("git") is None:
+        return Check("git", "error", "git is not installed; student repositories cannot be read")
+    version = subprocess.run(["git", "--version"], capture_output=True, text=True, check=False)
+    return Check("git", "ok", version.stdout.strip())
+
+
+def _projects(course: Course) -> list[Check]:
+    checks = []
+    for assignment in course.assignments.values():
+        config = course.projects_dir / assignment.project / "config.json"
+        if config.is_file():
+            checks.append(Check(f"project {assignment.project}", "ok", str(config)))
+        else:
+            checks.append(
+                Check(
+                    f"project {assignment.project}",
+                    "warning",
+                    f"{config} is missing: the built-in engine cannot run {assignment.id} "
+                    "(fine if the project only exists on the Sphere Engine service)",
+                )
+            )
+    return checks
+
+
+def _sandbox() -> Check:
+    from grader.engine import detect_sandbox
+
+    info = detect_sandbox()
+    if info.warning:
+        return Check("sandbox", "warning", f"{info.kind}: {info.warning}")
+    return Check("sandbox", "ok", f"{info.kind}: {info.detail}")
+
+
+async def _engine(engine: EngineChoice, course: Course) -> list[Check]:
+    try:
+        async with open_client(engine, course) as client:
+            message = await client.test()
+            stats = await client.stats()
+    except UnauthorizedError:
+        return [
+            Check(
+                "engine",
+                "error",
+                f"{engine.label} refused the access token (401): check SPHERE_ENGINE_TOKEN",
+            )
+        ]
+    except EngineError as exc:
+        return [Check("engine", "error", f"{engine.label} cannot be used: {exc}")]
+    checks = [Check("engine", "ok", f"{engine.label}: {message}")]
+    level: Level = "ok" if stats.free else "warning"
+    note = "" if stats.free else " (none free now: submissions will wait)"
+    checks.append(Check("slots", level, f"{stats.free} of {stats.all} free{note}"))
+    return checks

@@ -1,0 +1,192 @@
+"""The `grade` and `report` jobs: lock, state, log file, pipeline, outputs.
+
+The CLI builds a ``GradeOptions`` and calls one function here; nothing in this module
+prints or exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from grader.config import Course, load_course
+from grader.connect import EngineChoice, choose_engine
+from grader.errors import RunInterruptedError
+from grader.lock import course_lock
+from grader.outputs import AssignmentOutputs, default_out_root, write_assignment_outputs
+from grader.pipeline import GradeRequest, Pipeline, Progress, RunSummary
+from grader.roster import Student, load_roster
+from grader.state import open_state
+
+log = logging.getLogger("grader")
+
+INTERRUPT_GRACE = 20.0  # seconds running submissions get to finish after Ctrl-C
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    course_dir: Path
+    assignments: tuple[str, ...] = ()
+    students: tuple[str, ...] = ()
+    force: bool = False
+    engine_url: str | None = None
+    concurrency: int | None = None
+    out_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class GradeReport:
+    course: Course
+    engine: EngineChoice
+    summary: RunSummary
+    outputs: tuple[AssignmentOutputs, ...]
+    log_file: Path
+
+
+def grade(options: GradeOptions, *, progress: Progress | None = None) -> GradeReport:
+    """Grade the chosen assignments of a course and write their outputs."""
+    course = load_course(options.course_dir)
+    assignment_ids = _assignment_ids(course, options.assignments)
+    roster = load_roster(course.roster)
+    _check_students(course, roster, options.students)
+    engine = choose_engine(course, url=options.engine_url)
+    out_root = options.out_dir or default_out_root(course)
+    with (
+        course_lock(course.state_dir),
+        open_state(course.state_dir) as state,
+        _run_log(course, engine) as log_file,
+    ):
+        request = GradeRequest(
+            course=course,
+            roster=roster,
+            assignments=assignment_ids,
+            students=options.students,
+            force=options.force,
+            concurrency=options.concurrency,
+        )
+        log.info("grading %s on engine %s", ", ".join(assignment_ids), engine.label)
+        pipeline = Pipeline(request, state, engine, progress=progress)
+        try:
+            summary = asyncio.run(_run_interruptible(pipeline))
+        finally:  # even after Ctrl-C, what finished is written out
+            outputs = tuple(
+                write_assignment_outputs(course, course.assignment(a), state, roster, out_root)
+                for a in assignment_ids
+            )
+        if summary.interrupted:
+            raise RunInterruptedError(
+                f"interrupted: {summary.interrupted} submission(s) left for the next run"
+            )
+        for outcome in summary.not_graded:
+            log.warning(
+                "%s/%s not graded: %s: %s",
+                outcome.assignment.id,
+                outcome.student.student_id,
+                outcome.outcome,
+                outcome.reason,
+            )
+        log.info(
+            "run %d done: %d submissions created, %d reused",
+            summary.run_id,
+            summary.submissions_created,
+            summary.reused,
+        )
+    return GradeReport(course, engine, summary, outputs, log_file)
+
+
+async def _run_interruptible(pipeline: Pipeline) -> RunSummary:
+    """First Ctrl-C: submit nothing new, let running ones finish for a while. Second: stop."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+
+    def interrupt() -> None:
+        if main is None:
+            return
+        if pipeline.stopping.is_set():
+            main.cancel()
+            return
+        log.warning("interrupted: no new submissions; Ctrl-C again to stop at once")
+        pipeline.stopping.set()
+        loop.call_later(INTERRUPT_GRACE, main.cancel)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not main thread
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    try:
+        return await pipeline.run()
+    except asyncio.CancelledError:
+        raise RunInterruptedError("interrupted; run `grader grade` again to finish") from None
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+def report(
+    course_dir: Path, *, assignments: Sequence[str] = (), out_dir: Path | None = None
+) -> tuple[AssignmentOutputs, ...]:
+    """Re-render every output from stored results; runs nothing."""
+    course = load_course(course_dir)
+    roster = load_roster(course.roster)
+    out_root = out_dir or default_out_root(course)
+    with open_state(course.state_dir) as state:
+        return tuple(
+            write_assignment_outputs(course, course.assignment(a), state, roster, out_root)
+            for a in _assignment_ids(course, tuple(assignments))
+        )
+
+
+def _assignment_ids(course: Course, chosen: tuple[str, ...]) -> tuple[str, ...]:
+    for assignment_id in chosen:
+        course.assignment(assignment_id)  # raises ConfigError naming the known ones
+    return chosen or tuple(course.assignments)
+
+
+def _check_students(course: Course, roster: Sequence[Student], chosen: Sequence[str]) -> None:
+    from grader.errors import ConfigError
+
+    known = {s.student_id for s in roster}
+    unknown = [s for s in chosen if s not in known]
+    if unknown:
+        raise ConfigError(f"not on the roster: {', '.join(unknown)}", file=str(course.roster))
+
+
+@contextmanager
+def _run_log(course: Course, engine: EngineChoice) -> Iterator[Path]:
+    """One log file per run under ``.grader/logs/``, with the token scrubbed."""
+    logs = course.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = logs / f"grade-{stamp}.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_Scrub(engine.token))
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(min(previous, logging.INFO) if previous else logging.INFO)
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+        handler.close()
+
+
+class _Scrub(logging.Filter):
+    """Replace the token wherever it would land in a log record."""
+
+    def __init__(self, secret: str):
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.secret and self.secret in message:
+            record.msg = message.replace(self.secret, "***")
+            record.args = None
+        return True

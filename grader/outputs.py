@@ -1,0 +1,79 @@
+"""Outputs of an assignment, rebuilt from SQLite alone.
+
+`grader grade` and `grader report` both end here, so what a run writes and what a later
+report writes are the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from grader.codec import from_json
+from grader.config import Assignment, Course
+from grader.reports.dashboard import write_dashboard
+from grader.reports.feedback import write_feedback
+from grader.reports.gradebook import build_gradebook, write_gradebook
+from grader.reports.instructor import write_instructor_views
+from grader.reports.model import StudentOutcome
+from grader.roster import Student, id_problem
+from grader.state import State
+
+GRADEBOOK = "gradebook.csv"
+
+
+@dataclass(frozen=True)
+class AssignmentOutputs:
+    assignment: str
+    directory: Path
+    outcomes: tuple[StudentOutcome, ...]
+
+
+def stored_outcomes(
+    state: State, assignment: Assignment, roster: Sequence[Student]
+) -> list[StudentOutcome]:
+    """The latest outcome of every roster student, in roster order; never graded -> not graded."""
+    latest = {g.student_id: g for g in state.latest_grades(assignment.id)}
+    outcomes = []
+    for student in roster:
+        stored = latest.get(student.student_id)
+        if stored is None:
+            outcomes.append(never_graded(student, assignment))
+        else:
+            # identities come from the roster as it is now (a fixed e-mail shows up at once)
+            outcomes.append(
+                replace(from_json(StudentOutcome, stored.outcome_json), student=student)
+            )
+    return outcomes
+
+
+def never_graded(student: Student, assignment: Assignment) -> StudentOutcome:
+    from grader.pipeline import _blank_outcome, _not_graded
+
+    reason = "not graded yet: run `grader grade` for this assignment"
+    return _not_graded(_blank_outcome(student, assignment), "not graded yet", reason)
+
+
+def write_assignment_outputs(
+    course: Course,
+    assignment: Assignment,
+    state: State,
+    roster: Sequence[Student],
+    out_root: Path,
+) -> AssignmentOutputs:
+    """Write feedback, gradebook and the rest for one assignment from stored grades."""
+    outcomes = stored_outcomes(state, assignment, roster)
+    directory = out_root / assignment.id
+    directory.mkdir(parents=True, exist_ok=True)
+    # a roster row whose id cannot be a file name still gets its gradebook row
+    nameable = [o for o in outcomes if id_problem(o.student.student_id) is None]
+    write_feedback(nameable, directory)
+    write_instructor_views(nameable, directory)
+    write_gradebook(build_gradebook(outcomes), directory / GRADEBOOK)
+    write_dashboard(outcomes, assignment, directory)
+    return AssignmentOutputs(assignment.id, directory, tuple(outcomes))
+
+
+def default_out_root(course: Course) -> Path:
+    return course.root / "out"

@@ -1,0 +1,529 @@
+"""The orchestrator: every student flows fetch -> package -> submit -> follow -> grade.
+
+Students move independently through bounded stages (git fetches, archive building and
+engine slots each have their own limit), so fetching, packaging and execution overlap.
+Every step lands in SQLite as it finishes; a rerun reuses what is already there and
+never submits the same archive + project + scenario twice unless forced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+
+from grader.api.client import ContainersClient
+from grader.api.follow import ExecutionGate, SubmissionWatcher
+from grader.api.models import Submission
+from grader.archive import Archive, build_archive
+from grader.codec import from_json, to_json
+from grader.config import Assignment, Course
+from grader.connect import EngineChoice, open_client
+from grader.errors import (
+    ArchiveError,
+    EngineError,
+    NotFoundError,
+    SourceError,
+    SubmissionTimeoutError,
+    TestReportError,
+    TransportError,
+    UnauthorizedError,
+)
+from grader.reports.model import StudentOutcome
+from grader.roster import Student, repo_for
+from grader.scoring import grade_submission, parse_tests_report
+from grader.sources import CommitChoice, GitSources, pick_commit_at, redact_url
+from grader.state import State, StoredResult
+
+GIT_CONCURRENCY = 4
+STREAM_CAP = 200_000
+FINAL_STUDENT_ERRORS = {
+    11: "build error",
+    12: "runtime error",
+    13: "time limit exceeded",
+    14: "fail",
+    15: "ok",
+}
+INFRASTRUCTURE = 20
+UNAVAILABLE = "repository unavailable"
+PROJECT_ERROR = 22
+
+
+class Progress(Protocol):
+    """Where the pipeline reports what it is doing (the CLI draws it; tests record it)."""
+
+    def start(self, total: int) -> None: ...
+    def step(self, assignment: str, student_id: str, stage: str) -> None: ...
+    def finished(self, outcome: StudentOutcome) -> None: ...
+
+
+class SilentProgress:
+    def start(self, total: int) -> None:
+        pass
+
+    def step(self, assignment: str, student_id: str, stage: str) -> None:
+        pass
+
+    def finished(self, outcome: StudentOutcome) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class GradeRequest:
+    course: Course
+    roster: Sequence[Student]
+    assignments: tuple[str, ...]
+    students: tuple[str, ...] = ()  # empty: everyone on the roster
+    force: bool = False
+    concurrency: int | None = None
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    outcomes: list[StudentOutcome] = field(default_factory=list)
+    submissions_created: int = 0
+    reused: int = 0
+    possible_duplicates: int = 0
+    interrupted: int = 0  # students left for the next run after Ctrl-C
+
+    @property
+    def not_graded(self) -> list[StudentOutcome]:
+        return [o for o in self.outcomes if o.status != "graded"]
+
+
+@dataclass(frozen=True)
+class _Executed:
+    """A final engine answer for one archive, fresh or reused from SQLite."""
+
+    submission: Submission
+    result: StoredResult
+    submission_id: int
+    attempts: int
+
+
+class _StoppedError(Exception):
+    """Raised inside a student's coroutine when Ctrl-C stops new submissions."""
+
+
+@dataclass(frozen=True)
+class _Infrastructure:
+    reason: str
+    attempts: int
+
+
+def submission_key(
+    archive_sha256: str, project: str, scenario: str | None, project_digest: str
+) -> str:
+    """What makes two submissions the same: content, project, scenario, project files."""
+    text = "\0".join((archive_sha256, project, scenario or "", project_digest))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def project_digest(projects_dir: Path, project: str) -> str:
+    """Hash of the local project folder (instructor tests), or '' when it is not local."""
+    root = projects_dir / project
+    if not root.is_dir():
+        return ""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def lateness_of(choice: CommitChoice, assignment: Assignment, student_id: str) -> timedelta:
+    return max(timedelta(), choice.at - assignment.due_for(student_id))
+
+
+class Pipeline:
+    """One grading run over a course: built once, then ``run`` drives every student."""
+
+    def __init__(
+        self,
+        request: GradeRequest,
+        state: State,
+        engine: EngineChoice,
+        *,
+        progress: Progress | None = None,
+    ):
+        self.request = request
+        self.course = request.course
+        self.state = state
+        self.engine = engine
+        self.progress = progress or SilentProgress()
+        self.stopping = asyncio.Event()  # set on Ctrl-C: create nothing new
+        self.sources = GitSources(self.course.state_dir / "mirrors")
+        self.git_limit = asyncio.Semaphore(GIT_CONCURRENCY)
+        self.histories: dict[tuple[str, str | None], asyncio.Task[list[object]]] = {}
+        self.digests = {
+            a: project_digest(self.course.projects_dir, self.course.assignment(a).project)
+            for a in request.assignments
+        }
+
+    async def run(self) -> RunSummary:
+        run_id = self.state.start_run(
+            engine=self.engine.label, assignments=self.request.assignments
+        )
+        summary = RunSummary(run_id)
+        jobs = [
+            (self.course.assignment(a), s)
+            for a in self.request.assignments
+            for s in self.request.roster
+            if not self.request.students or s.student_id in self.request.students
+        ]
+        self.progress.start(len(jobs))
+        async with open_client(
+            self.engine, self.course, concurrency=self.request.concurrency
+        ) as client:
+            watcher = SubmissionWatcher(
+                client, timeout=self.course.engine.submission_timeout.total_seconds()
+            )
+            gate = ExecutionGate(client, self.request.concurrency or self.course.engine.concurrency)
+            context = _RunContext(self, summary, client, watcher, gate)
+            try:
+                results = await asyncio.gather(*(context.grade(a, s) for a, s in jobs))
+            finally:
+                await watcher.aclose()
+            summary.possible_duplicates = client.counters.ambiguous_creates
+        summary.outcomes = [r for r in results if r is not None]
+        summary.interrupted = len(results) - len(summary.outcomes)
+        status = "interrupted" if summary.interrupted else "complete"
+        if status == "complete" and summary.not_graded:
+            status = "partial"
+        self.state.finish_run(run_id, status=status, summary=f"{len(results)} students")
+        return summary
+
+
+class _RunContext:
+    """Per-run collaborators shared by every student's coroutine."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        summary: RunSummary,
+        client: ContainersClient,
+        watcher: SubmissionWatcher,
+        gate: ExecutionGate,
+    ):
+        self.p = pipeline
+        self.summary = summary
+        self.client = client
+        self.watcher = watcher
+        self.gate = gate
+
+    async def grade(self, assignment: Assignment, student: Student) -> StudentOutcome | None:
+        """Grade one student and store the outcome; None when the run was interrupted first."""
+        try:
+            outcome = await self._grade(assignment, student)
+        except _StoppedError:
+            return None
+        self.p.state.record_grade(
+            self.summary.run_id,
+            assignment.id,
+            student.student_id,
+            status=outcome.status,
+            score=outcome.grade.score if outcome.grade and outcome.status == "graded" else None,
+            outcome_json=to_json(outcome),
+        )
+        self.p.progress.finished(outcome)
+        return outcome
+
+    async def _grade(self, assignment: Assignment, student: Student) -> StudentOutcome:
+        blank = _blank_outcome(student, assignment)
+        if student.problem:
+            return _not_graded(blank, "invalid roster row", student.problem)
+        step = self.p.progress.step
+        try:
+            step(assignment.id, student.student_id, "fetch")
+            choice, repo = await self._choose_commit(assignment, student)
+            if choice is None:
+                cutoff = assignment.cutoff_for(student.student_id)
+                return _not_graded(
+                    blank,
+                    "no commit before cutoff",
+                    f"no commit at or before {cutoff:%Y-%m-%d %H:%M} UTC",
+                )
+            blank = _with_commit(blank, choice, assignment)
+            step(assignment.id, student.student_id, "package")
+            archive = await self._package(assignment, repo, choice)
+        except SourceError as exc:
+            reason = str(exc).removeprefix(f"{UNAVAILABLE}: ")  # the outcome already says it
+            return _not_graded(blank, UNAVAILABLE, reason)
+        except ArchiveError as exc:
+            return _not_graded(blank, "archive rejected", str(exc))
+        blank = _replace(blank, archive_sha256=archive.sha256)
+        step(assignment.id, student.student_id, "submit")
+        executed = await self._execute(assignment, student, archive)
+        if isinstance(executed, _Infrastructure):
+            return _not_graded(
+                _replace(blank, attempts=executed.attempts), "infrastructure", executed.reason
+            )
+        step(assignment.id, student.student_id, "grade")
+        return _graded(blank, executed, assignment)
+
+    async def _choose_commit(
+        self, assignment: Assignment, student: Student
+    ) -> tuple[CommitChoice | None, str]:
+        repo = repo_for(student, assignment.repo, base=self.p.course.root)
+        async with self.p.git_limit:
+            commits = await self.p.sources.history(repo, assignment.branch)
+        # the address may carry credentials: SQLite only ever sees it redacted
+        stored_repo = redact_url(repo)
+        first_seen = self.p.state.record_commits(
+            stored_repo, [(c.sha, c.committed_at) for c in commits]
+        )
+        choice = pick_commit_at(
+            commits,
+            assignment.cutoff_for(student.student_id),
+            clock=assignment.clock,
+            first_seen=first_seen,
+        )
+        if choice is not None:
+            self.p.state.record_source(
+                self.summary.run_id,
+                assignment.id,
+                student.student_id,
+                repo=stored_repo,
+                sha=choice.commit.sha,
+                decided_at=choice.at,
+                clock=choice.clock,
+                reason=choice.reason,
+            )
+        return choice, repo
+
+    async def _package(self, assignment: Assignment, repo: str, choice: CommitChoice) -> Archive:
+        async with self.p.git_limit:
+            files = await self.p.sources.files(repo, choice.commit.sha)
+        archive = await asyncio.to_thread(
+            build_archive,
+            files,
+            include=assignment.include,
+            exclude=assignment.exclude,
+            max_bytes=assignment.max_archive_bytes,
+        )
+        self.p.state.record_archive(
+            archive.sha256, size=archive.size, file_count=archive.file_count
+        )
+        return archive
+
+    async def _execute(
+        self, assignment: Assignment, student: Student, archive: Archive
+    ) -> _Executed | _Infrastructure:
+        state, engine = self.p.state, self.p.engine.label
+        key = submission_key(
+            archive.sha256, assignment.project, assignment.scenario, self.p.digests[assignment.id]
+        )
+        if not self.p.request.force:
+            reused = await self._reuse(key)
+            if reused is not None:
+                return reused
+        if self.p.stopping.is_set():
+            raise _StoppedError
+        reasons: list[str] = []
+        budget = self.p.course.engine.infra_retries + 1
+        for attempt in range(1, budget + 1):
+            row_id = state.begin_submission(
+                self.summary.run_id,
+                assignment.id,
+                student.student_id,
+                engine=engine,
+                submission_key=key,
+                archive_sha256=archive.sha256,
+                project=assignment.project,
+                scenario=assignment.scenario,
+                attempt=attempt,
+            )
+            outcome = await self._attempt(row_id, assignment, archive)
+            if isinstance(outcome, _Executed):
+                return _Executed(outcome.submission, outcome.result, outcome.submission_id, attempt)
+            reasons.append(outcome)
+        return _Infrastructure(f"{budget} attempts failed; last: {reasons[-1]}", budget)
+
+    async def _reuse(self, key: str) -> _Executed | None:
+        """A stored final result, or follow a submission created before a crash."""
+        row = self.p.state.reusable_submission(self.p.engine.label, key)
+        if row is None or row.engine_id is None:
+            return None
+        if row.state == "final":
+            stored = self.p.state.result_for(row.id)
+            if stored is not None:
+                self.summary.reused += 1
+                submission = from_json(Submission, stored.result_json)
+                return _Executed(submission, stored, row.engine_id, row.attempt)
+        followed = await self._follow(row.id, row.engine_id)
+        return followed if isinstance(followed, _Executed) else None
+
+    async def _attempt(
+        self, row_id: int, assignment: Assignment, archive: Archive
+    ) -> _Executed | str:
+        async with self.gate.slot():
+            if self.p.stopping.is_set():
+                self.p.state.submission_failed(row_id, "infra", "interrupted before submitting")
+                raise _StoppedError
+            try:
+                engine_id = await self.client.create_submission(
+                    assignment.project, archive.data, scenario=assignment.scenario
+                )
+            except UnauthorizedError:
+                raise
+            except (TransportError, EngineError) as exc:
+                if not _is_transient(exc):
+                    raise
+                self.p.state.submission_failed(row_id, "infra", str(exc))
+                return str(exc)
+            self.p.state.submission_created(row_id, engine_id)
+            self.summary.submissions_created += 1
+            return await self._follow(row_id, engine_id)
+
+    async def _follow(self, row_id: int, engine_id: int) -> _Executed | str:
+        try:
+            submission = await self.watcher.wait(engine_id)
+        except NotFoundError as exc:
+            self.p.state.submission_failed(row_id, "lost", str(exc))
+            return f"the engine no longer knows submission {engine_id}"
+        except SubmissionTimeoutError as exc:
+            self.p.state.submission_failed(row_id, "infra", str(exc))
+            return f"engine timeout: {exc}"
+        except TransportError as exc:
+            self.p.state.submission_failed(row_id, "infra", str(exc))
+            return str(exc)
+        code = submission.result.status.code
+        if code == INFRASTRUCTURE:
+            debug = await self._stream(submission, "debug_log")
+            detail = f"engine internal error (status 20) on submission {engine_id}"
+            self.p.state.submission_failed(row_id, "infra", f"{detail}: {debug[:500]}")
+            return detail
+        stored = await self._collect(submission)
+        self.p.state.submission_final(
+            row_id, status_code=code, status_name=submission.result.status.name, result=stored
+        )
+        return _Executed(submission, stored, engine_id, 1)
+
+    async def _collect(self, submission: Submission) -> StoredResult:
+        """Fetch only the streams grading needs."""
+        code = submission.result.status.code
+        report = await self._stream(submission, "tests_report")
+        build = ""
+        if code == 11 or _stage_failed(submission, "build"):
+            build = "\n".join(
+                filter(
+                    None,
+                    [
+                        await self._stream(submission, "stage_build_output"),
+                        await self._stream(submission, "stage_build_error"),
+                    ],
+                )
+            )
+        debug = await self._stream(submission, "debug_log") if code not in (14, 15) else ""
+        return StoredResult(to_json(submission), report, build, debug)
+
+    async def _stream(self, submission: Submission, name: str) -> str:
+        ref = submission.streams.get(name)
+        if ref is None or ref.size == 0:
+            return ""
+        return await self.client.get_stream(submission.id, name, max_bytes=STREAM_CAP)
+
+
+def _is_transient(exc: EngineError) -> bool:
+    from grader.errors import ProjectUnavailableError, RateLimitedError, ServerError
+
+    return isinstance(exc, (TransportError, ServerError, RateLimitedError, ProjectUnavailableError))
+
+
+def _stage_failed(submission: Submission, stage: str) -> bool:
+    found = submission.stages.get(stage)
+    return bool(found and not found.skipped and (found.exit_code or 0) != 0)
+
+
+def _blank_outcome(student: Student, assignment: Assignment) -> StudentOutcome:
+    return StudentOutcome(
+        student=student,
+        assignment=assignment,
+        status="not graded",
+        outcome="",
+        reason="",
+        commit=None,
+        commit_reason=None,
+        committed_at=None,
+        lateness=timedelta(),
+        grade=None,
+        submission_id=None,
+        engine_status=None,
+        build_output="",
+        debug_log="",
+        archive_sha256=None,
+        attempts=0,
+    )
+
+
+def _replace(outcome: StudentOutcome, /, **changes: object) -> StudentOutcome:
+    from dataclasses import replace
+
+    return replace(outcome, **changes)  # type: ignore[arg-type]
+
+
+def _with_commit(
+    outcome: StudentOutcome, choice: CommitChoice, assignment: Assignment
+) -> StudentOutcome:
+    return _replace(
+        outcome,
+        commit=choice.commit.sha,
+        commit_reason=choice.reason,
+        committed_at=choice.at,
+        lateness=lateness_of(choice, assignment, outcome.student.student_id),
+    )
+
+
+def _not_graded(outcome: StudentOutcome, what: str, reason: str) -> StudentOutcome:
+    return _replace(outcome, status="not graded", outcome=what, reason=reason, grade=None)
+
+
+def _graded(outcome: StudentOutcome, executed: _Executed, assignment: Assignment) -> StudentOutcome:
+    result = executed.submission.result
+    code = result.status.code
+    common = {
+        "submission_id": executed.submission_id,
+        "engine_status": result.status.name,
+        "build_output": executed.result.build_output,
+        "debug_log": executed.result.debug_log,
+        "attempts": executed.attempts,
+    }
+    if code not in FINAL_STUDENT_ERRORS:
+        what = "project error" if code == PROJECT_ERROR else f"engine status {code}"
+        reason = (
+            "the assignment's project configuration is broken (instructor: see debug log)"
+            if code == PROJECT_ERROR
+            else f"the engine ended with status {code} ({result.status.name})"
+        )
+        return _replace(_not_graded(outcome, what, reason), **common)
+    try:
+        tests = parse_tests_report(executed.result.tests_report or "[]")
+    except TestReportError as exc:
+        # the report comes from the project's test stage, not the student: not a grade
+        return _replace(_not_graded(outcome, "unreadable test report", str(exc)), **common)
+    grade = grade_submission(
+        tests, assignment, engine_score=result.score, lateness=outcome.lateness
+    )
+    return _replace(
+        outcome,
+        status="graded",
+        outcome=FINAL_STUDENT_ERRORS[code],
+        reason=_graded_reason(code, result.status.name),
+        grade=grade,
+        **common,
+    )
+
+
+def _graded_reason(code: int, name: str) -> str:
+    return {
+        11: "the code did not compile; tests could not run",
+        12: "the program crashed while running",
+        13: "a stage ran past its time limit",
+        14: "some tests failed",
+        15: "every test passed",
+    }.get(code, name)

@@ -1,0 +1,87 @@
+"""The whole pipeline on a tiny real course: git -> archive -> local engine -> SQLite -> outputs."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from grader.grading import GradeOptions, grade, report
+from tests.conftest import GOOD, HALF, commit
+
+ON_TIME = datetime(2026, 9, 30, 12, 0, tzinfo=UTC)
+
+
+def gradebook(course: Path) -> list[dict[str, str]]:
+    with (course / "out" / "add" / "gradebook.csv").open() as fp:
+        return list(csv.DictReader(fp))
+
+
+@pytest.fixture
+def graded_course(tiny_course: Path) -> Path:
+    commit(tiny_course / "repos" / "ada", {"solution.py": GOOD}, "solve", ON_TIME)
+    commit(tiny_course / "repos" / "bob", {"solution.py": HALF}, "try", ON_TIME)
+    # cy has no repository at all
+    return tiny_course
+
+
+def test_course_is_graded_end_to_end(graded_course: Path) -> None:
+    result = grade(GradeOptions(graded_course))
+    rows = {r["student_id"]: r for r in gradebook(graded_course)}
+    assert list(rows) == ["ada", "bob", "cy"]
+    assert (rows["ada"]["score"], rows["ada"]["status"]) == ("10.0", "graded")
+    assert (rows["bob"]["score"], rows["bob"]["status"]) == ("7.0", "graded")
+    assert (rows["cy"]["score"], rows["cy"]["status"]) == ("", "not graded")
+    assert len(rows["ada"]["commit"]) == 40
+    assert result.summary.submissions_created == 2
+    for student in rows:
+        assert (graded_course / "out" / "add" / "feedback" / f"{student}.md").is_file()
+        assert (graded_course / "out" / "add" / "feedback" / f"{student}.html").is_file()
+    cy = next(o for o in result.summary.outcomes if o.student.student_id == "cy")
+    assert cy.outcome == "repository unavailable"
+
+
+def test_second_run_with_nothing_changed_submits_nothing(graded_course: Path) -> None:
+    grade(GradeOptions(graded_course))
+    first = gradebook(graded_course)
+    again = grade(GradeOptions(graded_course))
+    assert again.summary.submissions_created == 0
+    assert again.summary.reused == 2
+    assert gradebook(graded_course) == first
+
+
+def test_new_commit_resubmits_only_that_student(graded_course: Path) -> None:
+    grade(GradeOptions(graded_course))
+    fixed = GOOD + "# fixed by bob\n"  # not byte-identical to ada's, which would be reused
+    commit(graded_course / "repos" / "bob", {"solution.py": fixed}, "fix mul", ON_TIME)
+    again = grade(GradeOptions(graded_course))
+    assert again.summary.submissions_created == 1
+    assert {r["student_id"]: r["score"] for r in gradebook(graded_course)}["bob"] == "10.0"
+
+
+def test_force_submits_again(graded_course: Path) -> None:
+    grade(GradeOptions(graded_course))
+    again = grade(GradeOptions(graded_course, force=True, students=("ada",)))
+    assert again.summary.submissions_created == 1
+
+
+def test_report_rewrites_the_same_bytes_from_sqlite(graded_course: Path) -> None:
+    grade(GradeOptions(graded_course))
+    out = graded_course / "out" / "add"
+    before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    for path in out.rglob("*"):
+        if path.is_file():
+            path.unlink()
+    report(graded_course)
+    after = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert after == before
+
+
+def test_identical_work_of_two_students_runs_once(graded_course: Path) -> None:
+    grade(GradeOptions(graded_course))
+    commit(graded_course / "repos" / "bob", {"solution.py": GOOD}, "same as ada", ON_TIME)
+    again = grade(GradeOptions(graded_course))
+    assert again.summary.submissions_created == 0  # same archive, project and scenario
+    assert {r["student_id"]: r["score"] for r in gradebook(graded_course)}["bob"] == "10.0"

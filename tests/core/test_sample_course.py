@@ -1,0 +1,83 @@
+"""The sample course is also a regression test: every student's expected score and status."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from grader.cli import main
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_course"
+
+# student -> (status, outcome, score) per assignment, as sample_course/README.md explains
+EXPECTED = {
+    "hw1": {
+        "amartin": ("graded", "ok", "100.0"),
+        "bchen": ("graded", "fail", "65.0"),
+        "cokafor": ("graded", "ok", "100.0"),
+        "dnovak": ("graded", "time limit exceeded", "0.0"),
+        "erivera": ("graded", "fail", "85.0"),
+        "fsato": ("graded", "ok", "100.0"),
+        "gmueller": ("graded", "ok", "80.0"),
+        "hpatel": ("graded", "fail", "75.0"),
+    },
+    "hw2": {
+        "amartin": ("graded", "ok", "100.0"),
+        "bchen": ("graded", "fail", "60.0"),
+        "cokafor": ("graded", "build error", "0.0"),
+        "dnovak": ("graded", "ok", "70.0"),
+        "erivera": ("graded", "ok", "100.0"),
+        "fsato": ("graded", "ok", "100.0"),
+        "gmueller": ("graded", "fail", "90.0"),
+        "hpatel": ("not graded", "repository unavailable", ""),
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def graded_sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, int]:
+    course = tmp_path_factory.mktemp("sample") / "sample_course"
+    shutil.copytree(SAMPLE, course, ignore=shutil.ignore_patterns(".grader", "out"))
+    result = CliRunner().invoke(main, ["grade", str(course)])
+    return course, result.output, result.exit_code
+
+
+def read_gradebook(course: Path, assignment: str) -> list[dict[str, str]]:
+    with (course / "out" / assignment / "gradebook.csv").open(newline="") as fp:
+        return list(csv.DictReader(fp))
+
+
+@pytest.mark.parametrize("assignment", ["hw1", "hw2"])
+def test_every_sample_student_gets_the_expected_grade(
+    graded_sample: tuple[Path, str, int], assignment: str
+) -> None:
+    course, output, _ = graded_sample
+    rows = read_gradebook(course, assignment)
+    got = {r["student_id"]: (r["status"], r["outcome"], r["score"]) for r in rows}
+    assert got == EXPECTED[assignment], output
+    header = list(rows[0])
+    assert header[:6] == ["student_id", "name", "score", "max_score", "status", "commit"]
+    for student in EXPECTED[assignment]:
+        for suffix in (".md", ".html"):
+            assert (course / "out" / assignment / "feedback" / f"{student}{suffix}").is_file()
+
+
+def test_sample_run_exits_1_and_names_the_student_not_graded(
+    graded_sample: tuple[Path, str, int],
+) -> None:
+    _, output, exit_code = graded_sample
+    assert exit_code == 1, output
+    assert "NOT GRADED hw2/hpatel: repository unavailable" in output
+
+
+def test_erivera_is_graded_on_the_commit_before_the_late_window_closed(
+    graded_sample: tuple[Path, str, int],
+) -> None:
+    course, _, _ = graded_sample
+    feedback = (course / "out" / "hw1" / "feedback" / "erivera.md").read_text()
+    row = next(r for r in read_gradebook(course, "hw1") if r["student_id"] == "erivera")
+    assert row["commit"][:10] in feedback
