@@ -79,6 +79,7 @@ def workspace_archive(text: str) -> bytes:
 
 def start_engine(root: Path, token: str, slots: int, port: int) -> tuple[object, threading.Thread]:
     import uvicorn
+
     from grader.engine import EngineConfig
     from grader.engine.app import create_app
 

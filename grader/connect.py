@@ -14,12 +14,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.api.client import ClientSettings, ContainersClient
+from grader.api.client import IN_PROCESS_HOST, ClientSettings, ContainersClient
 from grader.config import DEFAULT_TOKEN_ENV, Course
 from grader.errors import ConfigError
 
 LOCAL_ENGINE = "local"
-LOCAL_BASE_URL = "http://grader-local-engine/api/v1"
+LOCAL_BASE_URL = f"http://{IN_PROCESS_HOST}/api/v1"
 URL_ENV = "SPHERE_ENGINE_URL"
 
 

@@ -44,6 +44,9 @@ from grader.errors import ApiError, StreamNotFoundError, TransportError, api_err
 
 log = logging.getLogger("grader.api")
 
+IN_PROCESS_HOST = "grader-local-engine"
+"""The host name the in-process engine answers to (through ASGITransport, no socket)."""
+
 MAX_IDS_PER_CALL = 20
 """The reference's limit for ``GET /submissions?ids=``."""
 
@@ -82,7 +85,8 @@ class ClientSettings:
     def is_local(self) -> bool:
         """A loopback engine answers in milliseconds, so polling can be fast."""
         host = httpx.URL(self.base_url).host
-        return host in {"localhost", "127.0.0.1", "::1", "testserver"} or host.startswith("127.")
+        local = {"localhost", "127.0.0.1", "::1", "testserver", IN_PROCESS_HOST}
+        return host in local or host.startswith("127.")
 
 
 @dataclass
