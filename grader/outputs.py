@@ -14,13 +14,20 @@ from grader.codec import from_json
 from grader.config import Assignment, Course
 from grader.reports.dashboard import write_dashboard
 from grader.reports.feedback import write_feedback
-from grader.reports.gradebook import build_gradebook, write_gradebook
+from grader.reports.gradebook import (
+    build_gradebook,
+    build_history,
+    write_gradebook,
+    write_history,
+)
 from grader.reports.instructor import write_instructor_views
+from grader.reports.manifest import write_manifests
 from grader.reports.model import StudentOutcome
 from grader.roster import Student, id_problem
 from grader.state import State
 
 GRADEBOOK = "gradebook.csv"
+HISTORY = "history.csv"
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,8 @@ def write_assignment_outputs(
     write_feedback(nameable, directory)
     write_instructor_views(nameable, directory)
     write_gradebook(build_gradebook(outcomes), directory / GRADEBOOK)
+    write_history(build_history(state.grade_history(assignment.id)), directory / HISTORY)
+    write_manifests(nameable, directory)
     write_dashboard(outcomes, assignment, directory)
     return AssignmentOutputs(assignment.id, directory, tuple(outcomes))
 

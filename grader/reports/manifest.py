@@ -1,0 +1,76 @@
+"""``manifest/<student_id>.json``: where a grade came from, for audits and regrade requests.
+
+One small JSON file per student that answers "what exactly was graded, where, and how":
+the commit and why it was chosen, the archive's content hash, the engine's submission id
+and status, attempts, the score and its late penalty. It is instructor-facing (it names
+the engine status and carries the debug reason) but holds no test names, messages or
+student output, so it can be shared with a student who disputes a grade.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from grader import __version__
+from grader.reports.feedback import file_stem
+from grader.reports.model import StudentOutcome
+
+MANIFEST_DIR = "manifest"
+MANIFEST_VERSION = 1
+
+
+def manifest_of(outcome: StudentOutcome) -> dict[str, Any]:
+    """The manifest record of one outcome (plain JSON values, fixed key order)."""
+    grade = outcome.grade
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "grader_version": __version__,
+        "assignment": outcome.assignment.id,
+        "project": outcome.assignment.project,
+        "scenario": outcome.assignment.scenario,
+        "student_id": outcome.student.student_id,
+        "status": outcome.status,
+        "outcome": outcome.outcome,
+        "reason": outcome.reason,
+        "commit": outcome.commit,
+        "commit_reason": outcome.commit_reason,
+        "committed_at": _iso(outcome.committed_at),
+        "lateness_seconds": outcome.lateness.total_seconds(),
+        "archive_sha256": outcome.archive_sha256,
+        "submission_id": outcome.submission_id,
+        "engine_status": outcome.engine_status,
+        "attempts": outcome.attempts,
+        "score": grade.score if grade and outcome.status == "graded" else None,
+        "max_score": grade.max_score if grade else outcome.assignment.max_points,
+        "raw_points": grade.raw_points if grade else None,
+        "late_penalty_points": grade.penalty_points if grade else None,
+        "late_reason": grade.late.reason if grade else None,
+    }
+
+
+def render_manifest(outcome: StudentOutcome) -> bytes:
+    """Deterministic bytes: same outcome, same file."""
+    text = json.dumps(manifest_of(outcome), indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode()
+
+
+def write_manifests(outcomes: Iterable[StudentOutcome], directory: Path) -> list[Path]:
+    """Write ``directory/manifest/<student_id>.json`` for every outcome."""
+    folder = directory / MANIFEST_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for outcome in outcomes:
+        path = folder / f"{file_stem(outcome.student.student_id)}.json"
+        data = render_manifest(outcome)
+        if not path.is_file() or path.read_bytes() != data:
+            path.write_bytes(data)
+        written.append(path)
+    return written
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
