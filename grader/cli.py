@@ -29,8 +29,14 @@ course_dir_argument = click.argument(
 )
 
 
+PLAIN_WIDTH = 132  # cron mail and log files: wide enough that table rows never wrap
+
+
 def _console() -> Console:
-    return Console(stderr=False, highlight=False, soft_wrap=True)
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = max(console.width, PLAIN_WIDTH)
+    return console
 
 
 def _fail(exc: GraderError) -> None:
