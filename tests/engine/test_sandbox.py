@@ -246,3 +246,14 @@ def test_peak_memory_is_measured(tmp_path: Path) -> None:
         exit, _, err = run(make_cell(tmp_path, uid=uid), script)
     assert exit.exit_code == 0, err
     assert 60 * 1024 <= exit.peak_kb < SMALL.memory_mb * 1024
+
+
+@needs_root
+@pytest.mark.sandbox
+def test_peak_memory_counts_the_stage_not_the_engine(tmp_path: Path) -> None:
+    ballast = bytearray(200 * 2**20)  # the engine's own memory, copied into a forked child
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    with sandbox_uid() as uid:
+        exit, _, _ = run(make_cell(tmp_path, uid=uid), "python3 -c 'import time; time.sleep(0.2)'")
+    assert 0 < exit.peak_kb < 64 * 1024
+    del ballast

@@ -54,17 +54,20 @@ def stage_processes(uid: int | None, root: int) -> list[int]:
     return sorted(family)
 
 
-def resident_kb(pid: int) -> int:
-    """Anonymous + shared-memory resident kB (what a memory bomb grows; libraries are not)."""
+def memory_kb(pid: int) -> tuple[int, int]:
+    """kB resident now (anonymous + shared memory: what a memory bomb grows, not libraries)
+    and the process's own peak resident size (VmHWM); zeros once it is gone."""
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
-        return 0
-    total = 0
+        return 0, 0
+    now = peak = 0
     for line in lines:
         if line.startswith(("RssAnon:", "RssShmem:")):
-            total += int(line.split()[1])
-    return total
+            now += int(line.split()[1])
+        elif line.startswith("VmHWM:"):
+            peak = int(line.split()[1])
+    return now, peak
 
 
 def sweep(uid: int, seconds: float = SWEEP_SECONDS) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from grader.engine.sandbox.layout import MB, PRIVATE_TMPFS, Cell, stage_argv
-from grader.engine.sandbox.procs import resident_kb, stage_processes, sweep
+from grader.engine.sandbox.procs import memory_kb, stage_processes, sweep
 from grader.engine.spec import Cancel
 from grader.errors import SandboxError
 
@@ -116,7 +116,7 @@ class _Watch:
         self.cell, self.process, self.timeout, self.cancel = cell, process, timeout, cancel
         self.started = time.monotonic()
         self.peak_kb = 0
-        self.status: tuple[int, int] | None = None  # wait status, ru_maxrss
+        self.status: int | None = None  # the wait status, once reaped
         self.disk_every = DISK_POLL_SECONDS
         self.next_disk = self.started + self.disk_every
         self.pids: list[int] = []
@@ -148,9 +148,9 @@ class _Watch:
                 self._pump(selector, sinks, 0.05)
         seconds = time.monotonic() - self.started
         assert self.status is not None  # kill() waited
-        peak = max(self.peak_kb, self.status[1])
+        peak = self.peak_kb
         if ended == "exited":
-            code, sig = _decode(self.status[0])
+            code, sig = _decode(self.status)
             return StageExit(code, sig, seconds, peak)
         if ended == "timeout":
             return StageExit(None, None, seconds, peak, timed_out=True)
@@ -162,11 +162,12 @@ class _Watch:
         deadline = self.started + self.timeout
         next_check = self.started
         while True:
-            pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
+            pid, status = os.waitpid(self.process.pid, os.WNOHANG)
             if pid == self.process.pid:
-                self.status = (status, usage.ru_maxrss)
-                # reaped here (wait4 gives the peak memory); Popen must not wait again
-                self.process.returncode = os.waitstatus_to_exitcode(status)
+                # Not wait4's ru_maxrss: the child forked from this process counts our own
+                # memory until it execs. The watcher's samples measure the stage alone.
+                self.status = status
+                self.process.returncode = os.waitstatus_to_exitcode(status)  # Popen: reaped
                 return "exited"
             now = time.monotonic()
             if now >= deadline:
@@ -182,8 +183,9 @@ class _Watch:
 
     def _check_limits(self, now: float) -> Literal["memory", "disk"] | None:
         self.pids = stage_processes(self.cell.uid, self.process.pid)
-        used = sum(resident_kb(pid) for pid in self.pids)
-        self.peak_kb = max(self.peak_kb, used)
+        samples = [memory_kb(pid) for pid in self.pids]
+        used = sum(now for now, _ in samples)
+        self.peak_kb = max(self.peak_kb, used, *(peak for _, peak in samples))
         if used > self.cell.limits.memory_mb * 1024:
             return "memory"
         if now >= self.next_disk:
@@ -215,9 +217,9 @@ class _Watch:
         if self.status is None:
             with suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            _, status, usage = os.wait4(self.process.pid, 0)
+            _, status = os.waitpid(self.process.pid, 0)
             self.process.returncode = os.waitstatus_to_exitcode(status)
-            self.status = (status, usage.ru_maxrss)
+            self.status = status
         if self.cell.uid is not None:
             sweep(self.cell.uid, seconds=0)
 
