@@ -18,6 +18,7 @@ from grader.engine.sandbox import (
     SANDBOX_UID_BASE,
     Cell,
     StageExit,
+    address_space_bytes,
     detect_sandbox,
     probe_sandbox,
     readable_paths,
@@ -257,3 +258,14 @@ def test_peak_memory_counts_the_stage_not_the_engine(tmp_path: Path) -> None:
         exit, _, _ = run(make_cell(tmp_path, uid=uid), "python3 -c 'import time; time.sleep(0.2)'")
     assert 0 < exit.peak_kb < 64 * 1024
     del ballast
+
+
+def test_without_root_bubblewrap_uses_a_user_namespace_and_no_setpriv(tmp_path: Path) -> None:
+    argv = stage_argv(make_cell(tmp_path, uid=None), "true", 5.0)
+    assert {"--unshare-user", "--disable-userns"} <= set(argv)
+    assert argv[argv.index("--uid") + 1] == "1000"
+    assert not any(arg.endswith("setpriv") for arg in argv)
+
+
+def test_address_space_backstop_leaves_room_for_runtimes_that_reserve_memory() -> None:
+    assert address_space_bytes(Limits(memory_mb=1024)) >= 8 * 2**30

@@ -14,15 +14,17 @@ Student code is hostile. Each stage runs ``/bin/sh -c <command>`` in a fresh san
 In every kind the stage runs as a uid of its own (``SANDBOX_UID_BASE`` + n, one per
 running submission) when the engine is root, so ``RLIMIT_NPROC`` binds (it never binds
 root) and the stage owns nothing but its own files; ``setpriv`` drops every capability.
-``prlimit`` sets address space, processes, open files, file size, CPU seconds and no core
-files. Memory is watched from outside (the sum of the stage's resident anonymous memory,
-every ``POLL_SECONDS``): past the limit the stage is killed with SIGKILL.
+``prlimit`` sets processes, open files, file size, CPU seconds, no core files and a
+generous address space. Memory is watched from outside: every ``POLL_SECONDS`` the sum of
+the stage's resident anonymous and shared memory is read from /proc, and past
+``memory_mb`` the stage is killed with SIGKILL (reported as a memory-limit kill).
 
-Disk (our choice): ``/tmp`` is a tmpfs of ``disk_mb``; the home, workspace and runtime
-folders live on the host disk, every file is capped by ``RLIMIT_FSIZE``, and a watcher
-walks them (with the tmpfs's usage) a few times a second and kills the stage past
-``disk_mb``. A burst between two walks can overshoot by what the disk writes in that
-time, never without bound.
+Disk (our choice): ``/tmp`` and ``/dev/shm`` are private size-capped tmpfs mounts; the
+home, workspace and runtime folders live on the host disk; every file is capped by
+``RLIMIT_FSIZE``; and the watcher walks those folders (adding the tmpfs usage) every
+``POLL_SECONDS`` (less often when a walk is slow) and kills the stage past ``disk_mb``.
+A burst between two walks overshoots by what the disk writes in that time (tens of MB),
+never without bound. (A tmpfs workspace would be exact but would cost RAM per slot.)
 
 Layout inside (bubblewrap, unshare)::
 
@@ -31,7 +33,12 @@ Layout inside (bubblewrap, unshare)::
     /sphere-engine/bin       se_utils_cli (read-only, first on PATH)
     /sphere-engine/runtime   unit-tests XML, tests report, scenario result (writable)
     /sphere-engine/streams   earlier stages' outputs (read-only)
-    /tmp                     private tmpfs
+    /tmp, /dev/shm           private tmpfs mounts
+    /usr, /lib*, /etc pieces read-only system; sys.prefix and sys.base_prefix read-only
+
+The engine not being root: bubblewrap runs in a user namespace (the stage is uid 1000
+inside, the engine's user outside, so RLIMIT_NPROC counts per namespace), and no nested
+user namespaces; unshare needs root; the process watch follows descendants instead of a uid.
 """
 
 from grader.engine.sandbox.detect import SandboxInfo, detect_sandbox, probe_sandbox

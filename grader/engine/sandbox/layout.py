@@ -168,8 +168,12 @@ def launch(uid: int | None, limits: Limits, timeout: float, command: str) -> lis
 
 
 def address_space_bytes(limits: Limits) -> int:
-    """RLIMIT_AS: a backstop well above the memory limit (virtual size exceeds resident)."""
-    return max(2 * limits.memory_mb, limits.memory_mb + 1024) * MB
+    """RLIMIT_AS: only a backstop against one huge allocation; the watcher is the limit.
+
+    Generous, because runtimes reserve far more address space than they touch (a JVM
+    reserves a quarter of the machine's memory for its heap; Go and glibc arenas too).
+    """
+    return (4 * limits.memory_mb + 4096) * MB
 
 
 def namespace_flags(uid: int | None, *, network: bool) -> list[str]:
