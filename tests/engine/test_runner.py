@@ -200,6 +200,15 @@ def test_result_left_by_an_earlier_stage_is_ignored(tmp_path: Path) -> None:
 
 
 @pytest.mark.sandbox
+def test_post_stage_that_leaves_the_result_alone_keeps_the_test_stages(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, stage_specs=stages(test="se_utils_cli evaluate", post="echo done"))
+    outcome = run_submission(spec)
+    assert (outcome.status, outcome.score) == (FAIL, 0.0)
+    assert text(outcome, "debug_log").count("no unit-tests report was written") == 1
+    assert next(s for s in outcome.stages if s.name == "test").status_changed_to == FAIL
+
+
+@pytest.mark.sandbox
 def test_post_stage_can_set_the_status_explicitly(tmp_path: Path) -> None:
     spec = make_spec(
         tmp_path, stage_specs=stages(run="true", post="se_utils_cli scenario_result status RE")

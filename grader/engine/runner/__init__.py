@@ -118,10 +118,8 @@ class _DebugLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.lines: list[str] = []
 
     def note(self, line: str) -> None:
-        self.lines.append(line)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as stream:
             stream.write(line + "\n")
@@ -138,7 +136,7 @@ class _Submission:
         debug: _DebugLog,
         cancel: Cancel | None,
     ) -> None:
-        self.spec, self.debug, self.cancel, self.uid = spec, debug, cancel, uid
+        self.spec, self.debug, self.cancel = spec, debug, cancel
         work = spec.work_dir
         pinned, refused = normalize_read_only(spec.read_only)
         for raw in refused:
@@ -159,6 +157,7 @@ class _Submission:
         )
         self.outcomes: list[StageOutcome] = []
         self.exits: dict[str, StageExit] = {}
+        self.seen: tuple[object, ...] = ()  # the result files as the last reading found them
 
     def run(self) -> RunOutcome:
         pinned, dropped = prepare_cell(self.spec, self.cell)
@@ -240,7 +239,15 @@ class _Submission:
         return variables
 
     def _read_evaluation(self, stage: str) -> Evaluation | None:
-        """What the stage left in the result's place, checked; unusable is 14, score 0."""
+        """What the stage left in the result's place, checked; unusable is 14, score 0.
+
+        ``None`` also when the files are as the previous reading left them (a post stage
+        that does not touch the test stage's result).
+        """
+        seen = tuple(_signature(self.cell.runtime / name) for name in (RESULT, FINAL_REPORT))
+        if seen == self.seen:
+            return None
+        self.seen = seen
         try:
             raw_result = read_capped(self.cell.runtime / RESULT, MAX_RESULT_BYTES)
             result = validate_result(raw_result) if raw_result is not None else None
@@ -258,6 +265,14 @@ class _Submission:
         if found is not None and found.reason:
             self.debug.note(f"stage {stage}: {found.reason}")
         return found
+
+
+def _signature(path: Path) -> object:
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_mode)
 
 
 def _describe_exit(stage: StageSpec, exit: StageExit, spec: RunSpec) -> str:
