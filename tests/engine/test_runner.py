@@ -290,3 +290,13 @@ def test_stages_out_of_order_are_a_project_error(tmp_path: Path) -> None:
     outcome = run_submission(spec)
     assert outcome.status == PROJECT_ERROR
     assert "expected init, build, run, test, post" in text(outcome, "debug_log")
+
+
+@pytest.mark.sandbox
+def test_a_read_only_path_that_is_a_link_is_not_mounted_from_the_host(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, project={"data/real.txt": "r"}, stage_specs=stages(run="ls shared"),
+                     read_only=("shared",))  # fmt: skip
+    (spec.project_dir / "shared").symlink_to("/etc")
+    outcome = run_submission(spec)
+    assert "shadow" not in text(outcome, "stage_run_output")
+    assert outcome.status == OK

@@ -41,13 +41,25 @@ def prepare_cell(spec: RunSpec, cell: Cell) -> tuple[tuple[str, ...], list[str]]
         ignore=lambda folder, names: ["config.json"] if Path(folder) == spec.project_dir else [],
     )
     dropped = overlay(spec.upload_dir, cell.workspace, cell.read_only)
-    pinned = tuple(p for p in cell.read_only if os.path.lexists(cell.workspace / p))
+    # Pinned: what the project itself has at a read-only path; a link is never pinned, as
+    # a mount would follow it on the host (ownership still keeps it from the stage).
+    pinned = tuple(p for p in cell.read_only if _real(spec.project_dir, p))
     _write_toolkit(cell)
     _write_identity(cell)
     if cell.kind == "rlimits":
         (cell.home / ".tmp").mkdir(exist_ok=True)
     _set_owners(cell, pinned)
     return pinned, dropped
+
+
+def _real(root: Path, relative: str) -> bool:
+    """``root/relative`` exists and no component below ``root`` is a link."""
+    path = root
+    for part in relative.split("/"):
+        path = path / part
+        if path.is_symlink() or not path.exists():
+            return False
+    return True
 
 
 def overlay(upload: Path, workspace: Path, read_only: Sequence[str]) -> list[str]:
