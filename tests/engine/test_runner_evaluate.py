@@ -128,7 +128,7 @@ NAMES = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, ma
 STATUS = st.sampled_from(["ok", "failure", "error", "skipped"])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, database=None)  # nothing written to the checkout
 @given(st.lists(st.tuples(NAMES, NAMES, STATUS), max_size=12), st.booleans())
 def test_any_junit_document_converts_to_its_tests_in_order(
     tests: list[tuple[str, str, str]], bare: bool
@@ -147,7 +147,7 @@ def test_any_junit_document_converts_to_its_tests_in_order(
     assert validate_report(json.loads(json.dumps(cases))) == cases
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)  # nothing written to the checkout
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_either_convert_or_raise_report_error(data: bytes) -> None:
     try:
@@ -166,7 +166,7 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)  # nothing written to the checkout
 @given(JSON)
 def test_any_json_value_is_a_valid_report_or_a_report_error(value: object) -> None:
     try:
@@ -176,7 +176,7 @@ def test_any_json_value_is_a_valid_report_or_a_report_error(value: object) -> No
     assert validate_report(checked) == checked
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, database=None)  # nothing written to the checkout
 @given(st.lists(st.fixed_dictionaries(
     {"name": NAMES, "status": STATUS},
     optional={"classname": NAMES, "time": st.floats(), "failure": st.text(max_size=50)},
