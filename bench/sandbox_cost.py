@@ -62,14 +62,17 @@ def hw1_spec(root: Path, name: str) -> RunSpec:
     return RunSpec(1, "hw1", project, upload, work, specs, (".sphere-engine",), False, Limits())
 
 
-def median_ms(action: Callable[[], object], runs: int) -> float:
-    action()  # warm the page cache once
-    times = []
+def medians_ms(actions: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+    """Median wall time of each action, run in turns so machine load hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in actions}
+    for action in actions.values():
+        action()  # warm the page cache once
     for _ in range(runs):
-        began = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times) * 1000
+        for name, action in actions.items():
+            began = time.perf_counter()
+            action()
+            times[name].append(time.perf_counter() - began)
+    return {name: statistics.median(spent) * 1000 for name, spent in times.items()}
 
 
 def bare(workspace: Path, report: Path, command: str) -> Callable[[], object]:
@@ -134,18 +137,21 @@ def measure(root: Path, kinds: list[SandboxKind], runs: int, uids: ExitStack) ->
     shutil.copytree(bare_spec.project_dir, workspace, ignore=shutil.ignore_patterns("*.json"))
     shutil.copytree(bare_spec.upload_dir, workspace, dirs_exist_ok=True)
     cells = {kind: prepared_cell(root, kind, uids.enter_context(sandbox_uid())) for kind in kinds}
-    print(f"sandbox cost per stage (median of {runs}; ratio = confined / bare)")
+    print(f"sandbox cost per stage (median of {runs}, taken in turns; ratio = confined / bare)")
     print(f"{'command':<24}{'bare ms':>9}" + "".join(f"{k:>14} ms{'ratio':>7}" for k in kinds))
     unreachable = sys.base_prefix.startswith("/root")  # 0700: a sandbox uid cannot enter it
     for name, command in COMMANDS.items():
-        baseline = median_ms(bare(workspace, root / "bare.xml", command), runs)
-        row = f"{name:<24}{baseline:>9.1f}"
+        actions = {"bare": bare(workspace, root / "bare.xml", command)}
         for kind in kinds:
-            if kind == "rlimits" and "pytest" in name and unreachable:
+            if not (kind == "rlimits" and "pytest" in name and unreachable):
+                actions[kind] = confined(cells[kind], command)
+        ms = medians_ms(actions, runs)
+        row = f"{name:<24}{ms['bare']:>9.1f}"
+        for kind in kinds:
+            if kind in ms:
+                row += f"{ms[kind]:>17.1f}{ms[kind] / ms['bare']:>7.1f}"
+            else:
                 row += f"{'n/a':>17}{'':>7}"
-                continue
-            ms = median_ms(confined(cells[kind], command), runs)
-            row += f"{ms:>17.1f}{ms / baseline:>7.1f}"
         print(row)
 
 
