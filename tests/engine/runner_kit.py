@@ -30,6 +30,14 @@ def available_kinds() -> list[str]:
     return [kind for kind in KINDS if probe_sandbox(kind) is None]
 
 
+KINDS_HERE = available_kinds() if os.geteuid() == 0 else []
+NAMESPACED = [kind for kind in KINDS_HERE if kind != "rlimits"]
+DEFAULT_KIND = NAMESPACED[0] if NAMESPACED else "bubblewrap"
+needs_sandbox = pytest.mark.skipif(
+    not NAMESPACED, reason="needs root and a namespace sandbox (bubblewrap or unshare), as CI has"
+)
+
+
 def stages(timeout: float = 5.0, **commands: str | None) -> tuple[StageSpec, ...]:
     """All five stages; those not named are not configured (skipped)."""
     return tuple(StageSpec(name, commands.get(name), timeout) for name in STAGE_ORDER)

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 from runner_kit import (
+    DEFAULT_KIND,
+    KINDS_HERE,
+    NAMESPACED,
     PYTEST_RUN,
     REPO,
     SMALL,
-    available_kinds,
     make_spec,
-    needs_root,
+    needs_sandbox,
     processes_with,
     report,
     sandbox_processes,
@@ -32,7 +34,7 @@ from grader.engine.runner import run_submission
 from grader.engine.sandbox import SandboxInfo
 from grader.engine.spec import FAIL, OK, RUNTIME_ERROR, TIME_LIMIT, RunOutcome
 
-pytestmark = [pytest.mark.sandbox, needs_root]
+pytestmark = [pytest.mark.sandbox, needs_sandbox]
 
 TESTS = """
 from solution import add
@@ -46,8 +48,7 @@ def test_adds_negative():
 CONFTEST = "import os, sys\nsys.path.append(os.environ['SE_PATH_WORKSPACE'])\n"
 PROJECT = {".sphere-engine/tests/test_add.py": TESTS, ".sphere-engine/tests/conftest.py": CONFTEST}
 GOOD = "def add(a, b):\n    return a + b\n"
-KINDS = available_kinds()
-NAMESPACED = [kind for kind in KINDS if kind != "rlimits"]
+KINDS = KINDS_HERE
 
 
 def sandbox(kind: str) -> SandboxInfo:
@@ -55,7 +56,7 @@ def sandbox(kind: str) -> SandboxInfo:
 
 
 def hostile(
-    tmp_path: Path, script: str, *, timeout: float = 2.0, kind: str = "bubblewrap", **kw: object
+    tmp_path: Path, script: str, *, timeout: float = 2.0, kind: str = DEFAULT_KIND, **kw: object
 ) -> RunOutcome:
     """Run ``script`` (the student's hostile.py or hostile.sh) as the run stage."""
     name = "hostile.py" if script.lstrip().startswith(("import", "from", "#py")) else "hostile.sh"
@@ -68,7 +69,7 @@ def hostile(
     return outcome
 
 
-def assert_next_submission_is_graded(tmp_path: Path, kind: str = "bubblewrap") -> None:
+def assert_next_submission_is_graded(tmp_path: Path, kind: str = DEFAULT_KIND) -> None:
     name = f"next-{uuid.uuid4().hex[:6]}"
     if kind == "rlimits":
         # Without a mount namespace the sandbox uid cannot reach a Python under /root

@@ -10,7 +10,7 @@ import pytest
 from runner_kit import (
     PYTEST_RUN,
     make_spec,
-    needs_root,
+    needs_sandbox,
     report,
     sample_spec,
     sandbox_processes,
@@ -33,7 +33,7 @@ from grader.engine.spec import (
     StageSpec,
 )
 
-pytestmark = needs_root
+pytestmark = needs_sandbox
 
 TESTS = """
 from solution import add

@@ -6,12 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
-from runner_kit import needs_root, report, sample_spec, sandbox_processes, text
+from runner_kit import needs_sandbox, report, sample_spec, sandbox_processes, text
 
 from grader.engine.runner import run_submission
 from grader.engine.spec import BUILD_ERROR, FAIL, OK, TIME_LIMIT
 
-pytestmark = [pytest.mark.sandbox, needs_root]
+pytestmark = [pytest.mark.sandbox, needs_sandbox]
 
 
 def test_hw2_correct_c_solution_builds_and_passes_eight_tests(tmp_path: Path) -> None:

@@ -10,17 +10,15 @@ import threading
 from pathlib import Path
 
 import pytest
-from runner_kit import SMALL, available_kinds, needs_root
+from runner_kit import DEFAULT_KIND, KINDS_HERE, NAMESPACED, SMALL, needs_root, needs_sandbox
 
 from grader.engine.sandbox import (
     HOME,
-    KINDS,
     SANDBOX_UID_BASE,
     Cell,
     StageExit,
     address_space_bytes,
     detect_sandbox,
-    probe_sandbox,
     readable_paths,
     run_stage,
     sandbox_uid,
@@ -32,11 +30,9 @@ from grader.engine.sandbox.detect import choose_sandbox
 from grader.engine.sandbox.uids import lock_path
 from grader.engine.spec import Limits
 
-NAMESPACED = [kind for kind in available_kinds() if kind != "rlimits"]
-
 
 def make_cell(
-    tmp_path: Path, kind: str = "bubblewrap", uid: int | None = None, **kw: object
+    tmp_path: Path, kind: str = DEFAULT_KIND, uid: int | None = None, **kw: object
 ) -> Cell:
     """A cell over empty folders (the runner's layout, without a project)."""
     folders = {name: tmp_path / name for name in ("home", "runtime", "streams", "toolkit", "etc")}
@@ -65,18 +61,12 @@ def run(cell: Cell, command: str, timeout: float = 5.0) -> tuple[StageExit, str,
 # Detection ----------------------------------------------------------------------------------
 
 
-@needs_root
+@pytest.mark.skipif("bubblewrap" not in KINDS_HERE, reason="bubblewrap cannot run here")
 def test_this_machine_gets_bubblewrap_without_warning() -> None:
     info = detect_sandbox()
     assert (info.kind, info.warning) == ("bubblewrap", None)
     assert "bubblewrap 0." in info.detail and "private uid" in info.detail
     assert detect_sandbox() is info  # probed once per process
-
-
-@needs_root
-@pytest.mark.parametrize("kind", KINDS)
-def test_every_kind_probes_successfully_here(kind: str) -> None:
-    assert probe_sandbox(kind) is None  # type: ignore[arg-type]
 
 
 def test_without_namespaces_the_fallback_warns_loudly_and_says_why() -> None:
@@ -191,7 +181,7 @@ def test_a_uid_held_by_another_engine_process_is_skipped() -> None:
 # Stages, for real ----------------------------------------------------------------------------
 
 
-@needs_root
+@needs_sandbox
 @pytest.mark.sandbox
 @pytest.mark.parametrize("kind", NAMESPACED)
 def test_stage_runs_as_its_own_uid_without_capabilities(tmp_path: Path, kind: str) -> None:
@@ -203,7 +193,7 @@ def test_stage_runs_as_its_own_uid_without_capabilities(tmp_path: Path, kind: st
     assert out.split("\n")[:3] == [str(uid), "CapEff:\t0000000000000000", "/home/user/workspace"]
 
 
-@needs_root
+@needs_sandbox
 @pytest.mark.sandbox
 def test_readable_host_paths_are_readable_not_writable(tmp_path: Path) -> None:
     shared = tmp_path / "shared-data"
@@ -217,7 +207,7 @@ def test_readable_host_paths_are_readable_not_writable(tmp_path: Path) -> None:
     assert not (shared / "new").exists()
 
 
-@needs_root
+@needs_sandbox
 @pytest.mark.sandbox
 def test_network_projects_can_reach_the_host(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as server:
@@ -231,7 +221,7 @@ def test_network_projects_can_reach_the_host(tmp_path: Path) -> None:
     assert (exit.exit_code, out) == (0, "ok\n"), err
 
 
-@needs_root
+@needs_sandbox
 @pytest.mark.sandbox
 def test_a_stage_past_its_wall_time_is_reported_as_timed_out(tmp_path: Path) -> None:
     with sandbox_uid() as uid:
@@ -239,7 +229,7 @@ def test_a_stage_past_its_wall_time_is_reported_as_timed_out(tmp_path: Path) -> 
     assert exit.timed_out and exit.exit_code is None and exit.seconds < 1.5
 
 
-@needs_root
+@needs_sandbox
 @pytest.mark.sandbox
 def test_peak_memory_is_measured(tmp_path: Path) -> None:
     with sandbox_uid() as uid:
@@ -249,7 +239,7 @@ def test_peak_memory_is_measured(tmp_path: Path) -> None:
     assert 60 * 1024 <= exit.peak_kb < SMALL.memory_mb * 1024
 
 
-@needs_root
+@needs_sandbox
 @pytest.mark.sandbox
 def test_peak_memory_counts_the_stage_not_the_engine(tmp_path: Path) -> None:
     ballast = bytearray(200 * 2**20)  # the engine's own memory, copied into a forked child
