@@ -110,6 +110,7 @@ def test_grades_against_the_engine_in_process(tmp_path: Path) -> None:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     import uvicorn
+
     from grader.engine.app import create_app
 
     with socket.socket() as sock:
