@@ -215,6 +215,7 @@ class _RunContext:
         self.client = client
         self.watcher = watcher
         self.gate = gate
+        self.key_locks: dict[str, asyncio.Lock] = {}
 
     async def grade(self, assignment: Assignment, student: Student) -> StudentOutcome | None:
         """Grade one student and store the outcome; None when the run was interrupted first."""
@@ -314,14 +315,22 @@ class _RunContext:
     async def _execute(
         self, assignment: Assignment, student: Student, archive: Archive
     ) -> _Executed | _Infrastructure:
-        state, engine = self.p.state, self.p.engine.label
         key = submission_key(
             archive.sha256, assignment.project, assignment.scenario, self.p.digests[assignment.id]
         )
-        if not self.p.request.force:
-            reused = await self._reuse(key)
+        # Two students with byte-identical workspaces run once: the second waits for the
+        # first and reuses its result (with --force, only a result from this very run).
+        async with self.key_locks.setdefault(key, asyncio.Lock()):
+            reused = await self._reuse(key, this_run_only=self.p.request.force)
             if reused is not None:
                 return reused
+            return await self._submit(key, assignment, student, archive)
+
+    async def _submit(
+        self, key: str, assignment: Assignment, student: Student, archive: Archive
+    ) -> _Executed | _Infrastructure:
+        """Create the submission (resubmitting after infrastructure failures) and follow it."""
+        state, engine = self.p.state, self.p.engine.label
         if self.p.stopping.is_set():
             raise _StoppedError
         reasons: list[str] = []
@@ -344,10 +353,12 @@ class _RunContext:
             reasons.append(outcome)
         return _Infrastructure(f"{budget} attempts failed; last: {reasons[-1]}", budget)
 
-    async def _reuse(self, key: str) -> _Executed | None:
+    async def _reuse(self, key: str, *, this_run_only: bool) -> _Executed | None:
         """A stored final result, or follow a submission created before a crash."""
         row = self.p.state.reusable_submission(self.p.engine.label, key)
         if row is None or row.engine_id is None:
+            return None
+        if this_run_only and row.run_id != self.summary.run_id:
             return None
         if row.state == "final":
             stored = self.p.state.result_for(row.id)

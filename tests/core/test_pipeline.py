@@ -85,3 +85,12 @@ def test_identical_work_of_two_students_runs_once(graded_course: Path) -> None:
     again = grade(GradeOptions(graded_course))
     assert again.summary.submissions_created == 0  # same archive, project and scenario
     assert {r["student_id"]: r["score"] for r in gradebook(graded_course)}["bob"] == "10.0"
+
+
+def test_identical_work_submitted_in_one_run_is_executed_once(tiny_course: Path) -> None:
+    for student in ("ada", "bob"):
+        commit(tiny_course / "repos" / student, {"solution.py": GOOD}, "solve", ON_TIME)
+    result = grade(GradeOptions(tiny_course))
+    assert (result.summary.submissions_created, result.summary.reused) == (1, 1)
+    scores = {r["student_id"]: r["score"] for r in gradebook(tiny_course)}
+    assert scores == {"ada": "10.0", "bob": "10.0", "cy": ""}
