@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from grader.errors import ConfigError
+from grader.reports.excerpt import excerpt
 from grader.reports.model import Grade, StudentOutcome, TestScore
 from grader.reports.templating import render
 from grader.scoring.late import describe_lateness
@@ -22,6 +23,7 @@ from grader.scoring.points import is_glob
 FEEDBACK_DIR = "feedback"
 MESSAGE_CHARS = 1_000  # of one test's message
 DETAILS_CHARS = 3_000  # of one test's traceback or output
+MESSAGE_LINES = 60  # of one test's message or traceback
 BUILD_LINES = 80  # compiler output: the first errors matter most
 BUILD_CHARS = 8_000
 
@@ -132,7 +134,7 @@ def feedback_view(outcome: StudentOutcome, *, now: datetime) -> FeedbackView:
         show_points=bool(grade and grade.basis in POINTED),
         tests=tests,
         passed=sum(1 for t in tests if t.status == "passed"),
-        build_output=_cap_lines(build, BUILD_LINES, BUILD_CHARS),
+        build_output=excerpt(build, max_lines=BUILD_LINES, max_bytes=BUILD_CHARS),
     )
 
 
@@ -151,8 +153,8 @@ def _test_lines(grade: Grade, reveal_after_due: bool) -> tuple[TestLine, ...]:
             continue
         label = f"tests matching {test.name}" if test.status == "did not run" else test.name
         failed = test.status in ("failure", "error")
-        message = _cap(test.message, MESSAGE_CHARS) if test.status != "ok" else ""
-        details = _cap(test.details, DETAILS_CHARS) if failed else ""
+        message = _excerpt(test.message, MESSAGE_CHARS) if test.status != "ok" else ""
+        details = _excerpt(test.details, DETAILS_CHARS) if failed else ""
         if details.strip() == message.strip():
             details = ""
         lines.append(TestLine(label, status, points, message, details))
@@ -202,12 +204,6 @@ def number_text(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def _cap(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "\n... (cut)"
-
-
-def _cap_lines(text: str, lines: int, chars: int) -> str:
-    kept = text.splitlines()
-    cut = len(kept) > lines or len(text) > chars
-    body = "\n".join(kept[:lines])[:chars]
-    return body + "\n... (more output cut)" if cut else body
+def _excerpt(text: str, max_bytes: int) -> str:
+    """Student program output: escapes gone, controls visible, cut with a notice."""
+    return excerpt(text, max_lines=MESSAGE_LINES, max_bytes=max_bytes)

@@ -118,7 +118,7 @@ def test_build_error_shows_capped_compiler_output_and_tests_that_did_not_run(
         assert "src/rpn.c:1: error" in text
         assert f"src/rpn.c:{BUILD_LINES}: error" in text
         assert f"src/rpn.c:{BUILD_LINES + 1}: error" not in text
-        assert "more output cut" in text
+        assert "... (cut: showing the first" in text
         assert "did not run" in text
     assert "tests matching test\\_public\\_\\* | did not run | 0 / 20 each |" in files[".md"]
 
@@ -257,3 +257,14 @@ def test_fenced_text_is_one_code_block_holding_exactly_the_text(text: str) -> No
     body = re.sub(r"^<pre><code[^>]*>", "", rendered)[: -len("</code></pre>\n")]
     expected = text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").replace("\x00", "\ufffd")
     assert html_module.unescape(body) == expected + "\n"
+
+
+def test_terminal_escapes_in_compiler_output_never_reach_feedback(
+    make_outcome: MakeOutcome, tmp_path: Path
+) -> None:
+    compiler = "\x1b[1;31merror:\x1b[0m expected ';'\n\x1b]0;pwned\x07\u202eevil\x00"
+    outcome = make_outcome("cokafor", "hw2", tests=[], outcome="build error", build_output=compiler)
+    for text in written(outcome, tmp_path).values():
+        assert "error: expected ';'" in text
+        assert "\x1b" not in text and "\x07" not in text and "\x00" not in text
+        assert "\u202e" not in text  # a bidi override would reorder what the student reads
