@@ -262,9 +262,9 @@ def test_fenced_text_is_one_code_block_holding_exactly_the_text(text: str) -> No
 def test_terminal_escapes_in_compiler_output_never_reach_feedback(
     make_outcome: MakeOutcome, tmp_path: Path
 ) -> None:
-    compiler = "\x1b[1;31merror:\x1b[0m expected ';'\n\x1b]0;pwned\x07\u202eevil\x00"
+    compiler = "\x1b[1;31merror:\x1b[0m expected semicolon\n\x1b]0;pwned\x07\u202eevil\x00"
     outcome = make_outcome("cokafor", "hw2", tests=[], outcome="build error", build_output=compiler)
     for text in written(outcome, tmp_path).values():
-        assert "error: expected ';'" in text
+        assert "error: expected semicolon" in text
         assert "\x1b" not in text and "\x07" not in text and "\x00" not in text
         assert "\u202e" not in text  # a bidi override would reorder what the student reads
