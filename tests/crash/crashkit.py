@@ -173,7 +173,13 @@ def grader_env() -> dict[str, str]:
 
 
 def run_grade(
-    course: Path, logs: Path, trigger: Trigger | None, *, name: str, args: tuple[str, ...] = ()
+    course: Path,
+    logs: Path,
+    trigger: Trigger | None,
+    *,
+    name: str,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> Outcome:
     """Start ``python -m grader grade COURSE``; SIGKILL it when ``trigger`` fires."""
     watch = Watch(course)
@@ -187,7 +193,7 @@ def run_grade(
             stdout=out,
             stderr=err,
             cwd=course.parent,
-            env=grader_env(),
+            env={**grader_env(), **(env or {})},
             start_new_session=True,  # its own group: the test can find what it left running
         )
         killed = False
@@ -264,14 +270,16 @@ class GraderRow:
 
 
 def grader_rows(course: Path) -> list[GraderRow]:
-    db = connect_readonly(state_file(course))
-    if db is None:
-        return []
-    with contextlib.closing(db):
-        rows = db.execute(
+    """Every submission row of the grader's state (none while it does not exist yet)."""
+    watch = Watch(course)
+    try:
+        rows = watch.query(
+            "grader",
             "SELECT student_id, archive_sha256, engine_id, state, run_id FROM submissions"
-            " ORDER BY id"
-        ).fetchall()
+            " ORDER BY id",
+        )
+    finally:
+        watch.close()
     return [GraderRow(*row) for row in rows]
 
 
@@ -282,9 +290,8 @@ class EngineSubmission:
     archive_sha256: str | None  # hash of the uncompressed tar, as the grader names archives
 
 
-def engine_submissions(course: Path) -> list[EngineSubmission]:
-    """Every submission the in-process engine holds, from its own SQLite and folders."""
-    data = course / ".grader" / "engine"
+def engine_submissions(data: Path) -> list[EngineSubmission]:
+    """Every submission a local engine holds, from its own SQLite and folders under ``data``."""
     db = connect_readonly(data / "engine.sqlite3")
     if db is None:
         return []

@@ -216,7 +216,7 @@ def check_chain(baseline: Baseline, seed: int, logs: Path) -> Chain:
     assert last.returncode == baseline.returncode, last.stderr
     assert chain.kills >= MIN_KILLS, [o.trigger for o in chain.outcomes]
     assert_same_outputs(course, baseline)
-    rows, engine = grader_rows(course), engine_submissions(course)
+    rows, engine = grader_rows(course), engine_submissions(course / ".grader" / "engine")
     assert {r.engine_id for r in rows if r.engine_id is not None} <= {
         e.engine_id for e in engine
     }, "the grader knows a submission the engine lost"

@@ -1,0 +1,144 @@
+"""Stopped runs resume: Ctrl-C lets running submissions finish, and a grader killed while
+a served engine keeps running picks its submissions up again instead of resubmitting.
+
+Real `python -m grader grade` processes on the crash suite's course of a dozen students;
+the second test also runs `python -m grader engine serve` as its own process.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.crash.crash_course import STUDENTS, make_course
+from tests.crash.crashkit import (
+    Trigger,
+    engine_submissions,
+    grader_env,
+    grader_rows,
+    run_grade,
+)
+
+TOKEN = "resume-token-7f1e"
+GRADABLE = sum(1 for work in STUDENTS.values() if work is not None)
+
+
+def interrupt_once(course: Path, logs: Path) -> subprocess.CompletedProcess[str]:
+    """Start a run, press Ctrl-C once when a first submission is final, let it end."""
+    logs.mkdir(parents=True, exist_ok=True)
+    with subprocess.Popen(
+        [sys.executable, "-m", "grader", "grade", str(course)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=grader_env(),
+    ) as process:
+        deadline = time.monotonic() + 60
+        while not any(r.state == "final" for r in grader_rows(course)):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_ctrl_c_lets_running_submissions_finish_and_the_next_run_resumes(
+    tmp_path: Path,
+) -> None:
+    course = make_course(tmp_path)
+
+    stopped = interrupt_once(course, tmp_path / "logs")
+
+    assert stopped.returncode == 130, stopped.stderr
+    assert "interrupted" in stopped.stderr
+    assert "left for the next run" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    rows = grader_rows(course)
+    with_id = [r for r in rows if r.engine_id is not None]
+    assert with_id, "something ran before Ctrl-C"
+    assert all(r.state == "final" for r in with_id), "a running submission was abandoned"
+    assert len({r.student_id for r in with_id}) < GRADABLE  # nothing new was started
+    graded_before = {r.archive_sha256 for r in with_id}
+    gradebook = (course / "out" / "calc" / "gradebook.csv").read_text()
+    assert gradebook.count(",graded,") == len(graded_before)  # what finished was written
+
+    resumed = run_grade(course, tmp_path / "logs", None, name="resumed")
+
+    assert resumed.returncode == 1, resumed.stderr  # s07 has no repository
+    assert f"submissions created: {GRADABLE - len(graded_before)}" in resumed.stdout
+    assert f"reused: {len(graded_before)}" in resumed.stdout
+    gradebook = (course / "out" / "calc" / "gradebook.csv").read_text()
+    assert gradebook.count(",graded,") == GRADABLE
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def served_engine(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`grader engine serve` for the course's projects; yields its URL and data folder."""
+    course = make_course(tmp_path)
+    port, data = free_port(), tmp_path / "engine-data"
+    command = [sys.executable, "-m", "grader", "engine", "serve", "--projects"]
+    command += [str(course / "projects"), "--port", str(port), "--slots", "2"]
+    command += ["--data", str(data)]
+    env = {**grader_env(), "SPHERE_ENGINE_TOKEN": TOKEN}
+    with (tmp_path / "engine.log").open("wb") as log:
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/test", params={"access_token": TOKEN}).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, (tmp_path / "engine.log").read_text()
+            assert time.monotonic() < deadline, "the engine did not start"
+            time.sleep(0.05)
+        yield url, data
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_killed_grader_follows_its_submissions_again_on_a_served_engine(
+    tmp_path: Path, served_engine: tuple[str, Path]
+) -> None:
+    url, data = served_engine
+    course, logs = tmp_path / "course", tmp_path / "logs"
+    remote = {"args": ("--engine", url), "env": {"SPHERE_ENGINE_TOKEN": TOKEN}}
+    following = Trigger("two submissions being followed", lambda p: p.created >= 2)
+
+    killed = run_grade(course, logs, following, name="killed", **remote)  # type: ignore[arg-type]
+    assert killed.killed
+    left = {r.engine_id for r in grader_rows(course) if r.state == "created"}
+    assert len(left) >= 2
+
+    resumed = run_grade(course, logs, None, name="resumed", **remote)  # type: ignore[arg-type]
+
+    assert resumed.returncode == 1, resumed.stderr  # s07 has no repository
+    rows = grader_rows(course)
+    assert {r.engine_id for r in rows if r.engine_id in left} == left
+    assert all(r.state == "final" for r in rows if r.engine_id in left)  # followed, not redone
+    with_id = [r for r in rows if r.engine_id is not None]
+    assert len(with_id) == len({r.archive_sha256 for r in with_id}) == GRADABLE
+    assert len(engine_submissions(data)) == GRADABLE  # the engine ran nothing twice
