@@ -1,20 +1,41 @@
-"""Shared pieces of the benchmarks: synthetic courses and a served engine on loopback."""
+"""Shared pieces of the benchmarks: synthetic courses, a served engine, measurements.
+
+Every script imports this module; none of it is part of the grader.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import resource
 import secrets
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_course"
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Bench Student",
+    "GIT_AUTHOR_EMAIL": "student@example.edu",
+    "GIT_AUTHOR_DATE": "2029-12-01T12:00:00Z",
+    "GIT_COMMITTER_NAME": "Bench Student",
+    "GIT_COMMITTER_EMAIL": "student@example.edu",
+    "GIT_COMMITTER_DATE": "2029-12-01T12:00:00Z",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+}
 
 
 def free_port() -> int:
@@ -22,6 +43,22 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def git(*args: str, cwd: Path | None = None) -> None:
+    env = {**os.environ, **GIT_ENV}
+    subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+
+def make_git_repo(folder: Path, files: dict[str, str]) -> None:
+    """A one-commit repository on ``main`` holding ``files``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    git("init", "-q", "-b", "main", cwd=folder)
+    git("add", "-A", cwd=folder)
+    git("commit", "-q", "-m", "Solution", cwd=folder)
 
 
 def make_course(
@@ -32,8 +69,14 @@ def make_course(
     test_command: str | None = None,
     timeout: int = 60,
     slots: int | None = None,
+    git_repos: bool = False,
 ) -> Path:
-    """A course of ``students`` plain-folder sources and one project running ``run_command``."""
+    """A course of ``students`` distinct sources and one project ``bench`` running ``run_command``.
+
+    Sources are plain folders, or one-commit git repositories (``git_repos``), which the
+    grader mirrors and fetches as it does for real students. Every student's code
+    differs, so no two archives are alike (identical archives share one submission).
+    """
     course = root / "course"
     project = course / "projects" / "bench"
     project.mkdir(parents=True)
@@ -52,14 +95,22 @@ def make_course(
         "[assignments.bench]\ndeadline = 2030-01-01T00:00:00Z\n"
         'repo = "work/{student_id}"\nmax_points = 100\n'
     )
-    rows = ["student_id,name"]
-    for index in range(students):
-        sid = f"s{index:04d}"
-        rows.append(f"{sid},Student {index}")
+    ids = [f"s{index:04d}" for index in range(students)]
+    (course / "roster.csv").write_text(
+        "student_id,name\n" + "".join(f"{sid},Student {sid}\n" for sid in ids)
+    )
+
+    def source(sid: str) -> None:
+        files = {"main.py": f"print('student {sid}')\n"}
         folder = course / "work" / sid
-        folder.mkdir(parents=True)
-        (folder / "main.py").write_text(f"print('student {index}')\n")
-    (course / "roster.csv").write_text("\n".join(rows) + "\n")
+        if git_repos:
+            make_git_repo(folder, files)
+        else:
+            folder.mkdir(parents=True)
+            (folder / "main.py").write_text(files["main.py"])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(source, ids))
     return course
 
 
@@ -68,37 +119,50 @@ class ServedEngine:
     url: str
     token: str
     process: subprocess.Popen[bytes]
+    log: Path
+
+    def requests(self) -> Counter[str]:
+        """Requests the engine answered so far, by kind (``GET /submissions/:id``)."""
+        kinds: Counter[str] = Counter()
+        for line in self.log.read_text(errors="replace").splitlines():
+            found = ACCESS_LINE.search(line)
+            if found:
+                kinds[f"{found['method']} {request_kind(found['path'])}"] += 1
+        return kinds
+
+
+ACCESS_LINE = re.compile(r"(?P<method>GET|POST|PUT|DELETE|PATCH) (?P<path>/api/v1/\S*) \d{3} ")
+
+
+def request_kind(path: str) -> str:
+    """``/api/v1/submissions/42/tests_report`` -> ``/submissions/:id/:stream``."""
+    parts = path.removeprefix("/api/v1").split("/")
+    if len(parts) > 2:
+        parts[2] = ":id"
+    if len(parts) > 3:
+        parts[3] = ":stream"
+    return "/".join(parts)
 
 
 @contextmanager
 def served_engine(projects: Path, data: Path, *, slots: int) -> Iterator[ServedEngine]:
-    """`grader engine serve` in a subprocess on a free loopback port."""
+    """`grader engine serve` in its own process on a free loopback port.
+
+    Its log (the engine's access log among it) goes to ``data/../engine.log``.
+    """
     port = free_port()
     token = secrets.token_urlsafe(16)
-    env = {**os.environ, "SPHERE_ENGINE_TOKEN": token}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "grader",
-            "engine",
-            "serve",
-            "--projects",
-            str(projects),
-            "--port",
-            str(port),
-            "--slots",
-            str(slots),
-            "--data",
-            str(data),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # the engine runs the same grader tree as this script (a scratch copy included)
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "SPHERE_ENGINE_TOKEN": token, "PYTHONPATH": path}
+    log = data.parent / "engine.log"
+    command = [sys.executable, "-m", "grader", "engine", "serve", "--projects", str(projects)]
+    command += ["--port", str(port), "--slots", str(slots), "--data", str(data)]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/api/v1"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
                 if httpx.get(f"{url}/test", params={"access_token": token}).status_code == 200:
@@ -106,14 +170,95 @@ def served_engine(projects: Path, data: Path, *, slots: int) -> Iterator[ServedE
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the engine did not start")
+                raise RuntimeError(f"the engine did not start:\n{log.read_text()[-2000:]}")
             time.sleep(0.1)
-        yield ServedEngine(url, token, process)
+        yield ServedEngine(url, token, process, log)
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        process.wait(timeout=60)
 
 
-def cpu_seconds() -> float:
-    usage = os.times()
-    return usage.user + usage.system
+@contextmanager
+def engine_token(token: str) -> Iterator[None]:
+    """``SPHERE_ENGINE_TOKEN`` set for the body (how `grader grade --engine` finds it)."""
+    before = os.environ.get("SPHERE_ENGINE_TOKEN")
+    os.environ["SPHERE_ENGINE_TOKEN"] = token
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("SPHERE_ENGINE_TOKEN", None)
+        else:
+            os.environ["SPHERE_ENGINE_TOKEN"] = before
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Wall and CPU seconds of a block: this process (all threads) and its waited children."""
+
+    wall: float
+    cpu: float
+    children_cpu: float
+
+
+@contextmanager
+def measured() -> Iterator[list[Usage]]:
+    """``with measured() as box: ...`` then ``box[0]`` holds the block's Usage."""
+    box: list[Usage] = []
+    before, wall = os.times(), time.monotonic()
+    try:
+        yield box
+    finally:
+        after = os.times()
+        box.append(
+            Usage(
+                wall=time.monotonic() - wall,
+                cpu=(after.user - before.user) + (after.system - before.system),
+                children_cpu=(after.children_user - before.children_user)
+                + (after.children_system - before.children_system),
+            )
+        )
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def graded_count(report: object) -> int:
+    outcomes = report.summary.outcomes  # type: ignore[attr-defined]
+    return sum(1 for o in outcomes if o.status == "graded")
+
+
+def machine() -> str:
+    """One line about where the figures come from."""
+    load = os.getloadavg()[0]
+    return f"{os.cpu_count()} cores, load average {load:.1f} at start (machine shared)"
+
+
+class Timeline:
+    """A ``Progress`` for ``grade()`` that notes when the phases of a run happened."""
+
+    def __init__(self) -> None:
+        self.began = time.monotonic()
+        self.first_submit: float | None = None
+        self.last_finished: float | None = None
+
+    def start(self, total: int) -> None:
+        pass
+
+    def step(self, assignment: str, student_id: str, stage: str) -> None:
+        if stage == "submit" and self.first_submit is None:
+            self.first_submit = time.monotonic()
+
+    def finished(self, outcome: object) -> None:
+        self.last_finished = time.monotonic()
+
+    def phases(self, ended: float) -> str:
+        """``until first submit / submitting / outputs`` in seconds."""
+        first = self.first_submit or self.began
+        last = self.last_finished or ended
+        return (
+            f"{first - self.began:.1f} s until the first submission, "
+            f"{last - first:.1f} s submitting, {ended - last:.1f} s writing outputs"
+        )

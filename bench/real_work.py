@@ -1,16 +1,21 @@
-"""Real work: the sample course's hw1 graded for many students, against bare pytest.
+"""Real work: the sample course's hw1 graded for N students, against bare pytest.
 
-Copies one sample student's hw1 repository to N students, grades them with the built-in
-engine (sandboxed), and runs the same instructor tests directly with pytest on each
-checkout: sequentially and two at a time. Prints the ratios from one run.
+Each student gets a repository cloned from amartin's (all pass, 100 points) or bchen's
+(65 points) hw1 bundle, alternately, plus one commit of their own before the deadline
+(a file naming them), so every archive differs. We grade them with `grader grade`'s
+defaults (the in-process engine, one slot per core, each stage sandboxed), then run
+the project's run command (pytest over the instructor tests) directly on a checkout of
+each student's commit with the project files copied in: one after another, and two at
+a time. All from one run; the scores and pytest exit codes are checked.
 
     python bench/real_work.py              # 100 students
-    python bench/real_work.py --quick      # 6 students
+    python bench/real_work.py --quick      # 4 students
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -19,99 +24,103 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grader.grading import GradeOptions, grade  # noqa: E402
+from bench.harness import SAMPLE, Timeline, git, graded_count, machine, measured
+from grader.grading import GradeOptions, grade
 
-SAMPLE = ROOT / "sample_course"
-PYTEST = [
-    "python3",
-    "-B",
-    "-P",
-    "-m",
-    "pytest",
-    "-q",
-    "-p",
-    "no:cacheprovider",
-    ".sphere-engine/tests",
-]
+ORIGINALS = {"amartin": 100.0, "bchen": 65.0}  # hw1 score of each original (README)
+PYTEST_EXIT = {"amartin": 0, "bchen": 1}  # all pass; some fail
+COMMIT_DATE = "2026-09-18T20:00:00-04:00"  # before the deadline, after both originals
 
 
-def make_class(tmp: Path, n: int) -> Path:
+def original_of(index: int) -> str:
+    return list(ORIGINALS)[index % len(ORIGINALS)]
+
+
+def make_class(tmp: Path, n: int) -> tuple[Path, list[Path]]:
+    """The sample course with N hw1 students; also each student's checkout for bare runs."""
     course = tmp / "course"
-    shutil.copytree(SAMPLE, course, ignore=shutil.ignore_patterns(".grader", "out"))
-    bundle = course / "repos" / "hw1" / "amartin.bundle"
+    shutil.copytree(SAMPLE, course, ignore=shutil.ignore_patterns(".grader", "out", "hw2"))
+    bundles = course / "repos" / "hw1"
+    originals = {name: bundles / f"{name}.bundle" for name in ORIGINALS}
+    for path in bundles.glob("*.bundle"):
+        path.rename(tmp / path.name)
     rows = ["student_id,name"]
+    checkouts = []
     for index in range(n):
         sid = f"s{index:03d}"
         rows.append(f"{sid},Student {index}")
-        shutil.copy(bundle, course / "repos" / "hw1" / f"{sid}.bundle")
-    (course / "roster.csv").write_text("\n".join(rows) + "\n")
-    return course
-
-
-def checkout(course: Path, tmp: Path, n: int) -> list[Path]:
-    dirs = []
-    for index in range(n):
-        work = tmp / "bare" / f"s{index:03d}"
-        subprocess.run(
-            [
-                "git",
-                "clone",
-                "-q",
-                str(course / "repos" / "hw1" / f"s{index:03d}.bundle"),
-                str(work),
-            ],
-            check=True,
-        )
+        work = tmp / "checkouts" / sid
+        git("clone", "-q", str(tmp / originals[original_of(index)].name), str(work))
+        (work / "STUDENT").write_text(f"{sid}\n")
+        git("add", "STUDENT", cwd=work)
+        git("-c", "user.name=S", "-c", "user.email=s@example.edu", "commit", "-q", "-m", sid,
+            "--date", COMMIT_DATE, cwd=work)  # fmt: skip
+        git("bundle", "create", "-q", str(bundles / f"{sid}.bundle"), "HEAD", "--branches",
+            cwd=work)  # fmt: skip
+        shutil.rmtree(work / ".git")
         shutil.copytree(course / "projects" / "hw1", work, dirs_exist_ok=True)
-        dirs.append(work)
-    return dirs
+        checkouts.append(work)
+    (course / "roster.csv").write_text("\n".join(rows) + "\n")
+    toml = (course / "course.toml").read_text()
+    (course / "course.toml").write_text(toml.split("[assignments.hw2]")[0])
+    return course, checkouts
 
 
-def bare_pytest(work: Path) -> None:
+def run_command() -> str:
+    config = json.loads((SAMPLE / "projects" / "hw1" / "config.json").read_text())
+    command: str = config["scenarios"]["grade"]["stages"]["run"]["command"]
+    return command
+
+
+def bare_pytest(work: Path) -> int:
+    """The project's run command, unconfined, in the student's checkout."""
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "HOME": str(work),
+        "SE_PATH_UNIT_TESTS_REPORT": str(work / "report.xml"),
     }
-    subprocess.run(PYTEST, cwd=work, env=env, capture_output=True, check=False)
+    done = subprocess.run(
+        ["/bin/sh", "-c", run_command()], cwd=work, env=env, capture_output=True, check=False
+    )
+    return done.returncode
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--students", type=int, default=100)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    n = 6 if args.quick else args.students
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        course = make_class(tmp, n)
-        started = time.monotonic()
-        result = grade(GradeOptions(course, assignments=("hw1",)))
-        ours = time.monotonic() - started
-        dirs = checkout(course, tmp, n)
-        started = time.monotonic()
-        for work in dirs:
-            bare_pytest(work)
-        sequential = time.monotonic() - started
-        started = time.monotonic()
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(bare_pytest, dirs))
-        parallel = time.monotonic() - started
-    graded = sum(1 for o in result.summary.outcomes if o.status == "graded")
-    print(f"real work: sample hw1 for N={n} students (built-in engine, sandboxed)")
-    print(f"  graded: {graded}/{n}")
-    print(f"  grader (fetch+package+sandbox+report): {ours:7.1f} s")
+    n = 4 if args.quick else args.students
+    print(f"real work: sample hw1 for N={n} students (amartin/bchen copies); {machine()}")
+    with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp_name:
+        course, checkouts = make_class(Path(tmp_name), n)
+        timeline = Timeline()
+        with measured() as ours:
+            report = grade(GradeOptions(course, assignments=("hw1",)), progress=timeline)
+        ended = time.monotonic()
+        with measured() as sequential:
+            codes = [bare_pytest(work) for work in checkouts]
+        with measured() as parallel, ThreadPoolExecutor(2) as pool:
+            codes_2 = list(pool.map(bare_pytest, checkouts))
+    expected_codes = [PYTEST_EXIT[original_of(i)] for i in range(n)]
+    scores = [o.grade.score if o.grade else None for o in report.summary.outcomes]
+    expected_scores = [ORIGINALS[original_of(i)] for i in range(n)]
+    correct = codes == codes_2 == expected_codes and scores == expected_scores
+    g, s, p = ours[0].wall, sequential[0].wall, parallel[0].wall
     print(
-        f"  bare pytest, sequential:               {sequential:7.1f} s"
-        f"  -> ratio {sequential / ours:.2f}"
+        f"  graded: {graded_count(report)}/{n}, scores and pytest exit codes as expected: {correct}"
     )
-    print(
-        f"  bare pytest, 2 at a time:              {parallel:7.1f} s"
-        f"  -> ratio {parallel / ours:.2f}"
-    )
+    print(f"  grader (fetch, package, sandboxed run, outputs): {g:7.1f} s")
+    print(f"    ({timeline.phases(ended)})")
+    print(f"  bare pytest, one after another: {s:7.1f} s  -> grader takes {g / s:.2f}x")
+    print(f"  bare pytest, 2 at a time:       {p:7.1f} s  -> grader takes {g / p:.2f}x")
+    print(f"  per student: grader {g / n * 1000:.0f} ms, bare pytest {s / n * 1000:.0f} ms")
+    return 0 if correct else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
