@@ -45,8 +45,10 @@ def free_port() -> int:
         return port
 
 
-def git(*args: str, cwd: Path | None = None) -> None:
-    env = {**os.environ, **GIT_ENV}
+def git(*args: str, cwd: Path | None = None, date: str | None = None) -> None:
+    """Run git with a fixed identity; ``date`` sets both author and committer dates."""
+    dates = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date} if date else {}
+    env = {**os.environ, **GIT_ENV, **dates}
     subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
 
 

@@ -65,8 +65,9 @@ def engine_alone(course: Path, url: str, token: str, students: list[str]) -> flo
             pending.add(created.json()["id"])
         while pending:
             time.sleep(0.02)
-            for start in range(0, len(pending), 20):
-                chunk = sorted(pending)[start : start + 20]
+            ids = sorted(pending)
+            for start in range(0, len(ids), 20):
+                chunk = ids[start : start + 20]
                 params = {"ids": ",".join(map(str, chunk)), "limit": str(len(chunk))}
                 items = client.get("/submissions", params=params).json()["items"]
                 pending -= {item["id"] for item in items if not item["executing"]}

@@ -55,8 +55,7 @@ def make_class(tmp: Path, n: int) -> tuple[Path, list[Path]]:
         git("clone", "-q", str(tmp / originals[original_of(index)].name), str(work))
         (work / "STUDENT").write_text(f"{sid}\n")
         git("add", "STUDENT", cwd=work)
-        git("-c", "user.name=S", "-c", "user.email=s@example.edu", "commit", "-q", "-m", sid,
-            "--date", COMMIT_DATE, cwd=work)  # fmt: skip
+        git("commit", "-q", "-m", sid, cwd=work, date=COMMIT_DATE)
         git("bundle", "create", "-q", str(bundles / f"{sid}.bundle"), "HEAD", "--branches",
             cwd=work)  # fmt: skip
         shutil.rmtree(work / ".git")
@@ -109,10 +108,12 @@ def main() -> int:
     expected_codes = [PYTEST_EXIT[original_of(i)] for i in range(n)]
     scores = [o.grade.score if o.grade else None for o in report.summary.outcomes]
     expected_scores = [ORIGINALS[original_of(i)] for i in range(n)]
-    correct = codes == codes_2 == expected_codes and scores == expected_scores
+    created = report.summary.submissions_created
+    correct = codes == codes_2 == expected_codes and scores == expected_scores and created == n
     g, s, p = ours[0].wall, sequential[0].wall, parallel[0].wall
     print(
-        f"  graded: {graded_count(report)}/{n}, scores and pytest exit codes as expected: {correct}"
+        f"  graded: {graded_count(report)}/{n} ({created} submissions), scores and pytest"
+        f" exit codes as expected: {correct}"
     )
     print(f"  grader (fetch, package, sandboxed run, outputs): {g:7.1f} s")
     print(f"    ({timeline.phases(ended)})")
