@@ -11,6 +11,7 @@ fault:
 ``reset_after``   forward it (the engine does the work), then reset: the answer is lost
 ``truncate``      forward it, send the headers and half the body, then close
 ``gateway_504``   forward it, then answer 504 as a gateway that gave up waiting
+``gateway_502``   forward it, then answer 502 as a gateway whose upstream hung up
 ``delay``         wait a little, then forward it normally
 
 Everything injected is counted by kind and by route (``POST /submissions``,
@@ -42,11 +43,12 @@ FAULT_KINDS = (
     "reset_after",
     "truncate",
     "gateway_504",
+    "gateway_502",
     "delay",
 )
 PASS = "pass"
 """A script entry that lets its request through untouched."""
-FORWARDED_THEN_LOST = ("reset_after", "truncate", "gateway_504")
+FORWARDED_THEN_LOST = ("reset_after", "truncate", "gateway_504", "gateway_502")
 """Faults where the engine acted on the request but the client never heard the answer."""
 ANSWER_LOST = ("reset_before", *FORWARDED_THEN_LOST)
 """Faults a client cannot tell apart from each other: the request went, no answer came."""
@@ -288,6 +290,9 @@ class FaultProxy:
             return False
         if fault == "gateway_504":
             await _send(conn, writer, 504, _html(504, "Gateway Timeout"))
+            return True
+        if fault == "gateway_502":
+            await _send(conn, writer, 502, _html(502, "Bad Gateway"))
             return True
         if fault == "truncate" and content:
             head = conn.send(h11.Response(status_code=status, headers=_length(headers, content)))
