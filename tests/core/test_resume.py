@@ -8,14 +8,12 @@ the second test also runs `python -m grader engine serve` as its own process.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.crash.crash_course import STUDENTS, make_course
@@ -25,6 +23,7 @@ from tests.crash.crashkit import (
     grader_env,
     grader_rows,
     run_grade,
+    serve_engine,
 )
 
 TOKEN = "resume-token-7f1e"
@@ -80,44 +79,13 @@ def test_ctrl_c_lets_running_submissions_finish_and_the_next_run_resumes(
     assert gradebook.count(",graded,") == GRADABLE
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def served_engine(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`grader engine serve` for the course's projects; yields its URL and data folder."""
     course = make_course(tmp_path)
-    port, data = free_port(), tmp_path / "engine-data"
-    command = [sys.executable, "-m", "grader", "engine", "serve", "--projects"]
-    command += [str(course / "projects"), "--port", str(port), "--slots", "2"]
-    command += ["--data", str(data)]
-    env = {**grader_env(), "SPHERE_ENGINE_TOKEN": TOKEN}
-    with (tmp_path / "engine.log").open("wb") as log:
-        server = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}/api/v1"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/test", params={"access_token": TOKEN}).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, (tmp_path / "engine.log").read_text()
-            assert time.monotonic() < deadline, "the engine did not start"
-            time.sleep(0.05)
+    data = tmp_path / "engine-data"
+    with serve_engine(course / "projects", data, TOKEN, log=tmp_path / "engine.log") as url:
         yield url, data
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def test_killed_grader_follows_its_submissions_again_on_a_served_engine(
