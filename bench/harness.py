@@ -123,6 +123,12 @@ class ServedEngine:
     process: subprocess.Popen[bytes]
     log: Path
 
+    def cpu_seconds(self) -> float:
+        """CPU the engine process and its waited children (the sandboxes) used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def requests(self) -> Counter[str]:
         """Requests the engine answered so far, by kind (``GET /submissions/:id``)."""
         kinds: Counter[str] = Counter()

@@ -56,16 +56,19 @@ def main() -> int:
             engine_token(engine.token),
         ):
             rss_before = peak_rss_mb()
+            engine_cpu = engine.cpu_seconds()
             timeline = Timeline()
             with measured() as usage:
                 options = GradeOptions(course, engine_url=engine.url, concurrency=args.slots)
                 report = grade(options, progress=timeline)
             ended = time.monotonic()
+            engine_cpu = engine.cpu_seconds() - engine_cpu
     used = usage[0]
     graded = graded_count(report)
     print(f"  graded:                  {graded}/{n}")
     print(f"  grader CPU per student:  {used.cpu / n * 1000:8.1f} ms (this process)")
     print(f"  git CPU per student:     {used.children_cpu / n * 1000:8.1f} ms (child processes)")
+    print(f"  engine CPU per student:  {engine_cpu / n * 1000:8.1f} ms (served; for scale)")
     print(
         f"  peak memory (RSS):       {peak_rss_mb():8.1f} MB ({rss_before:.1f} MB before the run)"
     )
