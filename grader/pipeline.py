@@ -31,7 +31,6 @@ from grader.errors import (
     SubmissionTimeoutError,
     TestReportError,
     TransportError,
-    UnauthorizedError,
 )
 from grader.reports.model import StudentOutcome
 from grader.roster import Student, repo_for
@@ -108,6 +107,19 @@ class _Executed:
 
 class _StoppedError(Exception):
     """Raised inside a student's coroutine when Ctrl-C stops new submissions."""
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """One attempt failed for a reason that is not the student's.
+
+    ``follow`` keeps the engine's id when the submission exists there and only reading
+    its result failed: the next attempt (or the next run) follows it instead of creating
+    the same submission again.
+    """
+
+    reason: str
+    follow: tuple[int, int] | None = None  # (state row id, engine id)
 
 
 @dataclass(frozen=True)
@@ -322,38 +334,48 @@ class _RunContext:
         # first and reuses its result (with --force, only a result from this very run).
         async with self.key_locks.setdefault(key, asyncio.Lock()):
             reused = await self._reuse(key, this_run_only=self.p.request.force)
-            if reused is not None:
+            if isinstance(reused, _Executed):
                 return reused
-            return await self._submit(key, assignment, student, archive)
+            return await self._submit(key, assignment, student, archive, pending=reused)
 
     async def _submit(
-        self, key: str, assignment: Assignment, student: Student, archive: Archive
+        self,
+        key: str,
+        assignment: Assignment,
+        student: Student,
+        archive: Archive,
+        *,
+        pending: _Retry | None = None,
     ) -> _Executed | _Infrastructure:
-        """Create the submission (resubmitting after infrastructure failures) and follow it."""
+        """Create the submission (again after infrastructure failures) and follow it."""
         state, engine = self.p.state, self.p.engine.label
         if self.p.stopping.is_set():
             raise _StoppedError
         reasons: list[str] = []
         budget = self.p.course.engine.infra_retries + 1
         for attempt in range(1, budget + 1):
-            row_id = state.begin_submission(
-                self.summary.run_id,
-                assignment.id,
-                student.student_id,
-                engine=engine,
-                submission_key=key,
-                archive_sha256=archive.sha256,
-                project=assignment.project,
-                scenario=assignment.scenario,
-                attempt=attempt,
-            )
-            outcome = await self._attempt(row_id, assignment, archive)
+            if pending is not None and pending.follow is not None:
+                outcome = await self._follow(*pending.follow)
+            else:
+                row_id = state.begin_submission(
+                    self.summary.run_id,
+                    assignment.id,
+                    student.student_id,
+                    engine=engine,
+                    submission_key=key,
+                    archive_sha256=archive.sha256,
+                    project=assignment.project,
+                    scenario=assignment.scenario,
+                    attempt=attempt,
+                )
+                outcome = await self._attempt(row_id, assignment, archive)
             if isinstance(outcome, _Executed):
                 return _Executed(outcome.submission, outcome.result, outcome.submission_id, attempt)
-            reasons.append(outcome)
+            pending = outcome
+            reasons.append(outcome.reason)
         return _Infrastructure(f"{budget} attempts failed; last: {reasons[-1]}", budget)
 
-    async def _reuse(self, key: str, *, this_run_only: bool) -> _Executed | None:
+    async def _reuse(self, key: str, *, this_run_only: bool) -> _Executed | _Retry | None:
         """A stored final result, or follow a submission created before a crash."""
         row = self.p.state.reusable_submission(self.p.engine.label, key)
         if row is None or row.engine_id is None:
@@ -366,12 +388,11 @@ class _RunContext:
                 self.summary.reused += 1
                 submission = from_json(Submission, stored.result_json)
                 return _Executed(submission, stored, row.engine_id, row.attempt)
-        followed = await self._follow(row.id, row.engine_id)
-        return followed if isinstance(followed, _Executed) else None
+        return await self._follow(row.id, row.engine_id)
 
     async def _attempt(
         self, row_id: int, assignment: Assignment, archive: Archive
-    ) -> _Executed | str:
+    ) -> _Executed | _Retry:
         async with self.gate.slot():
             if self.p.stopping.is_set():
                 self.p.state.submission_failed(row_id, "infra", "interrupted before submitting")
@@ -380,38 +401,39 @@ class _RunContext:
                 engine_id = await self.client.create_submission(
                     assignment.project, archive.data, scenario=assignment.scenario
                 )
-            except UnauthorizedError:
-                raise
-            except (TransportError, EngineError) as exc:
+            except EngineError as exc:
                 if not _is_transient(exc):
                     raise
                 self.p.state.submission_failed(row_id, "infra", str(exc))
-                return str(exc)
+                return _Retry(str(exc))
             self.p.state.submission_created(row_id, engine_id)
             self.summary.submissions_created += 1
             return await self._follow(row_id, engine_id)
 
-    async def _follow(self, row_id: int, engine_id: int) -> _Executed | str:
+    async def _follow(self, row_id: int, engine_id: int) -> _Executed | _Retry:
+        """Wait for a created submission and store its result; a passing fault keeps its id."""
         try:
             submission = await self.watcher.wait(engine_id)
+            if submission.result.status.code == INFRASTRUCTURE:
+                debug = await self._stream(submission, "debug_log")
+                detail = f"engine internal error (status 20) on submission {engine_id}"
+                self.p.state.submission_failed(row_id, "infra", f"{detail}: {debug[:500]}")
+                return _Retry(detail)
+            stored = await self._collect(submission)
         except NotFoundError as exc:
             self.p.state.submission_failed(row_id, "lost", str(exc))
-            return f"the engine no longer knows submission {engine_id}"
+            return _Retry(f"the engine no longer knows submission {engine_id}")
         except SubmissionTimeoutError as exc:
             self.p.state.submission_failed(row_id, "infra", str(exc))
-            return f"engine timeout: {exc}"
-        except TransportError as exc:
-            self.p.state.submission_failed(row_id, "infra", str(exc))
-            return str(exc)
-        code = submission.result.status.code
-        if code == INFRASTRUCTURE:
-            debug = await self._stream(submission, "debug_log")
-            detail = f"engine internal error (status 20) on submission {engine_id}"
-            self.p.state.submission_failed(row_id, "infra", f"{detail}: {debug[:500]}")
-            return detail
-        stored = await self._collect(submission)
+            return _Retry(f"engine timeout: {exc}")
+        except EngineError as exc:
+            if not _is_transient(exc):
+                raise
+            # the submission exists on the engine: read it again rather than create it again
+            return _Retry(f"reading submission {engine_id} failed: {exc}", (row_id, engine_id))
+        status = submission.result.status
         self.p.state.submission_final(
-            row_id, status_code=code, status_name=submission.result.status.name, result=stored
+            row_id, status_code=status.code, status_name=status.name, result=stored
         )
         return _Executed(submission, stored, engine_id, 1)
 
@@ -441,6 +463,7 @@ class _RunContext:
 
 
 def _is_transient(exc: EngineError) -> bool:
+    """A fault of the engine or the way to it, not of the submission: worth another try."""
     from grader.errors import ProjectUnavailableError, RateLimitedError, ServerError
 
     return isinstance(exc, (TransportError, ServerError, RateLimitedError, ProjectUnavailableError))

@@ -34,6 +34,7 @@ from grader.api.models import (
 )
 from grader.api.redact import forget_secret, install_log_filter, redact, register_secret
 from grader.api.retry import (
+    AMBIGUOUS_STATUSES,
     RetryPolicy,
     is_ambiguous,
     note_retry_after,
@@ -283,7 +284,12 @@ class ContainersClient:
     ) -> dict[str, Any]:
         async def once() -> dict[str, Any]:
             response = await self._send(method, path, params, data, files, create=create)
-            return self._decode(response, method)
+            try:
+                return self._decode(response, method)
+            except ApiError:
+                if create and response.is_success:
+                    self.counters.ambiguous_creates += 1  # created, but its id was lost
+                raise
 
         return await self._retry(once, method, path)
 
@@ -355,7 +361,7 @@ class ContainersClient:
                 self.counters.ambiguous_creates += 1
             # from None: the httpx error holds the request, whose URL holds the token.
             raise _transport_error(exc, method, self._path(path)) from None
-        if create and response.status_code == 504:
+        if create and response.status_code in AMBIGUOUS_STATUSES:
             self.counters.ambiguous_creates += 1
         return response
 

@@ -18,7 +18,13 @@ from dataclasses import dataclass
 
 from grader.api.client import MAX_IDS_PER_CALL, ContainersClient, Sleep
 from grader.api.models import Submission
-from grader.errors import EngineError, SubmissionTimeoutError
+from grader.errors import (
+    EngineError,
+    RateLimitedError,
+    ServerError,
+    SubmissionTimeoutError,
+    TransportError,
+)
 
 log = logging.getLogger("grader.api")
 
@@ -129,7 +135,7 @@ class SubmissionWatcher:
             try:
                 answers = await self.client.get_submissions(chunk)
             except EngineError as exc:
-                settled += self._fail(chunk, exc)
+                settled += self._fail_unless_passing(chunk, exc)
                 continue
             settled += await self._settle(chunk, {s.id: s for s in answers})
         return settled + self._expire()
@@ -143,7 +149,7 @@ class SubmissionWatcher:
                 try:
                     found = await self.client.get_submission(sid)
                 except EngineError as exc:
-                    settled += self._fail([sid], exc)
+                    settled += self._fail_unless_passing([sid], exc)
                     continue
             if found.final:
                 settled += self._resolve(sid, found)
@@ -156,6 +162,19 @@ class SubmissionWatcher:
                 watch.future.set_result(submission)
                 count += 1
         return count
+
+    def _fail_unless_passing(self, ids: list[int], exc: EngineError) -> int:
+        """A poll that failed after the client's own retries.
+
+        A passing fault (rate limit, 5xx, a dropped connection) says nothing about the
+        submissions: they keep running on the engine, so their waits go on and are polled
+        again next round, until each one's own deadline. Giving up on them here would make
+        the pipeline create every one of them again.
+        """
+        if is_passing(exc):
+            log.warning("polling %d submission(s) failed, trying again: %s", len(ids), exc)
+            return 0
+        return self._fail(ids, exc)
 
     def _fail(self, ids: list[int], exc: EngineError) -> int:
         count = 0
@@ -186,6 +205,11 @@ class SubmissionWatcher:
             watches.remove(watch)
         if not watches:
             del self._watches[sid]
+
+
+def is_passing(exc: EngineError) -> bool:
+    """Faults that say nothing about a submission and may be gone on the next try."""
+    return isinstance(exc, TransportError | ServerError | RateLimitedError)
 
 
 class ExecutionGate:
@@ -232,7 +256,17 @@ class ExecutionGate:
 
     async def _limit(self) -> int:
         if self._capacity is None or self.clock() - self._read_at >= self.refresh:
-            stats = await self.client.stats()
+            try:
+                stats = await self.client.stats()
+            except EngineError as exc:
+                if not is_passing(exc):
+                    raise
+                # /stats is advice: without it, keep the last reading (or the configured
+                # concurrency) rather than stopping the run
+                log.warning("slot count unavailable, using the last known: %s", exc)
+                self._read_at = self.clock()
+                self._capacity = self._capacity if self._capacity is not None else self.concurrency
+                return max(1, min(self.concurrency, self._capacity))
             self._read_at = self.clock()
             self._capacity = self.active + stats.free
             log.debug("slots: %d free of %d, %d held here", stats.free, stats.all, self.active)

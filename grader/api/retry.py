@@ -71,13 +71,19 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, ServerError | RateLimitedError | ProjectUnavailableError)
 
 
+AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
+"""Answers after which a create may have happened: the engine failed mid-way (500), or a
+gateway in front of it lost or gave up on its answer (502, 504). A 503 means the request
+was turned away before any work, so it is not counted."""
+
+
 def is_ambiguous(exc: BaseException) -> bool:
     """The request may have reached the engine and been acted on; we cannot tell."""
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return False  # nothing was sent
     if isinstance(exc, httpx.TransportError):
         return True
-    return isinstance(exc, ApiError) and exc.http_status == 504  # gateway gave up waiting
+    return isinstance(exc, ApiError) and exc.http_status in AMBIGUOUS_STATUSES
 
 
 def backoff(attempt: int, policy: RetryPolicy, *, rng: random.Random) -> float:

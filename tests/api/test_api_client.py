@@ -60,7 +60,9 @@ def test_fault_script_ends_in_success_with_expected_attempts_and_waits() -> None
         if attempt != 2:
             ceiling = min(30.0, 2.0 ** (attempt - 1))
             assert ceiling / 2 <= wait <= ceiling
-    assert client.counters.ambiguous_creates == 1  # the read timeout, not the connect error
+    # the read timeout, the unreadable 201 and the 500 may each have created one; the 503,
+    # the 429 and the connect error were turned away before any work
+    assert client.counters.ambiguous_creates == 3
 
 
 def test_retry_after_http_date_is_honoured() -> None:
