@@ -26,6 +26,7 @@ from grader.connect import EngineChoice, open_client
 from grader.errors import (
     ArchiveError,
     EngineError,
+    GraderError,
     NotFoundError,
     SourceError,
     SubmissionTimeoutError,
@@ -198,10 +199,16 @@ class Pipeline:
             gate = ExecutionGate(client, self.request.concurrency or self.course.engine.concurrency)
             context = _RunContext(self, summary, client, watcher, gate)
             try:
-                results = await asyncio.gather(*(context.grade(a, s) for a, s in jobs))
+                # A TaskGroup, not gather: when one student's coroutine raises (a 401 stops
+                # the run), the others are cancelled before the client closes under them.
+                async with asyncio.TaskGroup() as group:
+                    tasks = [group.create_task(context.grade(a, s)) for a, s in jobs]
+            except BaseExceptionGroup as errors:
+                raise _first_grader_error(errors) from None
             finally:
                 await watcher.aclose()
             summary.possible_duplicates = client.counters.ambiguous_creates
+        results = [task.result() for task in tasks]
         summary.outcomes = [r for r in results if r is not None]
         summary.interrupted = len(results) - len(summary.outcomes)
         status = "interrupted" if summary.interrupted else "complete"
@@ -460,6 +467,17 @@ class _RunContext:
         if ref is None or ref.size == 0:
             return ""
         return await self.client.get_stream(submission.id, name, max_bytes=STREAM_CAP)
+
+
+def _first_grader_error(errors: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that stopped a run, as one exception: ours if any, else the whole group."""
+    ours = errors.subgroup(lambda exc: isinstance(exc, GraderError))
+    if ours is None:
+        return errors
+    found: BaseException = ours
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    return found
 
 
 def _is_transient(exc: EngineError) -> bool:

@@ -238,16 +238,28 @@ class GitSources:
         self, args: list[str], *, repo: str, seconds: float, stdin: bytes | None = None
     ) -> bytes:
         """Run git; raises _GitError (clean message) or SourceError on a timeout."""
-        process = await asyncio.create_subprocess_exec(
-            self.git,
-            *_GIT_CONFIG,
-            *args,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=git_environment(os.environ),
-            start_new_session=True,  # so a timeout also stops ssh and other helpers
+        creating = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
+                self.git,
+                *_GIT_CONFIG,
+                *args,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=git_environment(os.environ),
+                start_new_session=True,  # so a timeout also stops ssh and other helpers
+            )
         )
+        try:
+            process = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # Cancelling a subprocess half-created can hang the loop's shutdown (CPython
+            # gh-103847): let the creation finish, stop what it started, then give up.
+            process = await creating
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+            raise
         try:
             out, err = await asyncio.wait_for(process.communicate(stdin), seconds)
         except TimeoutError:
