@@ -247,11 +247,14 @@ class Store:
             self._write_finished(db, submission_id, finished, streams, when)
 
     def get_submission(self, submission_id: int) -> SubmissionRecord | None:
+        if not _storable(submission_id):
+            return None  # no such id can exist; SQLite would overflow on it
         rows = self._query("SELECT * FROM submissions WHERE id = ?", (submission_id,))
         return _submission(rows[0]) if rows else None
 
     def get_submissions(self, ids: Sequence[int]) -> list[SubmissionRecord]:
         """The submissions among ``ids`` that exist, in the order asked."""
+        ids = [i for i in ids if _storable(i)]
         marks = ",".join("?" * len(ids))
         rows = self._query(f"SELECT * FROM submissions WHERE id IN ({marks})", tuple(ids))
         found = {row["id"]: _submission(row) for row in rows}
@@ -429,3 +432,11 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path, onexc=retry)
     else:
         shutil.rmtree(path, onerror=lambda func, target, info: retry(func, target, info[1]))
+
+
+SQLITE_MAX_INTEGER = 2**63 - 1
+
+
+def _storable(submission_id: int) -> bool:
+    """Whether an id fits SQLite's INTEGER (a path id can be any size)."""
+    return 0 < submission_id <= SQLITE_MAX_INTEGER
