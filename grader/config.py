@@ -26,6 +26,11 @@ DEFAULT_REQUESTS_PER_SECOND = 10.0
 DEFAULT_TOKEN_ENV = "SPHERE_ENGINE_TOKEN"  # noqa: S105 - the variable's name, not a token
 DEFAULT_SUBMISSION_TIMEOUT = timedelta(minutes=15)
 DEFAULT_INFRA_RETRIES = 2
+DEFAULT_REQUEST_TIMEOUT = 30.0
+DEFAULT_MAX_ATTEMPTS = 6
+DEFAULT_BACKOFF_BASE = 0.5
+DEFAULT_BACKOFF_CAP = 30.0
+DEFAULT_RETRY_DEADLINE = 300.0
 DEFAULT_MAX_ARCHIVE_BYTES = 20 * 1024 * 1024
 DEFAULT_EXCLUDE = (".git/**", "**/__pycache__/**", "**/*.pyc", ".DS_Store", "**/.DS_Store")
 
@@ -47,6 +52,11 @@ class EngineSettings:
     submission_timeout: timedelta = DEFAULT_SUBMISSION_TIMEOUT
     infra_retries: int = DEFAULT_INFRA_RETRIES
     slots: int | None = None  # in-process engine slots; None: CPU count
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # seconds for one HTTP exchange
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS  # per API call, the first try included
+    backoff_base: float = DEFAULT_BACKOFF_BASE  # first retry waits up to this, then doubles
+    backoff_cap: float = DEFAULT_BACKOFF_CAP  # no single wait is longer
+    retry_deadline: float = DEFAULT_RETRY_DEADLINE  # seconds one call may spend retrying
 
 
 @dataclass(frozen=True)
@@ -288,6 +298,11 @@ def _engine(table: _Reader) -> EngineSettings:
         else DEFAULT_SUBMISSION_TIMEOUT,
         infra_retries=int(table.number("infra_retries", DEFAULT_INFRA_RETRIES)),
         slots=_optional_int(table, "slots"),
+        request_timeout=table.number("request_timeout", DEFAULT_REQUEST_TIMEOUT, minimum=0.1),
+        max_attempts=int(table.number("max_attempts", DEFAULT_MAX_ATTEMPTS, minimum=1)),
+        backoff_base=table.number("backoff_base", DEFAULT_BACKOFF_BASE),
+        backoff_cap=table.number("backoff_cap", DEFAULT_BACKOFF_CAP),
+        retry_deadline=table.number("retry_deadline", DEFAULT_RETRY_DEADLINE, minimum=0.1),
     )
     table.reject_unknown()
     return settings

@@ -80,6 +80,11 @@ def client_settings(
         requests_per_second=engine.requests_per_second if choice.url else 1000.0,
         concurrency=concurrency or engine.concurrency,
         poll_interval=engine.poll_interval,
+        timeout=engine.request_timeout,
+        max_attempts=engine.max_attempts,
+        backoff_base=engine.backoff_base,
+        backoff_cap=engine.backoff_cap,
+        deadline=engine.retry_deadline,
     )
 
 

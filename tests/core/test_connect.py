@@ -50,3 +50,18 @@ def test_engine_choice_repr_hides_the_token(tiny_course: Path) -> None:
     )
     assert "s3cret-v4lue" not in repr(choice)
     assert "s3cret-v4lue" not in repr(client_settings(choice, course, concurrency=None))
+
+
+def test_retry_settings_come_from_the_engine_table(tiny_course: Path) -> None:
+    toml = tiny_course / "course.toml"
+    table = (
+        "[engine]\nmax_attempts = 3\nbackoff_base = 0.01\nbackoff_cap = 0.1\n"
+        "retry_deadline = 5\nrequest_timeout = 2\n\n[assignments.add]"
+    )
+    toml.write_text(toml.read_text().replace("[assignments.add]", table))
+    course = load_course(tiny_course)
+    settings = client_settings(choose_engine(course, environ={}), course, concurrency=None)
+    policy = settings.retry_policy
+    assert (settings.max_attempts, settings.timeout) == (3, 2.0)
+    assert (settings.backoff_base, settings.backoff_cap, settings.deadline) == (0.01, 0.1, 5.0)
+    assert policy.max_attempts == 3
