@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from grader import __version__
-from grader.errors import EXIT_CONFIG, EXIT_NOT_GRADED, EXIT_OK, GraderError
+from grader.errors import EXIT_CONFIG, EXIT_NOT_GRADED, EXIT_OK, GraderError, UnauthorizedError
 from grader.grading import GradeOptions, GradeReport, grade, report
 from grader.progress import make_progress
 from grader.reports.lms import LMS_CHOICES
@@ -40,7 +40,10 @@ def _console() -> Console:
 
 
 def _fail(exc: GraderError) -> None:
-    click.echo(f"error: {exc}", err=True)
+    hint = ""
+    if isinstance(exc, UnauthorizedError):
+        hint = "; the engine refused the access token: check SPHERE_ENGINE_TOKEN"
+    click.echo(f"error: {exc}{hint}", err=True)
     sys.exit(exc.exit_code)
 
 

@@ -227,6 +227,8 @@ def load_course(course_dir: Path) -> Course:
     file = root / COURSE_FILE
     if not root.is_dir():
         raise ConfigError("not a directory", file=str(course_dir))
+    if file.exists() and not file.is_file():
+        raise ConfigError("is not a file (a course needs a course.toml file)", file=str(file))
     if not file.is_file():
         raise ConfigError(
             f"not a course folder: {COURSE_FILE} is missing (see config.example.toml)",
@@ -237,6 +239,10 @@ def load_course(course_dir: Path) -> Course:
             data = tomllib.load(fp)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", file=str(file)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start}): save it as UTF-8", file=str(file)
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=str(file)) from exc
     return parse_course(data, root, file)

@@ -8,6 +8,7 @@ config's ``token_env``. The in-process engine gets a fresh random token each tim
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -59,6 +60,12 @@ def choose_engine(
             slots=course.engine.slots,
         )
     chosen = chosen.rstrip("/")
+    if not re.match(r"https?://", chosen):
+        origin = "--engine" if url else URL_ENV if env.get(URL_ENV) else "engine.url"
+        raise ConfigError(
+            f"engine address {chosen!r} ({origin}) must start with http:// or https://",
+            file=str(course.root / "course.toml") if origin == "engine.url" else None,
+        )
     token = env.get(DEFAULT_TOKEN_ENV) or env.get(course.engine.token_env)
     if not token:
         names = dict.fromkeys((DEFAULT_TOKEN_ENV, course.engine.token_env))

@@ -27,7 +27,7 @@ GraderError                      exit 1 unless a subclass says otherwise
 │       ├── RateLimitedError     429 (undocumented but real)
 │       └── ServerError          5xx
 ├── SandboxError                 the local engine could not set up isolation
-├── StateError                   the SQLite state is unusable (schema too new, corrupt)
+├── StateError                   exit 2: the SQLite state is unusable (too new, corrupt)
 ├── RunInterruptedError          exit 130: Ctrl-C; everything finished is kept
 └── ExportError                  exit 2: an LMS export cannot be written (missing identities)
 ```
@@ -242,6 +242,8 @@ class SandboxError(GraderError):
 
 class StateError(GraderError):
     """The grader's SQLite state cannot be used."""
+
+    exit_code = EXIT_CONFIG  # the course folder needs attention, not a student
 
 
 class RunInterruptedError(GraderError):

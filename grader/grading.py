@@ -18,11 +18,12 @@ from pathlib import Path
 
 from grader.config import Course, load_course
 from grader.connect import EngineChoice, choose_engine
-from grader.errors import RunInterruptedError
+from grader.errors import ConfigError, RunInterruptedError
 from grader.lock import course_lock
 from grader.outputs import AssignmentOutputs, default_out_root, write_assignment_outputs
 from grader.pipeline import GradeRequest, Pipeline, Progress, RunSummary
-from grader.roster import Student, load_roster
+from grader.preflight import check_extensions, check_projects, check_roster, prepare_out_root
+from grader.roster import load_roster
 from grader.state import open_state
 
 log = logging.getLogger("grader")
@@ -55,14 +56,17 @@ def grade(options: GradeOptions, *, progress: Progress | None = None) -> GradeRe
     course = load_course(options.course_dir)
     assignment_ids = _assignment_ids(course, options.assignments)
     roster = load_roster(course.roster)
-    _check_students(course, roster, options.students)
+    check_roster(course, roster, options.students)
+    check_extensions(course, assignment_ids, roster)
     engine = choose_engine(course, url=options.engine_url)
+    check_projects(course, engine, assignment_ids)
     out_root = options.out_dir or default_out_root(course)
     with (
         course_lock(course.state_dir),
         open_state(course.state_dir) as state,
         _run_log(course, engine) as log_file,
     ):
+        prepare_out_root(out_root)
         request = GradeRequest(
             course=course,
             roster=roster,
@@ -146,22 +150,12 @@ def _assignment_ids(course: Course, chosen: tuple[str, ...]) -> tuple[str, ...]:
     return chosen or tuple(course.assignments)
 
 
-def _check_students(course: Course, roster: Sequence[Student], chosen: Sequence[str]) -> None:
-    from grader.errors import ConfigError
-
-    known = {s.student_id for s in roster}
-    unknown = [s for s in chosen if s not in known]
-    if unknown:
-        raise ConfigError(f"not on the roster: {', '.join(unknown)}", file=str(course.roster))
-
-
 @contextmanager
 def _run_log(course: Course, engine: EngineChoice) -> Iterator[Path]:
     """One log file per run under ``.grader/logs/``, with the token scrubbed."""
     logs = course.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = logs / f"grade-{stamp}.log"
+    path = _new_log_file(logs, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_Scrub(engine.token))
@@ -175,6 +169,18 @@ def _run_log(course: Course, engine: EngineChoice) -> Iterator[Path]:
         root.removeHandler(handler)
         root.setLevel(previous)
         handler.close()
+
+
+def _new_log_file(logs: Path, stamp: str) -> Path:
+    """A log file no earlier run wrote: two runs in one second get ``-2``, ``-3``..."""
+    for number in range(1, 1000):
+        path = logs / (f"grade-{stamp}.log" if number == 1 else f"grade-{stamp}-{number}.log")
+        try:
+            path.open("x", encoding="utf-8").close()
+        except FileExistsError:
+            continue
+        return path
+    raise ConfigError(f"too many runs in one second ({stamp})", file=str(logs))
 
 
 class _Scrub(logging.Filter):

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from grader.errors import CourseLockedError
+from grader.errors import ConfigError, CourseLockedError
 
 LOCK_FILE = "lock"
 
@@ -16,9 +16,16 @@ LOCK_FILE = "lock"
 @contextmanager
 def course_lock(state_dir: Path) -> Iterator[None]:
     """Hold ``state_dir/lock``; a second holder gets CourseLockedError naming the first."""
-    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot hold the grader's state here: {exc.strerror or exc} (it must be a folder; "
+            "deleting it only costs time)",
+            file=str(state_dir),
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -21,12 +21,15 @@ from grader.api.follow import ExecutionGate, SubmissionWatcher
 from grader.api.models import Submission
 from grader.archive import Archive, build_archive
 from grader.codec import from_json, to_json
-from grader.config import Assignment, Course
+from grader.config import COURSE_FILE, Assignment, Course
 from grader.connect import EngineChoice, open_client
 from grader.errors import (
     ArchiveError,
+    ConfigError,
+    CreationFailedError,
     EngineError,
     GraderError,
+    InvalidRequestError,
     NotFoundError,
     SourceError,
     SubmissionTimeoutError,
@@ -193,6 +196,9 @@ class Pipeline:
         async with open_client(
             self.engine, self.course, concurrency=self.request.concurrency
         ) as client:
+            # one cheap call first: an unreachable engine or a refused token stops the run
+            # here (exit 3) instead of turning every student into "not graded"
+            await client.test()
             watcher = SubmissionWatcher(
                 client, timeout=self.course.engine.submission_timeout.total_seconds()
             )
@@ -256,7 +262,8 @@ class _RunContext:
     async def _grade(self, assignment: Assignment, student: Student) -> StudentOutcome:
         blank = _blank_outcome(student, assignment)
         if student.problem:
-            return _not_graded(blank, "invalid roster row", student.problem)
+            where = f"{self.p.course.roster.name}:{student.line}"
+            return _not_graded(blank, "invalid roster row", f"{where}: {student.problem}")
         step = self.p.progress.step
         try:
             step(assignment.id, student.student_id, "fetch")
@@ -273,18 +280,25 @@ class _RunContext:
             archive = await self._package(assignment, repo, choice)
         except SourceError as exc:
             reason = str(exc).removeprefix(f"{UNAVAILABLE}: ")  # the outcome already says it
-            return _not_graded(blank, UNAVAILABLE, reason)
+            return _not_graded(blank, UNAVAILABLE, self._course_relative(reason))
         except ArchiveError as exc:
-            return _not_graded(blank, "archive rejected", str(exc))
+            return _not_graded(blank, "archive rejected", self._course_relative(str(exc)))
         blank = _replace(blank, archive_sha256=archive.sha256)
         step(assignment.id, student.student_id, "submit")
-        executed = await self._execute(assignment, student, archive)
+        try:
+            executed = await self._execute(assignment, student, archive)
+        except ArchiveError as exc:
+            return _not_graded(blank, "archive rejected", str(exc))
         if isinstance(executed, _Infrastructure):
             return _not_graded(
                 _replace(blank, attempts=executed.attempts), "infrastructure", executed.reason
             )
         step(assignment.id, student.student_id, "grade")
         return _graded(blank, executed, assignment)
+
+    def _course_relative(self, text: str) -> str:
+        """Messages reach students: paths inside the course folder are shown relative to it."""
+        return text.replace(f"{self.p.course.root}/", "")
 
     async def _choose_commit(
         self, assignment: Assignment, student: Student
@@ -408,6 +422,18 @@ class _RunContext:
                 engine_id = await self.client.create_submission(
                     assignment.project, archive.data, scenario=assignment.scenario
                 )
+            except InvalidRequestError as exc:
+                # the engine refused this student's archive (400/10): that student only
+                self.p.state.submission_failed(row_id, "infra", str(exc))
+                raise ArchiveError(f"the engine refused the workspace: {exc.api_message}") from exc
+            except CreationFailedError as exc:
+                self.p.state.submission_failed(row_id, "infra", str(exc))
+                raise ConfigError(
+                    f"the engine cannot create submissions for project {assignment.project!r}: "
+                    f"{exc.api_message}",
+                    file=str(self.p.course.root / COURSE_FILE),
+                    where=f"assignments.{assignment.id}.project",
+                ) from exc
             except EngineError as exc:
                 if not _is_transient(exc):
                     raise

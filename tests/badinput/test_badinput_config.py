@@ -272,6 +272,6 @@ def test_invalid_roster_row_is_reported_and_everyone_else_is_graded(
 
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
-    assert "invalid roster row: empty student_id" in result.output
-    assert "invalid roster row: student_id 'con' is a reserved device name" in result.output
+    assert "invalid roster row: roster.csv:14: empty student_id" in result.output
+    assert "roster.csv:15: student_id 'con' is a reserved device name" in result.output
     assert "submissions created: 0, reused: 11" in result.output  # everyone else as before

@@ -137,7 +137,8 @@ def test_engine_refusing_the_token_exits_3_and_keeps_the_results(
 
     assert done.returncode == 3, done.stderr
     assert done.stderr.splitlines() == [
-        "error: GET /api/v1/stats: unauthorized access (HTTP 401, error_code 1)"
+        "error: GET /api/v1/test: unauthorized access (HTTP 401, error_code 1); the engine "
+        "refused the access token: check SPHERE_ENGINE_TOKEN"
     ]
     assert "not-the-token" not in done.stdout + done.stderr
     assert comparable(outputs(course), course, graded) == comparable(before, graded)
