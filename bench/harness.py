@@ -20,8 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from grader.grading import GradeReport
+    from grader.reports.model import StudentOutcome
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_course"
@@ -36,6 +41,18 @@ GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_CONFIG_GLOBAL": os.devnull,
 }
+
+
+JUNIT = (
+    '<?xml version="1.0"?><testsuite name="s" tests="1">'
+    '<testcase classname="c" name="test_ok" time="0.0"/></testsuite>'
+)
+
+
+def passing_run(sleep: float) -> str:
+    """A run stage that sleeps, then writes a passing JUnit report for the test stage."""
+    report = f"printf '%s' '{JUNIT}' > \"$SE_PATH_UNIT_TESTS_REPORT\""
+    return f"sleep {sleep:g} && {report}" if sleep else report
 
 
 def free_port() -> int:
@@ -233,9 +250,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def graded_count(report: object) -> int:
-    outcomes = report.summary.outcomes  # type: ignore[attr-defined]
-    return sum(1 for o in outcomes if o.status == "graded")
+def graded_count(report: GradeReport) -> int:
+    """Students of a run whose status is "graded"."""
+    return sum(1 for o in report.summary.outcomes if o.status == "graded")
 
 
 def machine() -> str:
@@ -259,7 +276,7 @@ class Timeline:
         if stage == "submit" and self.first_submit is None:
             self.first_submit = time.monotonic()
 
-    def finished(self, outcome: object) -> None:
+    def finished(self, outcome: StudentOutcome) -> None:
         self.last_finished = time.monotonic()
 
     def phases(self, ended: float) -> str:

@@ -14,6 +14,7 @@ sandboxed, on loopback), prints:
   is sequential, so each student costs the same).
 
     python bench/pipeline_efficiency.py            # N=200, K=8, S=1, loop over all 200
+    python bench/pipeline_efficiency.py --tests    # a project with a test report, as real ones
     python bench/pipeline_efficiency.py --quick    # N=8, K=4, S=0.5, loop over 2
 """
 
@@ -38,6 +39,7 @@ from bench.harness import (
     graded_count,
     machine,
     make_course,
+    passing_run,
     served_engine,
 )
 from grader.grading import GradeOptions, grade
@@ -104,6 +106,11 @@ def main() -> int:
     parser.add_argument("--sleep", type=float, default=1.0, help="run stage seconds")
     parser.add_argument("--poll", type=float, default=3.0, help="quickstart poll interval")
     parser.add_argument("--loop-students", type=int, default=None, help="default: all")
+    parser.add_argument(
+        "--tests",
+        action="store_true",
+        help="the run stage also writes a JUnit report and a test stage evaluates it",
+    )
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -112,9 +119,16 @@ def main() -> int:
     n, k, s = args.students, args.slots, args.sleep
     loop_n = min(n, args.loop_students or n)
     ideal = math.ceil(n / k) * s
-    print(f"pipeline efficiency: N={n}, K={k} slots, run stage `sleep {s:g}`; {machine()}")
+    stages = f"`sleep {s:g}`" + (", a JUnit report, test stage" if args.tests else "")
+    print(f"pipeline efficiency: N={n}, K={k} slots, run stage {stages}; {machine()}")
     with tempfile.TemporaryDirectory(prefix="bench-efficiency-") as tmp:
-        course = make_course(Path(tmp), n, run_command=f"sleep {s:g}", slots=k)
+        course = make_course(
+            Path(tmp),
+            n,
+            run_command=passing_run(s) if args.tests else f"sleep {s:g}",
+            test_command="se_utils_cli evaluate" if args.tests else None,
+            slots=k,
+        )
         with (
             served_engine(course / "projects", Path(tmp) / "engine", slots=k) as engine,
             engine_token(engine.token),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -62,8 +63,10 @@ def make_class(tmp: Path, n: int) -> tuple[Path, list[Path]]:
         shutil.copytree(course / "projects" / "hw1", work, dirs_exist_ok=True)
         checkouts.append(work)
     (course / "roster.csv").write_text("\n".join(rows) + "\n")
-    toml = (course / "course.toml").read_text()
-    (course / "course.toml").write_text(toml.split("[assignments.hw2]")[0])
+    # hw1 only, and no extensions: they name sample students who are not on this roster
+    hw1 = (course / "course.toml").read_text().split("[assignments.hw2]")[0]
+    hw1 = re.sub(r"\[assignments\.hw1\.extensions\][^\[]*", "", hw1)
+    (course / "course.toml").write_text(hw1)
     return course, checkouts
 
 
