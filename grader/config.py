@@ -47,7 +47,7 @@ class EngineSettings:
     url: str | None = None
     token_env: str = DEFAULT_TOKEN_ENV
     concurrency: int = DEFAULT_CONCURRENCY
-    requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND
+    requests_per_second: float | None = None  # None: 10/s remote, unlimited on this machine
     poll_interval: float | None = None  # None: adapt (fast locally, seconds on the cloud)
     submission_timeout: timedelta = DEFAULT_SUBMISSION_TIMEOUT
     infra_retries: int = DEFAULT_INFRA_RETRIES
@@ -295,8 +295,10 @@ def _engine(table: _Reader) -> EngineSettings:
         url=url.rstrip("/") if url else None,
         token_env=table.get("token_env", str, DEFAULT_TOKEN_ENV),
         concurrency=int(table.number("concurrency", DEFAULT_CONCURRENCY, minimum=1)),
-        requests_per_second=table.number(
-            "requests_per_second", DEFAULT_REQUESTS_PER_SECOND, minimum=0.01
+        requests_per_second=(
+            table.number("requests_per_second", DEFAULT_REQUESTS_PER_SECOND, minimum=0.01)
+            if "requests_per_second" in table.data
+            else None
         ),
         poll_interval=_optional_number(table, "poll_interval"),
         submission_timeout=_duration(table, "submission_timeout", timeout)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.api.client import IN_PROCESS_HOST, ClientSettings, ContainersClient
-from grader.config import DEFAULT_TOKEN_ENV, Course
+from grader.config import DEFAULT_REQUESTS_PER_SECOND, DEFAULT_TOKEN_ENV, Course
 from grader.errors import ConfigError
 
 LOCAL_ENGINE = "local"
@@ -77,6 +77,18 @@ def choose_engine(
     return EngineChoice(chosen, token, chosen, course.projects_dir, data_dir)
 
 
+UNLIMITED_RATE = 1000.0  # requests per second to an engine on this machine: no real limit
+
+
+def requests_per_second(choice: EngineChoice, course: Course) -> float:
+    """The configured rate; unset, the cloud's polite default, or no limit on this machine."""
+    configured = course.engine.requests_per_second
+    if configured is not None:
+        return configured
+    on_this_machine = choice.url is None or ClientSettings(choice.url, "").is_local
+    return UNLIMITED_RATE if on_this_machine else DEFAULT_REQUESTS_PER_SECOND
+
+
 def client_settings(
     choice: EngineChoice, course: Course, *, concurrency: int | None
 ) -> ClientSettings:
@@ -84,7 +96,7 @@ def client_settings(
     return ClientSettings(
         base_url=choice.url or LOCAL_BASE_URL,
         token=choice.token,
-        requests_per_second=engine.requests_per_second if choice.url else 1000.0,
+        requests_per_second=requests_per_second(choice, course),
         concurrency=concurrency or engine.concurrency,
         poll_interval=engine.poll_interval,
         timeout=engine.request_timeout,

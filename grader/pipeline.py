@@ -175,6 +175,12 @@ class Pipeline:
         self.stopping = asyncio.Event()  # set on Ctrl-C: create nothing new
         self.sources = GitSources(self.course.state_dir / "mirrors")
         self.git_limit = asyncio.Semaphore(GIT_CONCURRENCY)
+        # Reading a fetched commit waits only behind other reads, never behind every
+        # student's fetch: the first archive is ready after one fetch, not after all.
+        self.read_limit = asyncio.Semaphore(GIT_CONCURRENCY)
+        # One create call in flight at a time: a kill can then orphan at most one
+        # submission (sent, id not yet stored); creates take milliseconds anyway.
+        self.create_lock = asyncio.Lock()
         self.histories: dict[tuple[str, str | None], asyncio.Task[list[object]]] = {}
         self.digests = {
             a: project_digest(self.course.projects_dir, self.course.assignment(a).project)
@@ -331,7 +337,7 @@ class _RunContext:
         return choice, repo
 
     async def _package(self, assignment: Assignment, repo: str, choice: CommitChoice) -> Archive:
-        async with self.p.git_limit:
+        async with self.p.read_limit:
             files = await self.p.sources.files(repo, choice.commit.sha)
         archive = await asyncio.to_thread(
             build_archive,
@@ -419,9 +425,11 @@ class _RunContext:
                 self.p.state.submission_failed(row_id, "infra", "interrupted before submitting")
                 raise _StoppedError
             try:
-                engine_id = await self.client.create_submission(
-                    assignment.project, archive.data, scenario=assignment.scenario
-                )
+                async with self.p.create_lock:
+                    engine_id = await self.client.create_submission(
+                        assignment.project, archive.data, scenario=assignment.scenario
+                    )
+                    self.p.state.submission_created(row_id, engine_id)
             except InvalidRequestError as exc:
                 # the engine refused this student's archive (400/10): that student only
                 self.p.state.submission_failed(row_id, "infra", str(exc))
@@ -439,7 +447,6 @@ class _RunContext:
                     raise
                 self.p.state.submission_failed(row_id, "infra", str(exc))
                 return _Retry(str(exc))
-            self.p.state.submission_created(row_id, engine_id)
             self.summary.submissions_created += 1
             return await self._follow(row_id, engine_id)
 

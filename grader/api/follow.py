@@ -218,6 +218,13 @@ class ExecutionGate:
     Slots are what ``/stats`` reports free plus the ones this gate already holds
     (its own submissions occupy slots too). At least one may always run: an engine with
     no free slot queues the submission rather than refusing it.
+
+    When the engine has no more slots than ``concurrency`` in all, the engine itself
+    keeps executions within the limit, so the gate lets one more submission wait in the
+    engine's queue behind each executing one: it starts the moment a slot frees, not a
+    poll interval and an upload later (pipeline efficiency 0.64 -> 0.94 of ideal in
+    bench/pipeline_efficiency.py). An engine with more slots than ``concurrency`` would
+    execute the extra ones at once, so there the gate admits ``limit`` only.
     """
 
     def __init__(
@@ -235,6 +242,7 @@ class ExecutionGate:
         self.active = 0
         self.peak = 0
         self._capacity: int | None = None
+        self._slots_all = 0
         self._read_at = float("-inf")
         self._cond = asyncio.Condition()
 
@@ -269,5 +277,8 @@ class ExecutionGate:
                 return max(1, min(self.concurrency, self._capacity))
             self._read_at = self.clock()
             self._capacity = self.active + stats.free
+            self._slots_all = stats.all
             log.debug("slots: %d free of %d, %d held here", stats.free, stats.all, self.active)
-        return max(1, min(self.concurrency, self._capacity))
+        executing = max(1, min(self.concurrency, self._capacity))
+        engine_caps_it = 0 < self._slots_all <= self.concurrency
+        return 2 * executing if engine_caps_it else executing

@@ -24,11 +24,13 @@ class FakeEngine:
         self.polls: dict[int, int] = {}
         self.batch_calls = 0
         self.free = 3
+        self.all = 4
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path.endswith("/stats"):
-            return httpx.Response(200, json={"workspace_slots": {"all": 4, "free": self.free}})
+            slots = {"all": self.all, "free": self.free}
+            return httpx.Response(200, json={"workspace_slots": slots})
         if path.endswith("/submissions"):
             self.batch_calls += 1
             ids = [int(i) for i in request.url.params["ids"].split(",")]
@@ -133,13 +135,10 @@ def test_id_missing_from_batch_reaches_its_waiter_as_not_found() -> None:
     assert ok.id == 4 and isinstance(lost, NotFoundError)
 
 
-def test_gate_allows_at_most_min_of_concurrency_and_free_slots() -> None:
-    engine = FakeEngine()
-    engine.free = 3
-
+def gate_peak(engine: FakeEngine, concurrency: int) -> int:
     async def go() -> int:
         async with make_client(engine, Sleeps()) as c:
-            gate = ExecutionGate(c, 8)
+            gate = ExecutionGate(c, concurrency)
 
             async def job() -> None:
                 async with gate.slot():
@@ -148,7 +147,21 @@ def test_gate_allows_at_most_min_of_concurrency_and_free_slots() -> None:
             await asyncio.gather(*(job() for _ in range(20)))
             return gate.peak
 
-    assert run(go()) == 3
+    return run(go())
+
+
+def test_gate_allows_at_most_min_of_concurrency_and_free_slots() -> None:
+    engine = FakeEngine()
+    engine.all, engine.free = 200, 3  # a big shared engine: extra ones would execute at once
+    assert gate_peak(engine, 8) == 3
+    engine.free = 100
+    assert gate_peak(engine, 5) == 5
+
+
+def test_gate_queues_one_behind_each_execution_when_the_engine_caps_itself() -> None:
+    engine = FakeEngine()
+    engine.all, engine.free = 4, 3  # 4 slots <= concurrency 8: the engine never runs more
+    assert gate_peak(engine, 8) == 6  # 3 executing, 3 waiting in the engine's queue
 
 
 def test_gate_rereads_stats_and_always_lets_one_run() -> None:

@@ -65,3 +65,16 @@ def test_retry_settings_come_from_the_engine_table(tiny_course: Path) -> None:
     assert (settings.max_attempts, settings.timeout) == (3, 2.0)
     assert (settings.backoff_base, settings.backoff_cap, settings.deadline) == (0.01, 0.1, 5.0)
     assert policy.max_attempts == 3
+
+
+def test_request_rate_is_polite_remotely_and_unlimited_on_this_machine(tiny_course: Path) -> None:
+    course = load_course(tiny_course)
+    env = {"SPHERE_ENGINE_TOKEN": "t0k"}
+    remote = choose_engine(course, url="https://x.example/api/v1", environ=env)
+    loopback = choose_engine(course, url="http://127.0.0.1:8080/api/v1", environ=env)
+    local = choose_engine(course, environ={})
+    rate = {
+        name: client_settings(choice, course, concurrency=None).requests_per_second
+        for name, choice in (("remote", remote), ("loopback", loopback), ("local", local))
+    }
+    assert rate == {"remote": 10.0, "loopback": 1000.0, "local": 1000.0}
