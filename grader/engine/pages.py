@@ -16,8 +16,9 @@ from typing import Any
 
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 
+from grader.api.models import STATUS_NAMES
 from grader.engine.store import SubmissionRecord, WorkspaceRecord
-from grader.engine.views import STATUS_NAMES, api_date
+from grader.engine.views import api_date
 from grader.engine.workspaces import STATE_NAMES
 
 MAX_LISTED_FILES = 500

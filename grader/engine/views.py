@@ -11,22 +11,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from grader.api.models import STATUS_NAMES
 from grader.engine.spec import STAGE_ORDER
 from grader.engine.store import SubmissionRecord, WorkspaceRecord
 from grader.engine.workspaces import STATE_NAMES, WorkspacePage
-
-STATUS_NAMES: Mapping[int, str] = {
-    0: "waiting",
-    1: "preparation",
-    3: "execution",
-    11: "build error",
-    12: "runtime error",
-    13: "time limit exceeded",
-    14: "fail",
-    15: "ok",
-    20: "internal error",
-    22: "project error",
-}
 
 STREAM_NAMES: tuple[str, ...] = (
     "source",

@@ -18,19 +18,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from grader.api.models import WORKSPACE_STATES
 from grader.engine.projects import find_project, parse_config
 from grader.engine.scheduler import Slots
 from grader.engine.store import Store, WorkspaceRecord
 from grader.errors import ConfigError, InvalidRequestError, NotFoundError, WorkspaceLimitError
 
 STARTING, RUNNING, STOPPED, REMOVED, ERROR = 1, 2, 3, 4, 5
-STATE_NAMES = {
-    STARTING: "starting",
-    RUNNING: "running",
-    STOPPED: "stopped",
-    REMOVED: "removed",
-    ERROR: "error",
-}
+STATE_NAMES = WORKSPACE_STATES  # one table of names, shared with the client
 ACTIVE = (STARTING, RUNNING)
 MAX_PAGE = 30
 MAX_OFFSET = 10**9
