@@ -33,18 +33,20 @@ COLUMNS = (
     "lateness_minutes",
     "committed_at",
     "commit_reason",
-    "submission_id",
-    "attempts",
     "email",
     "section",
     "notes",
 )
-"""Gradebook columns in order; scripts rely on the first six (DESIGN.md)."""
+"""Gradebook columns in order; scripts rely on the first six (DESIGN.md).
+
+Only what the grade depends on: the engine's submission id and the number of attempts
+are in ``manifest/<student_id>.json``, so a run resumed after a crash writes the very
+same gradebook as one that never stopped."""
 
 HISTORY_COLUMNS = ("assignment", "run_id", "graded_at", "student_id", "status", "score")
 
 _FLOATS = ("score", "max_score", "raw_points", "late_penalty", "late_percent", "lateness_minutes")
-_INTEGERS = ("late_days", "submission_id", "attempts")
+_INTEGERS = ("late_days",)
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -95,8 +97,6 @@ def gradebook_row(outcome: StudentOutcome) -> dict[str, Any]:
         ),
         "committed_at": _iso(outcome.committed_at),
         "commit_reason": safe_text(outcome.commit_reason or ""),
-        "submission_id": outcome.submission_id,
-        "attempts": outcome.attempts,
         "email": outcome.student.email,
         "section": outcome.student.section,
         "notes": safe_text("; ".join(notes)),
