@@ -32,16 +32,19 @@ class LiveProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[stages]}"),
+            TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console,
             transient=True,
         )
         self.task: TaskID | None = None
+        self.started = time.monotonic()
         self.current: dict[tuple[str, str], str] = {}
 
     def start(self, total: int) -> None:
-        self.task = self.display.add_task("grading", total=total, stages="")
+        self.task = self.display.add_task("grading", total=total, stages="", rate="")
+        self.started = time.monotonic()
 
     def step(self, assignment: str, student_id: str, stage: str) -> None:
         self.current[(assignment, student_id)] = stage
@@ -51,6 +54,9 @@ class LiveProgress:
         self.current.pop((outcome.assignment.id, outcome.student.student_id), None)
         if self.task is not None:
             self.display.advance(self.task)
+            done = self.display.tasks[self.task].completed
+            elapsed = max(time.monotonic() - self.started, 1e-9)
+            self.display.update(self.task, rate=f"{done / elapsed:.1f}/s")
         self._refresh()
 
     def _refresh(self) -> None:

@@ -1,0 +1,49 @@
+"""Progress: a live display on a terminal, one plain line per student otherwise."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from rich.console import Console
+
+from grader.grading import GradeOptions, grade
+from grader.progress import LineProgress, LiveProgress, make_progress
+from tests.conftest import GOOD, commit
+from tests.core.test_pipeline import ON_TIME
+
+
+def test_terminal_gets_a_live_bar_with_stage_counts_and_rate(tiny_course: Path) -> None:
+    commit(tiny_course / "repos" / "ada", {"solution.py": GOOD}, "solve", ON_TIME)
+    console = Console(file=io.StringIO(), force_terminal=True, width=160)
+    seen: list[str] = []
+    with make_progress(console) as progress:
+        assert isinstance(progress, LiveProgress)
+        step = progress.step
+
+        def spy(assignment: str, student_id: str, stage: str) -> None:
+            step(assignment, student_id, stage)
+            seen.append(str(progress.display.tasks[0].fields["stages"]))
+
+        progress.step = spy  # type: ignore[method-assign]
+        grade(GradeOptions(tiny_course), progress=progress)
+    task = progress.display.tasks[0]
+    assert (task.completed, task.total) == (3, 3)
+    assert "fetch 1" in seen[0]
+    assert any("submit" in text for text in seen)
+    assert str(task.fields["rate"]).endswith("/s")
+
+
+def test_without_a_terminal_each_student_is_one_plain_line(tiny_course: Path) -> None:
+    commit(tiny_course / "repos" / "ada", {"solution.py": GOOD}, "solve", ON_TIME)
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=200)
+    with make_progress(console) as progress:
+        assert isinstance(progress, LineProgress)
+        grade(GradeOptions(tiny_course), progress=progress)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "grading 3 student submissions"
+    assert len(lines) == 4
+    assert any("add/ada: graded (ok) score 10" in line for line in lines)
+    assert all("/s, eta " in line for line in lines[1:])
+    assert "\x1b" not in out.getvalue()
