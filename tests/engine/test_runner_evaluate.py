@@ -21,46 +21,7 @@ from grader.engine.evaluate import (
     summarize,
     validate_report,
 )
-
-SUITE = """
-import pytest
-
-def test_ok():
-    pass
-
-def test_fail():
-    assert 1 + 1 == 3, "math is broken"
-
-@pytest.fixture
-def broken():
-    raise RuntimeError("fixture exploded")
-
-def test_error(broken):
-    pass
-
-@pytest.mark.skip(reason="not today")
-def test_skip():
-    pass
-
-class TestGroup:
-    def test_in_class(self):
-        pass
-"""
-
-
-def pytest_junit(tmp_path: Path, family: str) -> bytes:
-    """A real JUnit report of SUITE from pytest in one of its two XML families."""
-    (tmp_path / "test_demo.py").write_text(SUITE)
-    report = tmp_path / f"{family}.xml"
-    subprocess.run(
-        [sys.executable, "-B", "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "-o", f"junit_family={family}", "test_demo.py", f"--junitxml={report}"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
-        capture_output=True,
-        check=False,
-    )  # fmt: skip
-    return report.read_bytes()
+from tests.pytest_junit import pytest_junit
 
 
 @pytest.mark.parametrize("family", ["xunit1", "xunit2"])

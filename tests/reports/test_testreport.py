@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -18,49 +15,11 @@ from grader.errors import TestReportError
 from grader.reports.model import TestOutcome
 from grader.scoring import detect_format, parse_tests_report
 from grader.scoring.testreport import MESSAGE_CAP, TRUNCATED
-
-SUITE = """
-import pytest
-
-def test_ok():
-    print("hello out")
-
-def test_fail():
-    assert 1 + 1 == 3, "math is broken"
-
-@pytest.fixture
-def broken():
-    raise RuntimeError("fixture exploded")
-
-def test_error(broken):
-    pass
-
-@pytest.mark.skip(reason="not today")
-def test_skip():
-    pass
-
-class TestGroup:
-    def test_in_class(self):
-        pass
-"""
+from tests.pytest_junit import pytest_junit
 
 
 def run_pytest(tmp_path: Path, family: str) -> str:
-    """A real pytest JUnit report of SUITE in one of pytest's two XML families."""
-    (tmp_path / "test_demo.py").write_text(SUITE)
-    report = tmp_path / f"{family}.xml"
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    args = ["-q", "-p", "no:cacheprovider", "-o", f"junit_family={family}"]
-    if family == "xunit1":
-        args += ["-o", "junit_logging=all"]
-    subprocess.run(
-        [sys.executable, "-B", "-m", "pytest", *args, "test_demo.py", f"--junitxml={report}"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        check=False,  # the suite fails on purpose
-    )
-    return report.read_text()
+    return pytest_junit(tmp_path, family).decode()
 
 
 @pytest.fixture(scope="module", params=["xunit1", "xunit2"])
