@@ -15,7 +15,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.api.client import IN_PROCESS_HOST, ClientSettings, ContainersClient
+from grader.api.client import (
+    IN_PROCESS_HOST,
+    ClientSettings,
+    ContainersClient,
+    is_on_this_machine,
+)
 from grader.config import DEFAULT_REQUESTS_PER_SECOND, DEFAULT_TOKEN_ENV, Course
 from grader.errors import ConfigError
 
@@ -85,7 +90,7 @@ def requests_per_second(choice: EngineChoice, course: Course) -> float:
     configured = course.engine.requests_per_second
     if configured is not None:
         return configured
-    on_this_machine = choice.url is None or ClientSettings(choice.url, "").is_local
+    on_this_machine = choice.url is None or is_on_this_machine(choice.url)
     return UNLIMITED_RATE if on_this_machine else DEFAULT_REQUESTS_PER_SECOND
 
 

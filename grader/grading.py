@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from grader.api.redact import TokenFilter, forget_secret, register_secret
 from grader.config import Course, load_course
 from grader.connect import EngineChoice, choose_engine
 from grader.errors import ConfigError, RunInterruptedError
@@ -158,7 +159,10 @@ def _run_log(course: Course, engine: EngineChoice) -> Iterator[Path]:
     path = _new_log_file(logs, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_Scrub(engine.token))
+    # the client's own scrubber, on this file too, for the whole run (not only while a
+    # client is open): the token, access_token= and Bearer values, exception texts
+    register_secret(engine.token)
+    handler.addFilter(TokenFilter())
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
@@ -169,6 +173,7 @@ def _run_log(course: Course, engine: EngineChoice) -> Iterator[Path]:
         root.removeHandler(handler)
         root.setLevel(previous)
         handler.close()
+        forget_secret(engine.token)
 
 
 def _new_log_file(logs: Path, stamp: str) -> Path:
@@ -181,18 +186,3 @@ def _new_log_file(logs: Path, stamp: str) -> Path:
             continue
         return path
     raise ConfigError(f"too many runs in one second ({stamp})", file=str(logs))
-
-
-class _Scrub(logging.Filter):
-    """Replace the token wherever it would land in a log record."""
-
-    def __init__(self, secret: str):
-        super().__init__()
-        self.secret = secret
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.secret and self.secret in message:
-            record.msg = message.replace(self.secret, "***")
-            record.args = None
-        return True

@@ -181,7 +181,6 @@ class Pipeline:
         # One create call in flight at a time: a kill can then orphan at most one
         # submission (sent, id not yet stored); creates take milliseconds anyway.
         self.create_lock = asyncio.Lock()
-        self.histories: dict[tuple[str, str | None], asyncio.Task[list[object]]] = {}
         self.digests = {
             a: project_digest(self.course.projects_dir, self.course.assignment(a).project)
             for a in request.assignments

@@ -55,6 +55,13 @@ Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
 
 
+def is_on_this_machine(url: str) -> bool:
+    """Whether ``url`` is the in-process engine or one on loopback."""
+    host = httpx.URL(url).host
+    local = {"localhost", "127.0.0.1", "::1", "testserver", IN_PROCESS_HOST}
+    return host in local or host.startswith("127.")
+
+
 @dataclass(frozen=True)
 class ClientSettings:
     """Where the engine is and how hard to push it. ``repr`` never shows the token."""
@@ -85,9 +92,7 @@ class ClientSettings:
     @property
     def is_local(self) -> bool:
         """A loopback engine answers in milliseconds, so polling can be fast."""
-        host = httpx.URL(self.base_url).host
-        local = {"localhost", "127.0.0.1", "::1", "testserver", IN_PROCESS_HOST}
-        return host in local or host.startswith("127.")
+        return is_on_this_machine(self.base_url)
 
 
 @dataclass
