@@ -26,7 +26,7 @@ import httpx
 
 if TYPE_CHECKING:
     from grader.grading import GradeReport
-    from grader.reports.model import StudentOutcome
+    from grader.records import StudentOutcome
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_course"

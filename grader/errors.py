@@ -82,7 +82,17 @@ class StudentError(GraderError):
 
 
 class SourceError(StudentError):
-    """The student's repository cannot be read, or holds nothing gradable."""
+    """The student's repository cannot be read, or holds nothing gradable.
+
+    ``kind`` is what the student's outcome says; ``detail`` says what exactly. The
+    message is both: "repository unavailable: branch 'dev' not found in ...".
+    """
+
+    kind = "repository unavailable"
+
+    def __init__(self, detail: str, *, student_id: str | None = None):
+        self.detail = detail
+        super().__init__(f"{self.kind}: {detail}", student_id=student_id)
 
 
 class ArchiveError(StudentError):

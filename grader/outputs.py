@@ -12,6 +12,7 @@ from pathlib import Path
 
 from grader.codec import from_json
 from grader.config import Assignment, Course
+from grader.records import StudentOutcome, never_graded
 from grader.reports.dashboard import write_dashboard
 from grader.reports.feedback import write_feedback
 from grader.reports.gradebook import (
@@ -22,7 +23,6 @@ from grader.reports.gradebook import (
 )
 from grader.reports.instructor import write_instructor_views
 from grader.reports.manifest import write_manifests
-from grader.reports.model import StudentOutcome
 from grader.roster import Student, id_problem
 from grader.state import State
 
@@ -53,13 +53,6 @@ def stored_outcomes(
                 replace(from_json(StudentOutcome, stored.outcome_json), student=student)
             )
     return outcomes
-
-
-def never_graded(student: Student, assignment: Assignment) -> StudentOutcome:
-    from grader.pipeline import _blank_outcome, _not_graded
-
-    reason = "not graded yet: run `grader grade` for this assignment"
-    return _not_graded(_blank_outcome(student, assignment), "not graded yet", reason)
 
 
 def write_assignment_outputs(

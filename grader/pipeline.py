@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
 from grader.api.client import ContainersClient
+from grader.api.faults import is_transient
 from grader.api.follow import ExecutionGate, SubmissionWatcher
-from grader.api.models import Submission
+from grader.api.models import STUDENT_RESULTS, StatusCode, Submission
 from grader.archive import Archive, build_archive
 from grader.codec import from_json, to_json
 from grader.config import COURSE_FILE, Assignment, Course
@@ -34,9 +35,8 @@ from grader.errors import (
     SourceError,
     SubmissionTimeoutError,
     TestReportError,
-    TransportError,
 )
-from grader.reports.model import StudentOutcome
+from grader.records import Outcome, StudentOutcome
 from grader.roster import Student, repo_for
 from grader.scoring import grade_submission, parse_tests_report
 from grader.sources import CommitChoice, GitSources, pick_commit_at, redact_url
@@ -44,16 +44,17 @@ from grader.state import State, StoredResult
 
 GIT_CONCURRENCY = 4
 STREAM_CAP = 200_000
-FINAL_STUDENT_ERRORS = {
-    11: "build error",
-    12: "runtime error",
-    13: "time limit exceeded",
-    14: "fail",
-    15: "ok",
+GRADED: Mapping[int, tuple[Outcome, str]] = {
+    StatusCode.BUILD_ERROR: (
+        Outcome.BUILD_ERROR,
+        "the code did not compile; tests could not run",
+    ),
+    StatusCode.RUNTIME_ERROR: (Outcome.RUNTIME_ERROR, "the program crashed while running"),
+    StatusCode.TIME_LIMIT: (Outcome.TIME_LIMIT, "a stage ran past its time limit"),
+    StatusCode.FAIL: (Outcome.FAIL, "some tests failed"),
+    StatusCode.OK: (Outcome.OK, "every test passed"),
 }
-INFRASTRUCTURE = 20
-UNAVAILABLE = "repository unavailable"
-PROJECT_ERROR = 22
+"""The engine's final statuses that are the student's result: outcome and reason."""
 
 
 class Progress(Protocol):
@@ -265,38 +266,36 @@ class _RunContext:
         return outcome
 
     async def _grade(self, assignment: Assignment, student: Student) -> StudentOutcome:
-        blank = _blank_outcome(student, assignment)
+        blank = StudentOutcome.blank(student, assignment)
         if student.problem:
             where = f"{self.p.course.roster.name}:{student.line}"
-            return _not_graded(blank, "invalid roster row", f"{where}: {student.problem}")
+            return blank.not_graded(Outcome.INVALID_ROSTER_ROW, f"{where}: {student.problem}")
         step = self.p.progress.step
         try:
             step(assignment.id, student.student_id, "fetch")
             choice, repo = await self._choose_commit(assignment, student)
             if choice is None:
                 cutoff = assignment.cutoff_for(student.student_id)
-                return _not_graded(
-                    blank,
-                    "no commit before cutoff",
-                    f"no commit at or before {cutoff:%Y-%m-%d %H:%M} UTC",
+                return blank.not_graded(
+                    Outcome.NO_COMMIT, f"no commit at or before {cutoff:%Y-%m-%d %H:%M} UTC"
                 )
             blank = _with_commit(blank, choice, assignment)
             step(assignment.id, student.student_id, "package")
             archive = await self._package(assignment, repo, choice)
         except SourceError as exc:
-            reason = str(exc).removeprefix(f"{UNAVAILABLE}: ")  # the outcome already says it
-            return _not_graded(blank, UNAVAILABLE, self._course_relative(reason))
+            # the outcome names the kind; the reason says what exactly
+            return blank.not_graded(Outcome(exc.kind), self._course_relative(exc.detail))
         except ArchiveError as exc:
-            return _not_graded(blank, "archive rejected", self._course_relative(str(exc)))
-        blank = _replace(blank, archive_sha256=archive.sha256)
+            return blank.not_graded(Outcome.ARCHIVE_REJECTED, self._course_relative(str(exc)))
+        blank = replace(blank, archive_sha256=archive.sha256)
         step(assignment.id, student.student_id, "submit")
         try:
             executed = await self._execute(assignment, student, archive)
         except ArchiveError as exc:
-            return _not_graded(blank, "archive rejected", str(exc))
+            return blank.not_graded(Outcome.ARCHIVE_REJECTED, str(exc))
         if isinstance(executed, _Infrastructure):
-            return _not_graded(
-                _replace(blank, attempts=executed.attempts), "infrastructure", executed.reason
+            return replace(blank, attempts=executed.attempts).not_graded(
+                Outcome.INFRASTRUCTURE, executed.reason
             )
         step(assignment.id, student.student_id, "grade")
         return _graded(blank, executed, assignment)
@@ -442,7 +441,7 @@ class _RunContext:
                     where=f"assignments.{assignment.id}.project",
                 ) from exc
             except EngineError as exc:
-                if not _is_transient(exc):
+                if not is_transient(exc, polling=False):
                     raise
                 self.p.state.submission_failed(row_id, "infra", str(exc))
                 return _Retry(str(exc))
@@ -453,7 +452,7 @@ class _RunContext:
         """Wait for a created submission and store its result; a passing fault keeps its id."""
         try:
             submission = await self.watcher.wait(engine_id)
-            if submission.result.status.code == INFRASTRUCTURE:
+            if submission.result.status.code == StatusCode.INTERNAL_ERROR:
                 debug = await self._stream(submission, "debug_log")
                 detail = f"engine internal error (status 20) on submission {engine_id}"
                 self.p.state.submission_failed(row_id, "infra", f"{detail}: {debug[:500]}")
@@ -466,7 +465,7 @@ class _RunContext:
             self.p.state.submission_failed(row_id, "infra", str(exc))
             return _Retry(f"engine timeout: {exc}")
         except EngineError as exc:
-            if not _is_transient(exc):
+            if not is_transient(exc, polling=False):
                 raise
             # the submission exists on the engine: read it again rather than create it again
             return _Retry(f"reading submission {engine_id} failed: {exc}", (row_id, engine_id))
@@ -481,7 +480,7 @@ class _RunContext:
         code = submission.result.status.code
         report = await self._stream(submission, "tests_report")
         build = ""
-        if code == 11 or _stage_failed(submission, "build"):
+        if code == StatusCode.BUILD_ERROR or _stage_failed(submission, "build"):
             build = "\n".join(
                 filter(
                     None,
@@ -491,7 +490,9 @@ class _RunContext:
                     ],
                 )
             )
-        debug = await self._stream(submission, "debug_log") if code not in (14, 15) else ""
+        debug = ""
+        if code not in (StatusCode.FAIL, StatusCode.OK):
+            debug = await self._stream(submission, "debug_log")
         return StoredResult(to_json(submission), report, build, debug)
 
     async def _stream(self, submission: Submission, name: str) -> str:
@@ -512,49 +513,15 @@ def _first_grader_error(errors: BaseExceptionGroup[BaseException]) -> BaseExcept
     return found
 
 
-def _is_transient(exc: EngineError) -> bool:
-    """A fault of the engine or the way to it, not of the submission: worth another try."""
-    from grader.errors import ProjectUnavailableError, RateLimitedError, ServerError
-
-    return isinstance(exc, (TransportError, ServerError, RateLimitedError, ProjectUnavailableError))
-
-
 def _stage_failed(submission: Submission, stage: str) -> bool:
     found = submission.stages.get(stage)
     return bool(found and not found.skipped and (found.exit_code or 0) != 0)
 
 
-def _blank_outcome(student: Student, assignment: Assignment) -> StudentOutcome:
-    return StudentOutcome(
-        student=student,
-        assignment=assignment,
-        status="not graded",
-        outcome="",
-        reason="",
-        commit=None,
-        commit_reason=None,
-        committed_at=None,
-        lateness=timedelta(),
-        grade=None,
-        submission_id=None,
-        engine_status=None,
-        build_output="",
-        debug_log="",
-        archive_sha256=None,
-        attempts=0,
-    )
-
-
-def _replace(outcome: StudentOutcome, /, **changes: object) -> StudentOutcome:
-    from dataclasses import replace
-
-    return replace(outcome, **changes)  # type: ignore[arg-type]
-
-
 def _with_commit(
     outcome: StudentOutcome, choice: CommitChoice, assignment: Assignment
 ) -> StudentOutcome:
-    return _replace(
+    return replace(
         outcome,
         commit=choice.commit.sha,
         commit_reason=choice.reason,
@@ -563,51 +530,30 @@ def _with_commit(
     )
 
 
-def _not_graded(outcome: StudentOutcome, what: str, reason: str) -> StudentOutcome:
-    return _replace(outcome, status="not graded", outcome=what, reason=reason, grade=None)
-
-
 def _graded(outcome: StudentOutcome, executed: _Executed, assignment: Assignment) -> StudentOutcome:
     result = executed.submission.result
     code = result.status.code
-    common = {
-        "submission_id": executed.submission_id,
-        "engine_status": result.status.name,
-        "build_output": executed.result.build_output,
-        "debug_log": executed.result.debug_log,
-        "attempts": executed.attempts,
-    }
-    if code not in FINAL_STUDENT_ERRORS:
-        what = "project error" if code == PROJECT_ERROR else f"engine status {code}"
-        reason = (
-            "the assignment's project configuration is broken (instructor: see debug log)"
-            if code == PROJECT_ERROR
-            else f"the engine ended with status {code} ({result.status.name})"
-        )
-        return _replace(_not_graded(outcome, what, reason), **common)
+    outcome = replace(
+        outcome,
+        submission_id=executed.submission_id,
+        engine_status=result.status.name,
+        build_output=executed.result.build_output,
+        debug_log=executed.result.debug_log,
+        attempts=executed.attempts,
+    )
+    if code == StatusCode.PROJECT_ERROR:
+        reason = "the assignment's project configuration is broken (instructor: see debug log)"
+        return outcome.not_graded(Outcome.PROJECT_ERROR, reason)
+    if code not in STUDENT_RESULTS:
+        reason = f"the engine ended with status {code} ({result.status.name})"
+        return outcome.not_graded(Outcome.engine_status(code), reason)
     try:
         tests = parse_tests_report(executed.result.tests_report or "[]")
     except TestReportError as exc:
         # the report comes from the project's test stage, not the student: not a grade
-        return _replace(_not_graded(outcome, "unreadable test report", str(exc)), **common)
+        return outcome.not_graded(Outcome.UNREADABLE_REPORT, str(exc))
     grade = grade_submission(
         tests, assignment, engine_score=result.score, lateness=outcome.lateness
     )
-    return _replace(
-        outcome,
-        status="graded",
-        outcome=FINAL_STUDENT_ERRORS[code],
-        reason=_graded_reason(code, result.status.name),
-        grade=grade,
-        **common,
-    )
-
-
-def _graded_reason(code: int, name: str) -> str:
-    return {
-        11: "the code did not compile; tests could not run",
-        12: "the program crashed while running",
-        13: "a stage ran past its time limit",
-        14: "some tests failed",
-        15: "every test passed",
-    }.get(code, name)
+    what, reason = GRADED[code]
+    return replace(outcome, status="graded", outcome=what, reason=reason, grade=grade)

@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from grader.reports.model import StudentOutcome
+from grader.records import StudentOutcome
 
 STAGES = ("fetch", "package", "submit", "grade")
 

@@ -108,9 +108,9 @@ class GitSources:
         try:
             commits = [_parse_log_record(r) for r in out.split(b"\0") if r.strip()]
         except ValueError as exc:
-            raise SourceError(f"repository unavailable: unreadable history ({exc})") from None
+            raise SourceError(f"unreadable history ({exc})") from None
         if not commits:
-            raise SourceError(f"repository unavailable: {redact_url(repo)} has no commits")
+            raise SourceError(f"{redact_url(repo)} has no commits")
         return commits
 
     async def files(self, repo: str, sha: str) -> list[WorkspaceFile]:
@@ -134,8 +134,7 @@ class GitSources:
             )
         except _GitError as exc:
             raise SourceError(
-                f"repository unavailable: commit {sha[:7]} cannot be read from "
-                f"{redact_url(repo)} ({exc.message})"
+                f"commit {sha[:7]} cannot be read from {redact_url(repo)} ({exc.message})"
             ) from None
         entries = [_parse_tree_entry(e) for e in listing.split(b"\0") if e]
         blobs = [e for e in entries if e[1] == "blob"]
@@ -179,7 +178,7 @@ class GitSources:
             await self._git([*args, f"+HEAD:{REMOTE_HEAD}"], repo=repo, seconds=self.fetch_timeout)
         except _GitError as exc:
             if _NO_REMOTE_HEAD not in exc.stderr:
-                raise SourceError(f"repository unavailable: {exc.message}") from None
+                raise SourceError(exc.message) from None
             # A remote (or bundle) without HEAD: take its branches; the default is guessed.
             await self._try(self._git(args, repo=repo, seconds=self.fetch_timeout))
             await self._try(self._read(mirror, "update-ref", "-d", REMOTE_HEAD))
@@ -192,13 +191,12 @@ class GitSources:
         )
         listed = ", ".join(branches) or "none"
         if not branches:
-            raise SourceError(f"repository unavailable: {redact_url(repo)} has no commits")
+            raise SourceError(f"{redact_url(repo)} has no commits")
         if branch is not None:
             if branch in branches:
                 return f"refs/heads/{branch}"
             raise SourceError(
-                f"repository unavailable: branch {branch!r} not found in "
-                f"{redact_url(repo)} (branches: {listed})"
+                f"branch {branch!r} not found in {redact_url(repo)} (branches: {listed})"
             )
         if REMOTE_HEAD in refs:
             return REMOTE_HEAD
@@ -206,7 +204,7 @@ class GitSources:
             if guess in branches:
                 return f"refs/heads/{guess}"
         raise SourceError(
-            f"repository unavailable: {redact_url(repo)} has no default branch; "
+            f"{redact_url(repo)} has no default branch; "
             f"set the assignment's branch (branches: {listed})"
         )
 
@@ -232,7 +230,7 @@ class GitSources:
         try:
             return await call
         except _GitError as exc:
-            raise SourceError(f"repository unavailable: {exc.message}") from None
+            raise SourceError(exc.message) from None
 
     async def _git(
         self, args: list[str], *, repo: str, seconds: float, stdin: bytes | None = None
@@ -265,8 +263,7 @@ class GitSources:
         except TimeoutError:
             command = args[2] if args[0] == "--git-dir" else args[0]
             raise SourceError(
-                f"repository unavailable: git {command} on {redact_url(repo)} "
-                f"took longer than {seconds:g} s"
+                f"git {command} on {redact_url(repo)} took longer than {seconds:g} s"
             ) from None
         finally:
             if process.returncode is None:
@@ -331,9 +328,9 @@ def _clean_stderr(err: bytes, repo: str) -> str:
 
 def _check_address(repo: str) -> None:
     if not repo or repo.startswith("-"):
-        raise SourceError(f"repository unavailable: not a repository address: {redact_url(repo)!r}")
+        raise SourceError(f"not a repository address: {redact_url(repo)!r}")
     if not is_remote(repo) and not Path(repo).exists():
-        raise SourceError(f"repository unavailable: {repo} does not exist")
+        raise SourceError(f"{repo} does not exist")
 
 
 def _parse_log_record(record: bytes) -> Commit:

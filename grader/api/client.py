@@ -21,6 +21,7 @@ import httpx
 from aiolimiter import AsyncLimiter
 from tenacity import RetryCallState
 
+from grader.api.faults import AMBIGUOUS_STATUSES, is_ambiguous
 from grader.api.models import (
     STAGE_ALIASES,
     SlotStats,
@@ -34,9 +35,7 @@ from grader.api.models import (
 )
 from grader.api.redact import forget_secret, install_log_filter, redact, register_secret
 from grader.api.retry import (
-    AMBIGUOUS_STATUSES,
     RetryPolicy,
-    is_ambiguous,
     note_retry_after,
     parse_retry_after,
     retrying,

@@ -17,14 +17,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from grader.api.client import MAX_IDS_PER_CALL, ContainersClient, Sleep
+from grader.api.faults import is_transient
 from grader.api.models import Submission
-from grader.errors import (
-    EngineError,
-    RateLimitedError,
-    ServerError,
-    SubmissionTimeoutError,
-    TransportError,
-)
+from grader.errors import EngineError, SubmissionTimeoutError
 
 log = logging.getLogger("grader.api")
 
@@ -171,7 +166,7 @@ class SubmissionWatcher:
         again next round, until each one's own deadline. Giving up on them here would make
         the pipeline create every one of them again.
         """
-        if is_passing(exc):
+        if is_transient(exc, polling=True):
             log.warning("polling %d submission(s) failed, trying again: %s", len(ids), exc)
             return 0
         return self._fail(ids, exc)
@@ -205,11 +200,6 @@ class SubmissionWatcher:
             watches.remove(watch)
         if not watches:
             del self._watches[sid]
-
-
-def is_passing(exc: EngineError) -> bool:
-    """Faults that say nothing about a submission and may be gone on the next try."""
-    return isinstance(exc, TransportError | ServerError | RateLimitedError)
 
 
 class ExecutionGate:
@@ -267,7 +257,7 @@ class ExecutionGate:
             try:
                 stats = await self.client.stats()
             except EngineError as exc:
-                if not is_passing(exc):
+                if not is_transient(exc, polling=True):
                     raise
                 # /stats is advice: without it, keep the last reading (or the configured
                 # concurrency) rather than stopping the run

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import IntEnum
 from typing import Any
 
 STAGES = ("init", "build", "run", "test", "post")
@@ -22,18 +23,54 @@ STAGE_ALIASES: Mapping[str, str] = {
 }
 """The reference's stage names -> canonical names."""
 
+
+class StatusCode(IntEnum):
+    """Submission (and stage) status codes (platform-notes.md, "Submission status codes").
+
+    Below 10 the submission is on its way; 11-15 are the student's result; 20 and 22 are
+    the engine's and the project's faults. Engines may send codes not listed here: records
+    keep them as plain ints (``Status.code``).
+    """
+
+    WAITING = 0
+    PREPARATION = 1
+    EXECUTION = 3
+    BUILD_ERROR = 11
+    RUNTIME_ERROR = 12
+    TIME_LIMIT = 13
+    FAIL = 14
+    OK = 15
+    INTERNAL_ERROR = 20
+    PROJECT_ERROR = 22
+
+
 STATUS_NAMES: Mapping[int, str] = {
-    0: "waiting",
-    1: "preparation",
-    3: "execution",
-    11: "build error",
-    12: "runtime error",
-    13: "time limit exceeded",
-    14: "fail",
-    15: "ok",
-    20: "internal error",
-    22: "project error",
+    StatusCode.WAITING: "waiting",
+    StatusCode.PREPARATION: "preparation",
+    StatusCode.EXECUTION: "execution",
+    StatusCode.BUILD_ERROR: "build error",
+    StatusCode.RUNTIME_ERROR: "runtime error",
+    StatusCode.TIME_LIMIT: "time limit exceeded",
+    StatusCode.FAIL: "fail",
+    StatusCode.OK: "ok",
+    StatusCode.INTERNAL_ERROR: "internal error",
+    StatusCode.PROJECT_ERROR: "project error",
 }
+"""The documented name of each status code."""
+
+STUDENT_RESULTS = frozenset(
+    {
+        StatusCode.BUILD_ERROR,
+        StatusCode.RUNTIME_ERROR,
+        StatusCode.TIME_LIMIT,
+        StatusCode.FAIL,
+        StatusCode.OK,
+    }
+)
+"""Final codes that are the student's result (a grade), not a fault of the engine or project."""
+
+FINAL_STATUSES = STUDENT_RESULTS | {StatusCode.INTERNAL_ERROR, StatusCode.PROJECT_ERROR}
+"""The documented codes an engine finishes a submission with."""
 
 WORKSPACE_STATES: Mapping[int, str] = {
     1: "starting",
@@ -209,7 +246,9 @@ def parse_status(raw: Any) -> Status | None:
 
 def parse_result(raw: Any) -> Result:
     data = _obj(raw)
-    status = parse_status(data.get("status")) or Status(0, STATUS_NAMES[0])
+    status = parse_status(data.get("status")) or Status(
+        StatusCode.WAITING.value, STATUS_NAMES[StatusCode.WAITING]
+    )
     return Result(
         status=status,
         score=_float(data.get("score")),

@@ -9,16 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-import httpx
 from tenacity import AsyncRetrying, RetryCallState
 
-from grader.errors import (
-    ApiError,
-    ProjectUnavailableError,
-    RateLimitedError,
-    ServerError,
-    TransportError,
-)
+from grader.api.faults import is_transient
 
 _retry_after: weakref.WeakKeyDictionary[BaseException, float] = weakref.WeakKeyDictionary()
 
@@ -59,31 +52,6 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Transient: transport failures, 5xx, 429, a temporarily unavailable project.
-
-    Never 400, 401 or 404: asking again gives the same answer.
-    """
-    if isinstance(exc, TransportError | httpx.TransportError):
-        return True
-    return isinstance(exc, ServerError | RateLimitedError | ProjectUnavailableError)
-
-
-AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
-"""Answers after which a create may have happened: the engine failed mid-way (500), or a
-gateway in front of it lost or gave up on its answer (502, 504). A 503 means the request
-was turned away before any work, so it is not counted."""
-
-
-def is_ambiguous(exc: BaseException) -> bool:
-    """The request may have reached the engine and been acted on; we cannot tell."""
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return False  # nothing was sent
-    if isinstance(exc, httpx.TransportError):
-        return True
-    return isinstance(exc, ApiError) and exc.http_status in AMBIGUOUS_STATUSES
 
 
 def backoff(attempt: int, policy: RetryPolicy, *, rng: random.Random) -> float:
@@ -131,7 +99,7 @@ def retrying(
         sleep=sleep,
         stop=stop,
         wait=wait,
-        retry=_retry_if(is_retryable),
+        retry=_retry_if(lambda exc: is_transient(exc, polling=False)),
         before_sleep=before_sleep,
         reraise=True,
     )

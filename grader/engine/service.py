@@ -20,17 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from grader.api.models import FINAL_STATUSES, StatusCode
 from grader.engine import projects
 from grader.engine.scheduler import Scheduler, Slots
 from grader.engine.settings import EngineConfig
-from grader.engine.spec import (
-    INTERNAL_ERROR,
-    PROJECT_ERROR,
-    STAGE_ORDER,
-    Cancel,
-    RunOutcome,
-    RunSpec,
-)
+from grader.engine.spec import STAGE_ORDER, Cancel, RunOutcome, RunSpec
 from grader.engine.store import Finished, StageRecord, Store, SubmissionRecord, remove_tree
 from grader.engine.uploads import UploadLimits, unpack_workspace
 from grader.engine.views import STREAM_NAMES, canonical_stream
@@ -47,9 +41,6 @@ log = logging.getLogger("grader.engine")
 RunFunction = Callable[[RunSpec, Cancel], RunOutcome]
 Clock = Callable[[], datetime]
 T = TypeVar("T")
-
-WAITING, PREPARATION, EXECUTION = 0, 1, 3
-FINAL_STATUSES = frozenset({11, 12, 13, 14, 15, 20, 22})
 
 
 def utc_now() -> datetime:
@@ -106,10 +97,12 @@ class Engine:
         """Recover from the last stop, then run what was waiting."""
         self.store.clear_incoming()
         self.store.remove_orphans()
-        for submission_id in self.store.submission_ids((PREPARATION, EXECUTION)):
+        for submission_id in self.store.submission_ids(
+            (StatusCode.PREPARATION, StatusCode.EXECUTION)
+        ):
             await self._abandon(submission_id, "the engine stopped while this submission ran")
         self.workspaces.recover()
-        for submission_id in self.store.submission_ids((WAITING,)):
+        for submission_id in self.store.submission_ids((StatusCode.WAITING,)):
             await self._in_files(remove_tree, self.store.work_dir(submission_id))
             self.scheduler.submit(submission_id)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
@@ -211,7 +204,7 @@ class Engine:
         if problem is not None:
             _append(request.staging / "streams" / "debug_log", f"project error: {problem}")
             streams = _sizes(request.staging / "streams", STREAM_NAMES)
-            finished = _skipped(PROJECT_ERROR)
+            finished = _skipped(StatusCode.PROJECT_ERROR)
         submission_id = self.store.create_submission(
             project_id=project.id,
             requested_scenario=request.scenario,
@@ -237,24 +230,28 @@ class Engine:
         except Exception as exc:
             log.exception("engine failed on submission %s", submission_id)
             reason = f"the engine failed: {type(exc).__name__}: {exc}"
-            await self._finish_problem(submission_id, f"internal error: {reason}", INTERNAL_ERROR)
+            await self._finish_problem(
+                submission_id, f"internal error: {reason}", StatusCode.INTERNAL_ERROR
+            )
 
     async def _prepare_run_record(self, submission_id: int) -> None:
         """Prepare, run in a worker thread, record."""
         record = self.submission(submission_id)
-        self.store.set_status(submission_id, PREPARATION)
+        self.store.set_status(submission_id, StatusCode.PREPARATION)
         try:
             spec = await self._in_files(self._prepare, record)
         except (ConfigError, CreationFailedError) as exc:
             reason = exc.api_message if isinstance(exc, CreationFailedError) else str(exc)
-            await self._finish_problem(submission_id, f"project error: {reason}", PROJECT_ERROR)
+            await self._finish_problem(
+                submission_id, f"project error: {reason}", StatusCode.PROJECT_ERROR
+            )
             return
         if self._stopped:
             # The engine began stopping while this one was prepared: nothing ran yet,
             # so it waits again and runs after the next start.
-            self.store.set_status(submission_id, WAITING)
+            self.store.set_status(submission_id, StatusCode.WAITING)
             return
-        self.store.set_status(submission_id, EXECUTION)
+        self.store.set_status(submission_id, StatusCode.EXECUTION)
         cancel = Cancel()
         self._cancels[submission_id] = cancel
         try:
@@ -320,13 +317,18 @@ class Engine:
         self.store.finish_submission(submission_id, _skipped(status), sizes, self.clock())
 
     async def _abandon(self, submission_id: int, reason: str) -> None:
-        await self._finish_problem(submission_id, f"internal error: {reason}", INTERNAL_ERROR)
+        await self._finish_problem(
+            submission_id, f"internal error: {reason}", StatusCode.INTERNAL_ERROR
+        )
 
     def _record_internal(self, submission_id: int, reason: str) -> None:
         streams = self.store.streams_dir(submission_id)
         _append(streams / "debug_log", f"internal error: {reason}")
         self.store.finish_submission(
-            submission_id, _skipped(INTERNAL_ERROR), _sizes(streams, STREAM_NAMES), self.clock()
+            submission_id,
+            _skipped(StatusCode.INTERNAL_ERROR),
+            _sizes(streams, STREAM_NAMES),
+            self.clock(),
         )
 
     async def offload(self, func: Callable[..., T], *args: Any) -> T:
@@ -341,12 +343,12 @@ class Engine:
 def _finished_from(outcome: RunOutcome | str) -> tuple[Finished, tuple[str, ...]]:
     """The stored result of a run, and notes for debug_log when the outcome was odd."""
     if isinstance(outcome, str):
-        return _skipped(INTERNAL_ERROR), (f"internal error: {outcome}",)
+        return _skipped(StatusCode.INTERNAL_ERROR), (f"internal error: {outcome}",)
     notes: tuple[str, ...] = ()
     status = outcome.status
     if status not in FINAL_STATUSES:
         notes = (f"internal error: the runner reported status {status}, which is not final",)
-        status = INTERNAL_ERROR
+        status = StatusCode.INTERNAL_ERROR
     by_name = {stage.name: stage for stage in outcome.stages}
     stages = tuple(
         StageRecord(

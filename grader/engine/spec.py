@@ -16,15 +16,6 @@ from pathlib import Path
 STAGE_ORDER = ("init", "build", "run", "test", "post")
 """Canonical stage names in execution order (platform-notes.md)."""
 
-# Final submission status codes (platform-notes.md, "Submission status codes").
-BUILD_ERROR = 11
-RUNTIME_ERROR = 12
-TIME_LIMIT = 13
-FAIL = 14
-OK = 15
-INTERNAL_ERROR = 20
-PROJECT_ERROR = 22
-
 # Defaults for a scenario's local-only ``limits`` table (the cloud service ignores it).
 DEFAULT_MEMORY_MB = 1024
 DEFAULT_PROCESSES = 128
@@ -100,7 +91,7 @@ class RunOutcome:
     ``debug_log`` always.
     """
 
-    status: int  # a final code: 11, 12, 13, 14, 15, 20 or 22
+    status: int  # a final StatusCode (FINAL_STATUSES)
     stages: tuple[StageOutcome, ...]
     streams: Mapping[str, Path]
     score: float | None = None

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.config import Assignment
+from grader.records import Grade, ScoredStatus, StudentOutcome, TestScore
 from grader.reports.excerpt import printable
 from grader.reports.feedback import STATUS_WORDS, moment_text, number_text
-from grader.reports.model import Grade, ScoredStatus, StudentOutcome, TestScore
 from grader.reports.templating import render
 from grader.scoring.late import describe_lateness
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from grader.errors import ConfigError
+from grader.records import Grade, Outcome, StudentOutcome, TestScore
 from grader.reports.excerpt import excerpt
-from grader.reports.model import Grade, StudentOutcome, TestScore
 from grader.reports.templating import render
 from grader.scoring.late import describe_lateness
 from grader.scoring.points import is_glob
@@ -28,11 +28,11 @@ BUILD_LINES = 80  # compiler output: the first errors matter most
 BUILD_CHARS = 8_000
 
 OUTCOME_WORDS = {
-    "ok": "Every test passed.",
-    "fail": "Some tests failed: see which below.",
-    "build error": "Your code did not compile, so no test could run. The compiler said:",
-    "runtime error": "Your program crashed while running, so the tests could not finish.",
-    "time limit exceeded": (
+    Outcome.OK: "Every test passed.",
+    Outcome.FAIL: "Some tests failed: see which below.",
+    Outcome.BUILD_ERROR: "Your code did not compile, so no test could run. The compiler said:",
+    Outcome.RUNTIME_ERROR: "Your program crashed while running, so the tests could not finish.",
+    Outcome.TIME_LIMIT: (
         "Your program ran past its time limit, so the tests did not finish"
         " (an endless loop is the usual cause)."
     ),
@@ -111,7 +111,7 @@ def feedback_view(outcome: StudentOutcome, *, now: datetime) -> FeedbackView:
     grade = outcome.grade if outcome.status == "graded" else None
     reveal_after_due = now >= assignment.due_for(student.student_id)
     tests = _test_lines(grade, reveal_after_due) if grade else ()
-    build = outcome.build_output if outcome.outcome == "build error" else ""
+    build = outcome.build_output if outcome.outcome == Outcome.BUILD_ERROR else ""
     late = outcome.lateness
     return FeedbackView(
         student_id=student.student_id,

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from grader.reports.model import StudentOutcome
+from grader.records import StudentOutcome
 
 COLUMNS = (
     "student_id",

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.records import StudentOutcome, TestScore
 from grader.reports.excerpt import excerpt, printable
 from grader.reports.feedback import STATUS_WORDS, file_stem, moment_text, number_text
-from grader.reports.model import StudentOutcome, TestScore
 from grader.reports.templating import render
 from grader.scoring.late import describe_lateness
 

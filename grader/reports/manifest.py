@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
+from grader.records import StudentOutcome
 from grader.reports.feedback import file_stem
-from grader.reports.model import StudentOutcome
 
 MANIFEST_DIR = "manifest"
 MANIFEST_VERSION = 1

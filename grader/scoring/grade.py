@@ -20,7 +20,7 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from grader.config import Assignment
-from grader.reports.model import Grade, GradeBasis, TestOutcome, TestScore
+from grader.records import Grade, GradeBasis, TestOutcome, TestScore
 from grader.scoring.late import late_penalty
 from grader.scoring.points import price_tests, test_score
 

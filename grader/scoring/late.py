@@ -18,7 +18,7 @@ import math
 from datetime import timedelta
 
 from grader.config import LatePolicy
-from grader.reports.model import NO_PENALTY, LatePenalty
+from grader.records import NO_PENALTY, LatePenalty
 
 DAY = timedelta(days=1)
 

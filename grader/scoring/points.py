@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from grader.config import TestRule, Visibility
-from grader.reports.model import TestOutcome, TestScore
+from grader.records import TestOutcome, TestScore
 
 GLOB_CHARACTERS = frozenset("*?[")
 DETAILS_CAP = 4_000  # characters of a test's output kept in the grade

@@ -27,7 +27,7 @@ from junitparser import Error, Failure, JUnitXml, JUnitXmlError, Skipped
 
 from grader.config import Visibility
 from grader.errors import TestReportError
-from grader.reports.model import TEST_STATUSES, TestOutcome, TestStatus
+from grader.records import TEST_STATUSES, TestOutcome, TestStatus
 
 ReportFormat = Literal["sphere-engine", "junit", "gradescope"]
 

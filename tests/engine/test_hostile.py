@@ -30,9 +30,10 @@ from runner_kit import (
     text,
 )
 
+from grader.api.models import StatusCode
 from grader.engine.runner import run_submission
 from grader.engine.sandbox import SandboxInfo
-from grader.engine.spec import FAIL, OK, RUNTIME_ERROR, TIME_LIMIT, RunOutcome
+from grader.engine.spec import RunOutcome
 
 pytestmark = [pytest.mark.sandbox, needs_sandbox]
 
@@ -87,7 +88,7 @@ def assert_next_submission_is_graded(tmp_path: Path, kind: str = DEFAULT_KIND) -
         read_only=(".sphere-engine",),
     )
     outcome = run_submission(spec, sandbox=sandbox(kind))
-    assert (outcome.status, outcome.score) == (OK, 100.0), text(outcome, "debug_log")
+    assert (outcome.status, outcome.score) == (StatusCode.OK, 100.0), text(outcome, "debug_log")
     assert len(report(outcome)) == 2
 
 
@@ -120,21 +121,21 @@ while True:
 @pytest.mark.parametrize("kind", NAMESPACED)
 def test_fork_bomb_hits_the_process_limit_and_times_out(tmp_path: Path, kind: str) -> None:
     outcome = hostile(tmp_path, FORK_BOMB, timeout=1.5, kind=kind)
-    assert outcome.status == TIME_LIMIT
+    assert outcome.status == StatusCode.TIME_LIMIT
     assert next(s for s in outcome.stages if s.name == "run").time < 3.0
     assert_next_submission_is_graded(tmp_path, kind)
 
 
 def test_infinite_loop_is_time_limit(tmp_path: Path) -> None:
     outcome = hostile(tmp_path, "while :; do :; done", timeout=1.0)
-    assert outcome.status == TIME_LIMIT
+    assert outcome.status == StatusCode.TIME_LIMIT
     assert "killed after its 1 s timeout" in text(outcome, "debug_log")
     assert_next_submission_is_graded(tmp_path)
 
 
 def test_sleeping_forever_ignoring_sigterm_is_killed_at_the_timeout(tmp_path: Path) -> None:
     outcome = hostile(tmp_path, "trap '' TERM INT HUP; sleep 1000 & wait; sleep 1000", timeout=1.0)
-    assert outcome.status == TIME_LIMIT
+    assert outcome.status == StatusCode.TIME_LIMIT
     assert next(s for s in outcome.stages if s.name == "run").time < 2.5
 
 
@@ -151,7 +152,7 @@ time.sleep(0.2)
 print("parent done")
 """
     outcome = hostile(traversable, script, timeout=5.0, kind=kind)
-    assert outcome.status == OK
+    assert outcome.status == StatusCode.OK
     assert text(outcome, "stage_run_output") == "parent done\n"
     assert not processes_with(marker)
     assert_next_submission_is_graded(traversable, kind)
@@ -159,27 +160,27 @@ print("parent done")
 
 def test_killing_the_sandbox_init_is_refused(tmp_path: Path) -> None:
     outcome = hostile(tmp_path, "kill -9 1; kill -TERM 1; echo still here")
-    assert outcome.status == OK
+    assert outcome.status == StatusCode.OK
     assert text(outcome, "stage_run_output") == "still here\n"
 
 
 def test_killing_its_own_stage_shell_is_a_runtime_error(tmp_path: Path) -> None:
     outcome = hostile(tmp_path, "kill -9 $PPID; sleep 1; echo survived")
-    assert (outcome.status, outcome.signal) == (RUNTIME_ERROR, 9)
+    assert (outcome.status, outcome.signal) == (StatusCode.RUNTIME_ERROR, 9)
     assert "survived" not in text(outcome, "stage_run_output")
     assert "memory" not in text(outcome, "debug_log")
 
 
 def test_killing_every_process_it_can_is_a_runtime_error(tmp_path: Path) -> None:
     outcome = hostile(tmp_path, "sleep 100 & kill -9 -1; sleep 5")
-    assert (outcome.status, outcome.signal) == (RUNTIME_ERROR, 9)
+    assert (outcome.status, outcome.signal) == (StatusCode.RUNTIME_ERROR, 9)
     assert "memory" not in text(outcome, "debug_log")
     assert_next_submission_is_graded(tmp_path)
 
 
 def test_segfault_is_a_runtime_error_with_signal_11(tmp_path: Path) -> None:
     outcome = hostile(tmp_path, "import ctypes\nctypes.string_at(0)\n")
-    assert (outcome.status, outcome.signal) == (RUNTIME_ERROR, 11)
+    assert (outcome.status, outcome.signal) == (StatusCode.RUNTIME_ERROR, 11)
 
 
 # Memory, output, disk -------------------------------------------------------------------------
@@ -195,7 +196,7 @@ while True:
 @pytest.mark.parametrize("kind", KINDS)
 def test_memory_bomb_is_killed_with_signal_9_and_says_why(traversable: Path, kind: str) -> None:
     outcome = hostile(traversable, MEMORY_BOMB, timeout=10.0, kind=kind)
-    assert (outcome.status, outcome.signal) == (RUNTIME_ERROR, 9)
+    assert (outcome.status, outcome.signal) == (StatusCode.RUNTIME_ERROR, 9)
     assert "memory limit of 128 MB exceeded" in text(outcome, "debug_log")
     assert 128 * 1024 <= outcome.memory < 1024 * 1024
     assert_next_submission_is_graded(traversable, kind)
@@ -204,7 +205,7 @@ def test_memory_bomb_is_killed_with_signal_9_and_says_why(traversable: Path, kin
 def test_output_flood_is_truncated_with_a_marker(tmp_path: Path) -> None:
     flood = "head -c 3000000 /dev/zero | tr '\\0' x; head -c 3000000 /dev/zero | tr '\\0' y >&2"
     outcome = hostile(tmp_path, flood)
-    assert outcome.status == OK
+    assert outcome.status == StatusCode.OK
     for stream, letter in (("stage_run_output", "x"), ("stage_run_error", "y")):
         captured = text(outcome, stream)
         assert captured.startswith(letter * SMALL.output_bytes)
@@ -214,14 +215,14 @@ def test_output_flood_is_truncated_with_a_marker(tmp_path: Path) -> None:
 
 def test_endless_output_is_truncated_and_times_out(tmp_path: Path) -> None:
     outcome = hostile(tmp_path, "yes", timeout=1.0)
-    assert outcome.status == TIME_LIMIT
+    assert outcome.status == StatusCode.TIME_LIMIT
     assert len(text(outcome, "stage_run_output")) < SMALL.output_bytes + 100
 
 
 def test_disk_fill_in_the_workspace_is_stopped_near_the_limit(tmp_path: Path) -> None:
     fill = "i=0; while :; do head -c 2000000 /dev/zero > f$i; i=$((i+1)); done"
     outcome = hostile(tmp_path, fill, timeout=20.0)
-    assert (outcome.status, outcome.signal) == (RUNTIME_ERROR, 9)
+    assert (outcome.status, outcome.signal) == (StatusCode.RUNTIME_ERROR, 9)
     assert "disk limit of 16 MB exceeded" in text(outcome, "debug_log")
     written = sum(p.stat().st_size for p in tmp_path.rglob("f*") if p.is_file())
     # the limit plus what the disk takes in one watch interval (50 ms), never without bound
@@ -231,14 +232,15 @@ def test_disk_fill_in_the_workspace_is_stopped_near_the_limit(tmp_path: Path) ->
 
 def test_one_file_past_the_file_size_limit_is_a_runtime_error(tmp_path: Path) -> None:
     outcome = hostile(tmp_path, "head -c 20000000 /dev/zero > big")
-    assert (outcome.status, outcome.signal) == (RUNTIME_ERROR, 25)  # SIGXFSZ
+    assert (outcome.status, outcome.signal) == (StatusCode.RUNTIME_ERROR, 25)  # SIGXFSZ
     assert (tmp_path / "sub/work/home/workspace/big").stat().st_size <= SMALL.file_size_mb * 2**20
 
 
 def test_private_tmp_is_capped(tmp_path: Path) -> None:
     fill = "for i in 1 2 3 4; do head -c 6000000 /dev/zero > /tmp/f$i; done; du -sk /tmp"
     outcome = hostile(tmp_path, fill)
-    if outcome.status == OK:  # /tmp filled up before the watcher saw workspace + /tmp > 16 MB
+    # OK: /tmp filled up before the watcher saw workspace + /tmp > 16 MB
+    if outcome.status == StatusCode.OK:
         assert "No space left on device" in text(outcome, "stage_run_error")
         assert int(text(outcome, "stage_run_output").split()[0]) <= 16 * 1024
     else:
@@ -358,7 +360,9 @@ def test_read_only_instructor_tests_cannot_be_overwritten(traversable: Path, kin
     if kind == "rlimits":
         assert text(outcome, "stage_run_output") == TESTS
     else:
-        assert (outcome.status, outcome.score) == (FAIL, 50.0), text(outcome, "debug_log")
+        assert (outcome.status, outcome.score) == (StatusCode.FAIL, 50.0), text(
+            outcome, "debug_log"
+        )
     pinned = spec.work_dir / "home/workspace/.sphere-engine/tests/test_add.py"
     assert pinned.read_text() == TESTS
     assert not (spec.work_dir / "home/workspace/gone").exists()

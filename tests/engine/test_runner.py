@@ -18,20 +18,10 @@ from runner_kit import (
     text,
 )
 
+from grader.api.models import StatusCode
 from grader.engine.runner import Evaluation, Verdict, decide, engine_failure, run_submission
 from grader.engine.sandbox import StageExit
-from grader.engine.spec import (
-    BUILD_ERROR,
-    FAIL,
-    INTERNAL_ERROR,
-    OK,
-    PROJECT_ERROR,
-    RUNTIME_ERROR,
-    TIME_LIMIT,
-    Cancel,
-    Limits,
-    StageSpec,
-)
+from grader.engine.spec import Cancel, Limits, StageSpec
 
 pytestmark = needs_sandbox
 
@@ -58,30 +48,32 @@ def exited(code: int | None = 0, sig: int | None = None, **kw: object) -> StageE
 
 def test_timeout_decides_time_limit_whatever_comes_after() -> None:
     failure = engine_failure("run", exited(None, timed_out=True))
-    later = Evaluation("post", OK, 100.0)
+    later = Evaluation("post", StatusCode.OK, 100.0)
     assert decide([("run", exited(None, timed_out=True))], failure, later) == Verdict(
-        TIME_LIMIT, stage="run"
+        StatusCode.TIME_LIMIT, stage="run"
     )
 
 
 def test_build_exit_code_is_a_build_error_but_run_exit_code_is_not() -> None:
-    assert engine_failure("build", exited(1)) == Verdict(BUILD_ERROR, stage="build")
+    assert engine_failure("build", exited(1)) == Verdict(StatusCode.BUILD_ERROR, stage="build")
     assert engine_failure("run", exited(1)) is None
-    assert decide([("run", exited(1))], None, None).status == OK
+    assert decide([("run", exited(1))], None, None).status == StatusCode.OK
 
 
 def test_signal_is_a_runtime_error_carrying_the_signal() -> None:
-    assert engine_failure("run", exited(None, 11)) == Verdict(RUNTIME_ERROR, signal=11, stage="run")
+    assert engine_failure("run", exited(None, 11)) == Verdict(
+        StatusCode.RUNTIME_ERROR, signal=11, stage="run"
+    )
 
 
 def test_without_evaluation_any_non_run_stage_failing_is_a_runtime_error() -> None:
     verdict = decide([("init", exited(3)), ("run", exited(0))], None, None)
-    assert verdict == Verdict(RUNTIME_ERROR, stage="init")
+    assert verdict == Verdict(StatusCode.RUNTIME_ERROR, stage="init")
 
 
 def test_explicit_result_sets_status_and_score() -> None:
-    verdict = decide([("test", exited(0))], None, Evaluation("test", FAIL, 50.0))
-    assert verdict == Verdict(FAIL, 50.0, stage="test")
+    verdict = decide([("test", exited(0))], None, Evaluation("test", StatusCode.FAIL, 50.0))
+    assert verdict == Verdict(StatusCode.FAIL, 50.0, stage="test")
 
 
 # Through the real sandbox -------------------------------------------------------------------
@@ -90,7 +82,7 @@ def test_explicit_result_sets_status_and_score() -> None:
 @pytest.mark.sandbox
 def test_sample_hw1_correct_solution_is_ok_with_ten_tests(tmp_path: Path) -> None:
     outcome = run_submission(sample_spec(tmp_path, "hw1", "amartin"))
-    assert outcome.status == OK, text(outcome, "debug_log")
+    assert outcome.status == StatusCode.OK, text(outcome, "debug_log")
     assert outcome.score == 100.0
     assert len(report(outcome)) == 10
     assert all(test["status"] == "ok" for test in report(outcome))
@@ -110,13 +102,13 @@ def test_failing_tests_are_fail_with_percentage_score(tmp_path: Path) -> None:
         read_only=(".sphere-engine",),
     )
     outcome = run_submission(spec)
-    assert (outcome.status, outcome.score) == (FAIL, 50.0)
+    assert (outcome.status, outcome.score) == (StatusCode.FAIL, 50.0)
     assert {t["name"]: t["status"] for t in report(outcome)} == {
         "test_adds": "ok",
         "test_adds_negative": "failure",
     }
     test_stage = next(s for s in outcome.stages if s.name == "test")
-    assert test_stage.status_changed_to == FAIL
+    assert test_stage.status_changed_to == StatusCode.FAIL
 
 
 @pytest.mark.sandbox
@@ -131,7 +123,7 @@ def test_submitted_file_at_read_only_path_is_dropped_and_noted(tmp_path: Path) -
         read_only=(".sphere-engine",),
     )
     outcome = run_submission(spec)
-    assert (outcome.status, outcome.score) == (FAIL, 0.0)
+    assert (outcome.status, outcome.score) == (StatusCode.FAIL, 0.0)
     log = text(outcome, "debug_log")
     assert ".sphere-engine/tests/test_add.py dropped" in log
     assert (spec.work_dir / "home/workspace/notes.txt").read_text() == "mine"
@@ -146,10 +138,10 @@ def test_build_error_skips_run_and_test_but_post_runs(tmp_path: Path) -> None:
         ),
     )
     outcome = run_submission(spec)
-    assert outcome.status == BUILD_ERROR
+    assert outcome.status == StatusCode.BUILD_ERROR
     ran = {s.name: s for s in outcome.stages}
     assert ran["run"].skipped and ran["test"].skipped and not ran["post"].skipped
-    assert ran["build"].exit_code == 2 and ran["build"].status_changed_to == BUILD_ERROR
+    assert ran["build"].exit_code == 2 and ran["build"].status_changed_to == StatusCode.BUILD_ERROR
     assert text(outcome, "stage_build_error") == "nope\n"
     assert text(outcome, "stage_post_output") == "p\n"
     assert "stage_run_output" not in outcome.streams
@@ -164,7 +156,7 @@ def test_stage_past_its_timeout_is_time_limit_and_later_stages_skip_except_post(
         stage_specs=stages(timeout=0.5, run="sleep 30", test="echo t", post="echo p"),
     )
     outcome = run_submission(spec)
-    assert outcome.status == TIME_LIMIT
+    assert outcome.status == StatusCode.TIME_LIMIT
     ran = {s.name: s for s in outcome.stages}
     assert ran["test"].skipped and not ran["post"].skipped
     assert ran["run"].time < 2.0
@@ -176,13 +168,13 @@ def test_stage_past_its_timeout_is_time_limit_and_later_stages_skip_except_post(
 def test_segfault_is_runtime_error_with_signal(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, stage_specs=stages(run="kill -SEGV $$"))
     outcome = run_submission(spec)
-    assert (outcome.status, outcome.signal) == (RUNTIME_ERROR, 11)
+    assert (outcome.status, outcome.signal) == (StatusCode.RUNTIME_ERROR, 11)
 
 
 @pytest.mark.sandbox
 def test_run_stage_exit_code_alone_is_ok_without_evaluation(tmp_path: Path) -> None:
     outcome = run_submission(make_spec(tmp_path, stage_specs=stages(run="exit 1", post="true")))
-    assert outcome.status == OK
+    assert outcome.status == StatusCode.OK
 
 
 @pytest.mark.sandbox
@@ -194,7 +186,7 @@ def test_result_left_by_an_earlier_stage_is_ignored(tmp_path: Path) -> None:
     )
     spec = make_spec(tmp_path, stage_specs=stages(run=run, test="se_utils_cli evaluate"))
     outcome = run_submission(spec)
-    assert (outcome.status, outcome.score) == (FAIL, 0.0)
+    assert (outcome.status, outcome.score) == (StatusCode.FAIL, 0.0)
     assert "no unit-tests report was written" in text(outcome, "debug_log")
     assert "tests_report" not in outcome.streams
 
@@ -203,9 +195,9 @@ def test_result_left_by_an_earlier_stage_is_ignored(tmp_path: Path) -> None:
 def test_post_stage_that_leaves_the_result_alone_keeps_the_test_stages(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, stage_specs=stages(test="se_utils_cli evaluate", post="echo done"))
     outcome = run_submission(spec)
-    assert (outcome.status, outcome.score) == (FAIL, 0.0)
+    assert (outcome.status, outcome.score) == (StatusCode.FAIL, 0.0)
     assert text(outcome, "debug_log").count("no unit-tests report was written") == 1
-    assert next(s for s in outcome.stages if s.name == "test").status_changed_to == FAIL
+    assert next(s for s in outcome.stages if s.name == "test").status_changed_to == StatusCode.FAIL
 
 
 @pytest.mark.sandbox
@@ -214,8 +206,11 @@ def test_post_stage_can_set_the_status_explicitly(tmp_path: Path) -> None:
         tmp_path, stage_specs=stages(run="true", post="se_utils_cli scenario_result status RE")
     )
     outcome = run_submission(spec)
-    assert outcome.status == RUNTIME_ERROR
-    assert next(s for s in outcome.stages if s.name == "post").status_changed_to == RUNTIME_ERROR
+    assert outcome.status == StatusCode.RUNTIME_ERROR
+    assert (
+        next(s for s in outcome.stages if s.name == "post").status_changed_to
+        == StatusCode.RUNTIME_ERROR
+    )
 
 
 @pytest.mark.sandbox
@@ -225,7 +220,7 @@ def test_invalid_tests_report_is_fail_with_zero_and_reason(tmp_path: Path) -> No
         tmp_path, stage_specs=stages(test=f"echo '{bad}' > \"$SE_PATH_FINAL_TESTS_REPORT\"")
     )
     outcome = run_submission(spec)
-    assert (outcome.status, outcome.score) == (FAIL, 0.0)
+    assert (outcome.status, outcome.score) == (StatusCode.FAIL, 0.0)
     assert "status 'passed' is not ok|failure|error" in text(outcome, "debug_log")
     assert "tests_report" not in outcome.streams
 
@@ -238,7 +233,7 @@ def test_report_planted_as_a_link_to_a_host_file_is_refused(tmp_path: Path) -> N
         tmp_path, stage_specs=stages(test=f'ln -s {secret} "$SE_PATH_FINAL_TESTS_REPORT"')
     )
     outcome = run_submission(spec)
-    assert (outcome.status, outcome.score) == (FAIL, 0.0)
+    assert (outcome.status, outcome.score) == (StatusCode.FAIL, 0.0)
     assert "cannot be opened" in text(outcome, "debug_log")
 
 
@@ -267,7 +262,7 @@ def test_cancel_kills_the_stage_and_returns_internal_error(tmp_path: Path) -> No
     spec = make_spec(tmp_path, stage_specs=stages(timeout=30, run="sleep 30", post="echo p"))
     threading.Timer(0.3, cancel.set).start()
     outcome = run_submission(spec, cancel=cancel)
-    assert outcome.status == INTERNAL_ERROR
+    assert outcome.status == StatusCode.INTERNAL_ERROR
     assert all(s.skipped for s in outcome.stages if s.name == "post")
     assert "cancelled" in text(outcome, "debug_log")
     assert not sandbox_processes()
@@ -288,7 +283,7 @@ def test_projects_extra_read_only_paths_are_shown_to_every_stage(tmp_path: Path)
 def test_stages_out_of_order_are_a_project_error(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, stage_specs=(StageSpec("run", "true"),))
     outcome = run_submission(spec)
-    assert outcome.status == PROJECT_ERROR
+    assert outcome.status == StatusCode.PROJECT_ERROR
     assert "expected init, build, run, test, post" in text(outcome, "debug_log")
 
 
@@ -299,4 +294,4 @@ def test_a_read_only_path_that_is_a_link_is_not_mounted_from_the_host(tmp_path: 
     (spec.project_dir / "shared").symlink_to("/etc")
     outcome = run_submission(spec)
     assert "shadow" not in text(outcome, "stage_run_output")
-    assert outcome.status == OK
+    assert outcome.status == StatusCode.OK

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from grader.api.models import STATUS_NAMES, STUDENT_RESULTS, StatusCode
 from grader.engine import evaluate
 from grader.engine.evaluate import (
     ReportError,
@@ -218,3 +219,22 @@ def test_long_texts_are_capped_once_and_stay_capped() -> None:
     assert len(checked[0]["failure"]) == evaluate.MESSAGE_CAP
     assert checked[0]["failure"].endswith(evaluate.TRUNCATED)
     assert validate_report(checked) == checked
+
+
+def test_the_toolkits_status_table_agrees_with_the_status_codes() -> None:
+    # evaluate.py runs alone in the sandbox (standard library only): its own table
+    assert evaluate.STATUS_CODES == {
+        "BE": StatusCode.BUILD_ERROR,
+        "RE": StatusCode.RUNTIME_ERROR,
+        "TLE": StatusCode.TIME_LIMIT,
+        "FAIL": StatusCode.FAIL,
+        "OK": StatusCode.OK,
+    }
+    assert {STATUS_NAMES[c] for c in evaluate.STATUS_CODES.values()} == {
+        "build error",
+        "runtime error",
+        "time limit exceeded",
+        "fail",
+        "ok",
+    }
+    assert set(evaluate.STATUS_CODES.values()) == STUDENT_RESULTS

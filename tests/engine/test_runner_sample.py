@@ -8,22 +8,22 @@ from pathlib import Path
 import pytest
 from runner_kit import needs_sandbox, report, sample_spec, sandbox_processes, text
 
+from grader.api.models import StatusCode
 from grader.engine.runner import run_submission
-from grader.engine.spec import BUILD_ERROR, FAIL, OK, TIME_LIMIT
 
 pytestmark = [pytest.mark.sandbox, needs_sandbox]
 
 
 def test_hw2_correct_c_solution_builds_and_passes_eight_tests(tmp_path: Path) -> None:
     outcome = run_submission(sample_spec(tmp_path, "hw2", "amartin"))
-    assert (outcome.status, outcome.score) == (OK, 100.0), text(outcome, "debug_log")
+    assert (outcome.status, outcome.score) == (StatusCode.OK, 100.0), text(outcome, "debug_log")
     assert len(report(outcome)) == 8
     assert [s.name for s in outcome.stages if not s.skipped] == ["build", "run", "test"]
 
 
 def test_hw2_missing_semicolon_is_a_build_error_with_gccs_message(tmp_path: Path) -> None:
     outcome = run_submission(sample_spec(tmp_path, "hw2", "cokafor"))
-    assert outcome.status == BUILD_ERROR
+    assert outcome.status == StatusCode.BUILD_ERROR
     assert re.search(
         r"rpn\.c:\d+:\d+: error: expected .;. before", text(outcome, "stage_build_error")
     )
@@ -33,16 +33,16 @@ def test_hw2_missing_semicolon_is_a_build_error_with_gccs_message(tmp_path: Path
 
 def test_hw1_infinite_loop_times_out_in_the_run_stage(tmp_path: Path) -> None:
     outcome = run_submission(sample_spec(tmp_path, "hw1", "dnovak"))
-    assert outcome.status == TIME_LIMIT
+    assert outcome.status == StatusCode.TIME_LIMIT
     run = next(s for s in outcome.stages if s.name == "run")
-    assert run.status_changed_to == TIME_LIMIT and 5.0 <= run.time < 7.0
+    assert run.status_changed_to == StatusCode.TIME_LIMIT and 5.0 <= run.time < 7.0
     assert "tests_report" not in outcome.streams
     assert not sandbox_processes()
 
 
 def test_hw2_partial_solution_fails_the_readmes_four_hidden_tests(tmp_path: Path) -> None:
     outcome = run_submission(sample_spec(tmp_path, "hw2", "bchen"))
-    assert outcome.status == FAIL
+    assert outcome.status == StatusCode.FAIL
     failed = sorted(t["name"] for t in report(outcome) if t["status"] != "ok")
     assert failed == [
         "test_hidden_division_truncates_toward_zero",

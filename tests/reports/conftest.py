@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from grader.config import Assignment, load_course
-from grader.reports.model import StudentOutcome, TestOutcome
+from grader.records import Outcome, StudentOutcome, TestOutcome
 from grader.roster import Student
 from grader.scoring import grade_submission
 
@@ -58,7 +58,7 @@ def make_outcome(sample_assignments: dict[str, Assignment]) -> MakeOutcome:
             student=Student(student_id, name=f"Student {student_id}", email=f"{student_id}@x.edu"),
             assignment=a,
             status="graded",
-            outcome=outcome,
+            outcome=Outcome(outcome),
             reason="some tests failed",
             commit=SHA,
             commit_reason="last commit, on time",

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from grader.errors import ConfigError
+from grader.records import StudentOutcome, TestOutcome
 from grader.reports.feedback import BUILD_LINES, write_feedback
-from grader.reports.model import StudentOutcome, TestOutcome
 from grader.reports.templating import environment, markdown_block, markdown_inline, template_dir
 from grader.scoring import grade_submission
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from grader.records import StudentOutcome, TestOutcome
 from grader.reports.gradebook import (
     COLUMNS,
     HISTORY_COLUMNS,
@@ -18,7 +19,6 @@ from grader.reports.gradebook import (
     write_gradebook,
     write_history,
 )
-from grader.reports.model import StudentOutcome, TestOutcome
 from grader.state import StoredGrade
 
 MakeOutcome = Callable[..., StudentOutcome]  # the make_outcome fixture of conftest.py

@@ -11,9 +11,9 @@ import pytest
 from markdown_it import MarkdownIt
 
 from grader.errors import ConfigError
+from grader.records import StudentOutcome, TestOutcome
 from grader.reports.feedback import write_feedback
 from grader.reports.instructor import LOG_LINES, instructor_view, write_instructor_views
-from grader.reports.model import StudentOutcome, TestOutcome
 
 MakeOutcome = Callable[..., StudentOutcome]  # the make_outcome fixture of conftest.py
 HIDDEN_FAIL = "test_hidden_top_words_ties_alphabetical"

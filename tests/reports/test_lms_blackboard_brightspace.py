@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grader.errors import ConfigError, ExportError
+from grader.records import StudentOutcome
 from grader.reports.lms import blackboard_csv, brightspace_csv
 from grader.reports.lms.blackboard import COMMA_FILE, TAB_FILE
 from grader.reports.lms.brightspace import FILE as BRIGHTSPACE_FILE
-from grader.reports.model import StudentOutcome
 from grader.roster import Student, load_roster
 
 MakeOutcome = Callable[..., StudentOutcome]  # the make_outcome fixture of conftest.py

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grader.errors import ConfigError, ExportError
+from grader.records import StudentOutcome
 from grader.reports.lms import canvas_csv
 from grader.reports.lms.canvas import FILE
-from grader.reports.model import StudentOutcome
 from grader.roster import Student, load_roster
 
 MakeOutcome = Callable[..., StudentOutcome]  # the make_outcome fixture of conftest.py
@@ -58,7 +58,9 @@ def test_canvas_student_not_graded_gets_an_empty_cell_and_a_warning_never_zero(
 ) -> None:
     outcomes = [
         roster_outcome(make_outcome, "amartin", "hw2", outcome="ok"),
-        roster_outcome(make_outcome, "hpatel", "hw2", status="not graded", outcome="x"),
+        roster_outcome(
+            make_outcome, "hpatel", "hw2", status="not graded", outcome="infrastructure"
+        ),
     ]
     exported = canvas_csv(outcomes, outcomes[0].assignment)
     rows = cells(exported.files[FILE])

@@ -14,7 +14,7 @@ from grader.codec import to_json
 from grader.config import load_course
 from grader.errors import ConfigError, ExportError
 from grader.exporting import export
-from grader.reports.model import StudentOutcome
+from grader.records import StudentOutcome
 from grader.roster import load_roster
 from grader.state import open_state
 
@@ -151,7 +151,7 @@ def test_export_without_any_stored_grade_fails_and_creates_no_state(course: Path
 def test_export_when_no_student_of_the_assignment_is_graded_fails(
     course: Path, roster_outcome: Callable[..., StudentOutcome]
 ) -> None:
-    store(course, [roster_outcome("hpatel", "hw2", status="not graded", outcome="x")])
+    store(course, [roster_outcome("hpatel", "hw2", status="not graded", outcome="infrastructure")])
     with pytest.raises(ExportError, match="no student is graded yet"):
         export(course, "hw2", "canvas")
 

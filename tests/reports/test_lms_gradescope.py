@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grader.errors import ExportError
+from grader.records import StudentOutcome, TestOutcome
 from grader.reports.lms import gradescope_results
-from grader.reports.model import StudentOutcome, TestOutcome
 from grader.roster import Student
 from grader.scoring import parse_tests_report
 

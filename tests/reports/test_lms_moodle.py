@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grader.errors import ConfigError, ExportError
+from grader.records import StudentOutcome, TestOutcome
 from grader.reports.lms import moodle_csv
 from grader.reports.lms.moodle import FILE
-from grader.reports.model import StudentOutcome, TestOutcome
 from grader.roster import load_roster
 
 MakeOutcome = Callable[..., StudentOutcome]  # the make_outcome fixture of conftest.py

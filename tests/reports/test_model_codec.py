@@ -1,16 +1,24 @@
-"""Every record of grader.reports.model survives SQLite's JSON (grader.codec) unchanged."""
+"""Every record of grader.records survives SQLite's JSON (grader.codec) unchanged."""
 
 from __future__ import annotations
 
 from dataclasses import fields
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from grader.codec import from_json, to_json
 from grader.config import Assignment, LatePolicy, LateTier, TestRule
-from grader.reports.model import Grade, LatePenalty, StudentOutcome, TestOutcome, TestScore
+from grader.records import (
+    Grade,
+    LatePenalty,
+    Outcome,
+    StudentOutcome,
+    TestOutcome,
+    TestScore,
+    never_graded,
+)
 from grader.roster import Student
 
 FLOATS = st.floats(allow_nan=False, allow_infinity=False)
@@ -92,7 +100,7 @@ OUTCOMES = st.builds(
     student=STUDENTS,
     assignment=ASSIGNMENTS,
     status=st.sampled_from(["graded", "not graded"]),
-    outcome=TEXT,
+    outcome=st.sampled_from(list(Outcome)) | st.integers(-1, 99).map(Outcome.engine_status),
     reason=TEXT,
     commit=st.none() | st.text("0123456789abcdef", min_size=40, max_size=40),
     commit_reason=st.none() | TEXT,
@@ -146,3 +154,15 @@ def test_grade_late_days_are_the_charged_days() -> None:
     late = LatePenalty(timedelta(days=1, hours=6), 2, 20.0, "1 d 6 h late")
     grade = Grade(80.0, 100.0, 100.0, 20.0, late, "test points")
     assert grade.late_days == 2
+
+
+def test_outcomes_are_stored_as_the_words_the_outputs_show() -> None:
+    due = datetime(2026, 10, 1, tzinfo=UTC)
+    blank = never_graded(Student("ada"), Assignment("hw1", "Homework 1", "hw1", due, "r", 100.0))
+    for what in [*Outcome, Outcome.engine_status(21)]:
+        text = to_json(blank.not_graded(what, "why"))
+        assert f'"outcome":"{what.value}"' in text
+        assert from_json(StudentOutcome, text).outcome is not None
+    unknown = from_json(StudentOutcome, to_json(blank.not_graded(Outcome.engine_status(21), "")))
+    assert unknown.outcome == "engine status 21"
+    assert unknown.outcome.name == "ENGINE_STATUS"

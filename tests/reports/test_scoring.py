@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from grader.config import Assignment, LatePolicy, LateTier, TestRule, load_course
-from grader.reports.model import TestOutcome, TestStatus
+from grader.records import TestOutcome, TestStatus
 from grader.scoring import (
     describe_lateness,
     grade_submission,

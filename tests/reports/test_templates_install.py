@@ -21,13 +21,13 @@ from pathlib import Path
 import grader
 from grader.config import Assignment
 from grader.reports.feedback import write_feedback
-from grader.reports.model import StudentOutcome
+from grader.records import Outcome, StudentOutcome
 from grader.reports.templating import template_dir
 from grader.roster import Student
 
 assignment = Assignment("hw1", "Homework 1", "hw1", datetime(2026, 9, 19, tzinfo=UTC), "r", 100)
 outcome = StudentOutcome(
-    Student("ada"), assignment, "not graded", "repository unavailable", "no bundle",
+    Student("ada"), assignment, "not graded", Outcome.REPOSITORY_UNAVAILABLE, "no bundle",
     None, None, None, timedelta(), None, None, None, "", "", None, 0,
 )
 write_feedback([outcome], Path(sys.argv[1]))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from grader.codec import from_json, to_json
 from grader.errors import TestReportError
-from grader.reports.model import TestOutcome
+from grader.records import TestOutcome
 from grader.scoring import detect_format, parse_tests_report
 from grader.scoring.testreport import MESSAGE_CAP, TRUNCATED
 from tests.pytest_junit import pytest_junit

@@ -214,7 +214,9 @@ def test_private_repository_fails_fast_without_prompting_or_leaking(
     with pytest.raises(SourceError) as info:
         history(sources, url)
     message = str(info.value)
-    assert message.startswith("repository unavailable: ")
+    assert message == f"{info.value.kind}: {info.value.detail}"
+    assert info.value.kind == "repository unavailable"
+    assert not info.value.detail.startswith("repository unavailable")  # said once
     assert "t0ps3cret" not in message
     assert "student:" not in message
     assert "Authentication failed" in message or "401" in message

@@ -23,6 +23,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from grader.api.models import StatusCode
 from grader.engine import evaluate
 from grader.engine.runner.verdict import (
     Evaluation,
@@ -53,9 +54,6 @@ from grader.engine.sandbox import (
     stage_env,
 )
 from grader.engine.spec import (
-    FAIL,
-    INTERNAL_ERROR,
-    PROJECT_ERROR,
     STAGE_ORDER,
     Cancel,
     RunOutcome,
@@ -93,7 +91,7 @@ def run_submission(
         problem = _project_problem(spec)
         if problem is not None:
             debug.note(f"project error: {problem}")
-            return _final(spec, debug, Verdict(PROJECT_ERROR), ())
+            return _final(spec, debug, Verdict(StatusCode.PROJECT_ERROR), ())
         with sandbox_uid() as uid:
             return _Submission(spec, info, uid, debug, cancel).run()
     except (OSError, SandboxError) as exc:
@@ -101,7 +99,7 @@ def run_submission(
     except Exception as exc:  # a runner bug must not leave a submission hanging: log it, 20
         log.exception("runner failed on submission %s", spec.submission_id)
         debug.note(f"internal error: {type(exc).__name__}: {exc}")
-    return _final(spec, debug, Verdict(INTERNAL_ERROR), ())
+    return _final(spec, debug, Verdict(StatusCode.INTERNAL_ERROR), ())
 
 
 def _project_problem(spec: RunSpec) -> str | None:
@@ -180,7 +178,9 @@ class _Submission:
             exit = self._run_stage(stage)
             if exit.cancelled:
                 self.debug.note(f"stage {stage.name}: cancelled (the engine is shutting down)")
-                return _final(self.spec, self.debug, Verdict(INTERNAL_ERROR), self._all(stage))
+                return _final(
+                    self.spec, self.debug, Verdict(StatusCode.INTERNAL_ERROR), self._all(stage)
+                )
             failure = failure or engine_failure(stage.name, exit)
             if stage.name in ("test", "post"):
                 evaluation = self._read_evaluation(stage.name) or evaluation
@@ -257,7 +257,7 @@ class _Submission:
                 report = evaluate.validate_report(json.loads(raw_report))
         except (ValueError, RecursionError) as exc:
             self.debug.note(f"stage {stage}: unusable result: {exc}")
-            return Evaluation(stage, FAIL, 0.0, str(exc))
+            return Evaluation(stage, StatusCode.FAIL, 0.0, str(exc))
         if report is not None:
             path = self.cell.streams / "tests_report"
             path.write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")

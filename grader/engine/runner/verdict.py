@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from grader.api.models import StatusCode
 from grader.engine import evaluate
 from grader.engine.sandbox import StageExit
-from grader.engine.spec import BUILD_ERROR, OK, RUNTIME_ERROR, TIME_LIMIT
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,11 @@ class Verdict:
 def engine_failure(name: str, exit: StageExit) -> Verdict | None:
     """What a stage's end decides by itself (13, 12 or 11), before any evaluation."""
     if exit.timed_out:
-        return Verdict(TIME_LIMIT, stage=name)
+        return Verdict(StatusCode.TIME_LIMIT, stage=name)
     if exit.signal is not None:
-        return Verdict(RUNTIME_ERROR, signal=exit.signal, stage=name)
+        return Verdict(StatusCode.RUNTIME_ERROR, signal=exit.signal, stage=name)
     if name == "build" and exit.exit_code != 0:
-        return Verdict(BUILD_ERROR, stage=name)
+        return Verdict(StatusCode.BUILD_ERROR, stage=name)
     return None
 
 
@@ -68,7 +68,9 @@ def decide(
     if evaluation is not None:
         return Verdict(evaluation.status, evaluation.score, stage=evaluation.stage)
     failed = [name for name, exit in ran if name != "run" and exit.exit_code != 0]
-    return Verdict(RUNTIME_ERROR if failed else OK, stage=failed[0] if failed else None)
+    return Verdict(
+        StatusCode.RUNTIME_ERROR if failed else StatusCode.OK, stage=failed[0] if failed else None
+    )
 
 
 def evaluation_from(

@@ -12,13 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 from grader.config import Assignment
 from grader.errors import ConfigError
+from grader.records import StudentOutcome
 from grader.reports.lms.blackboard import blackboard_csv
 from grader.reports.lms.brightspace import brightspace_csv
 from grader.reports.lms.canvas import canvas_csv
 from grader.reports.lms.gradescope import gradescope_results
 from grader.reports.lms.moodle import moodle_csv
 from grader.reports.lms.sheet import LmsExport
-from grader.reports.model import StudentOutcome
 
 LmsWriter = Callable[[Sequence[StudentOutcome], Assignment], LmsExport]
 

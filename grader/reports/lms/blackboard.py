@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from grader.config import Assignment
 from grader.errors import ConfigError
+from grader.records import StudentOutcome
 from grader.reports.feedback import number_text
 from grader.reports.gradebook import safe_text
 from grader.reports.lms.sheet import (
@@ -32,7 +33,6 @@ from grader.reports.lms.sheet import (
     score_cell,
     setting_key,
 )
-from grader.reports.model import StudentOutcome
 from grader.roster import Student
 
 COMMA_FILE = "blackboard.csv"

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from grader.config import Assignment
+from grader.records import StudentOutcome
 from grader.reports.gradebook import safe_text
 from grader.reports.lms.sheet import (
     IdentityProblem,
@@ -29,7 +30,6 @@ from grader.reports.lms.sheet import (
     score_cell,
     setting_key,
 )
-from grader.reports.model import StudentOutcome
 from grader.roster import Student
 
 FILE = "brightspace.csv"

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from grader.config import Assignment
+from grader.records import Grade, StudentOutcome, TestScore
 from grader.reports.feedback import number_text
 from grader.reports.lms.sheet import (
     IdentityProblem,
@@ -23,7 +24,6 @@ from grader.reports.lms.sheet import (
     graded,
     not_graded_ids,
 )
-from grader.reports.model import Grade, StudentOutcome, TestScore
 from grader.roster import id_problem
 
 FOLDER = "results"

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from grader.config import Assignment
 from grader.errors import ConfigError, ExportError
+from grader.records import Outcome, StudentOutcome
 from grader.reports.feedback import number_text
 from grader.reports.gradebook import safe_text
 from grader.reports.lms.sheet import (
@@ -36,7 +37,6 @@ from grader.reports.lms.sheet import (
     score_cell,
     setting_key,
 )
-from grader.reports.model import StudentOutcome
 from grader.roster import Student
 
 FILE = "moodle.csv"
@@ -46,11 +46,11 @@ TRUE_WORDS = ("true", "yes", "1")
 FALSE_WORDS = ("false", "no", "0")
 
 OUTCOME_SENTENCES = {
-    "ok": "Every test passed.",
-    "fail": "Some tests failed.",
-    "build error": "The code did not compile, so no test ran.",
-    "runtime error": "The program crashed before the tests finished.",
-    "time limit exceeded": "The program ran past its time limit.",
+    Outcome.OK: "Every test passed.",
+    Outcome.FAIL: "Some tests failed.",
+    Outcome.BUILD_ERROR: "The code did not compile, so no test ran.",
+    Outcome.RUNTIME_ERROR: "The program crashed before the tests finished.",
+    Outcome.TIME_LIMIT: "The program ran past its time limit.",
 }
 
 

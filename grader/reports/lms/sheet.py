@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 from grader.config import Assignment
 from grader.errors import ExportError
+from grader.records import Grade, StudentOutcome
 from grader.reports.feedback import number_text
 from grader.reports.gradebook import safe_text
-from grader.reports.model import Grade, StudentOutcome
 from grader.roster import Student
 
 LINE_END = "\r\n"  # RFC 4180; every importer reads it, and Excel keeps it

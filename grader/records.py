@@ -1,16 +1,20 @@
-"""The records that flow from a tests report to the outputs.
+"""The records that flow from a tests report to the outputs, at the bottom of the graph.
 
 ``TestOutcome`` is one test as a report states it; ``TestScore`` is that test after the
 assignment's points and visibility were applied; ``Grade`` is the whole scoring of one
 submission; ``StudentOutcome`` is everything a run learned about one student and one
-assignment. All are frozen dataclasses that ``grader.codec`` stores in SQLite as JSON and
-reads back unchanged, so every field is a plain JSON-friendly type.
+assignment, and ``Outcome`` names what became of them. All are frozen dataclasses that
+``grader.codec`` stores in SQLite as JSON and reads back unchanged, so every field is a
+plain JSON-friendly type. Scoring, the pipeline, progress and every report read them;
+this module imports only the course's own records (config, roster).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Literal
 
 from grader.config import Assignment, Visibility
@@ -22,6 +26,47 @@ GradeBasis = Literal["test points", "report points", "engine score", "tests pass
 OutcomeStatus = Literal["graded", "not graded"]
 
 TEST_STATUSES: tuple[TestStatus, ...] = ("ok", "failure", "error", "skipped")
+
+_ENGINE_STATUS = re.compile(r"engine status -?\d+")
+
+
+class Outcome(StrEnum):
+    """What became of one student's work: the gradebook's ``outcome`` column.
+
+    The first five are the engine's final statuses that are a grade; the rest say why a
+    student is not graded. An engine status the API does not document is kept with its
+    number (``Outcome.engine_status(21)`` is "engine status 21").
+    """
+
+    OK = "ok"
+    FAIL = "fail"
+    BUILD_ERROR = "build error"
+    RUNTIME_ERROR = "runtime error"
+    TIME_LIMIT = "time limit exceeded"
+    PROJECT_ERROR = "project error"
+    ENGINE_STATUS = "engine status"  # the family; members carry their code
+    INVALID_ROSTER_ROW = "invalid roster row"
+    NO_COMMIT = "no commit before cutoff"
+    REPOSITORY_UNAVAILABLE = "repository unavailable"
+    ARCHIVE_REJECTED = "archive rejected"
+    INFRASTRUCTURE = "infrastructure"
+    UNREADABLE_REPORT = "unreadable test report"
+    NOT_GRADED_YET = "not graded yet"
+    UNDECIDED = ""  # a record still being filled in by the pipeline; never stored
+
+    @classmethod
+    def engine_status(cls, code: int) -> Outcome:
+        """The outcome of an undocumented final status ``code``."""
+        return cls(f"engine status {code}")
+
+    @classmethod
+    def _missing_(cls, value: object) -> Outcome | None:
+        if not isinstance(value, str) or not _ENGINE_STATUS.fullmatch(value):
+            return None
+        member = str.__new__(cls, value)
+        member._name_ = "ENGINE_STATUS"
+        member._value_ = value
+        return member
 
 
 @dataclass(frozen=True)
@@ -114,7 +159,7 @@ class StudentOutcome:
     student: Student
     assignment: Assignment
     status: OutcomeStatus
-    outcome: str
+    outcome: Outcome
     reason: str
     commit: str | None
     commit_reason: str | None
@@ -127,3 +172,35 @@ class StudentOutcome:
     debug_log: str
     archive_sha256: str | None
     attempts: int
+
+    @classmethod
+    def blank(cls, student: Student, assignment: Assignment) -> StudentOutcome:
+        """Nothing learned yet: not graded, no commit, no grade."""
+        return cls(
+            student=student,
+            assignment=assignment,
+            status="not graded",
+            outcome=Outcome.UNDECIDED,
+            reason="",
+            commit=None,
+            commit_reason=None,
+            committed_at=None,
+            lateness=timedelta(),
+            grade=None,
+            submission_id=None,
+            engine_status=None,
+            build_output="",
+            debug_log="",
+            archive_sha256=None,
+            attempts=0,
+        )
+
+    def not_graded(self, what: Outcome, reason: str) -> StudentOutcome:
+        """This outcome as "not graded" because of ``what``; ``reason`` says what exactly."""
+        return replace(self, status="not graded", outcome=what, reason=reason, grade=None)
+
+
+def never_graded(student: Student, assignment: Assignment) -> StudentOutcome:
+    """The outcome of a roster student no run has graded yet."""
+    reason = "not graded yet: run `grader grade` for this assignment"
+    return StudentOutcome.blank(student, assignment).not_graded(Outcome.NOT_GRADED_YET, reason)
