@@ -137,6 +137,7 @@ class ApiError(EngineError):
         error_code: int | None = None,
         method: str = "",
         path: str = "",
+        retry_after: float | None = None,
     ):
         if http_status is not None:
             self.http_status = http_status
@@ -145,6 +146,7 @@ class ApiError(EngineError):
         self.api_message = message
         self.method = method
         self.path = path  # never carries the query string, so never the token
+        self.retry_after = retry_after  # seconds the engine asked us to wait (Retry-After)
         where = f"{method} {path}: " if method else ""
         code = f" (HTTP {self.http_status}, error_code {self.error_code})"
         super().__init__(f"{where}{message}{code}")

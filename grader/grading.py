@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from grader.api.redact import TokenFilter, forget_secret, register_secret
+from grader.api.redact import TokenFilter
 from grader.config import Course, load_course
 from grader.connect import EngineChoice, choose_engine
 from grader.errors import ConfigError, RunInterruptedError
@@ -159,10 +159,11 @@ def _run_log(course: Course, engine: EngineChoice) -> Iterator[Path]:
     path = _new_log_file(logs, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    # the client's own scrubber, on this file too, for the whole run (not only while a
-    # client is open): the token, access_token= and Bearer values, exception texts
-    register_secret(engine.token)
-    handler.addFilter(TokenFilter())
+    # the run owns the token's scrubber for the whole run (not only while a client is
+    # open): on this file and on every logger that sees URLs
+    redaction = TokenFilter(engine.token)
+    handler.addFilter(redaction)
+    redaction.attach()
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
@@ -173,7 +174,7 @@ def _run_log(course: Course, engine: EngineChoice) -> Iterator[Path]:
         root.removeHandler(handler)
         root.setLevel(previous)
         handler.close()
-        forget_secret(engine.token)
+        redaction.detach()
 
 
 def _new_log_file(logs: Path, stamp: str) -> Path:

@@ -33,10 +33,9 @@ from grader.api.models import (
     parse_workspace,
     parse_workspace_page,
 )
-from grader.api.redact import forget_secret, install_log_filter, redact, register_secret
+from grader.api.redact import TokenFilter
 from grader.api.retry import (
     RetryPolicy,
-    note_retry_after,
     parse_retry_after,
     retrying,
 )
@@ -129,8 +128,8 @@ class ContainersClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        install_log_filter()
-        register_secret(settings.token)
+        self.redaction = TokenFilter(settings.token)  # the token's one scrubber
+        self.redaction.attach()
         self.settings = settings
         self.counters = ClientCounters()
         self.sleep = sleep
@@ -168,12 +167,12 @@ class ContainersClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close connections; the token stays scrubbed while any client uses it."""
+        """Close connections; other owners of the same token keep their own scrubbers."""
         if self._closed:
             return
         self._closed = True
         await self._http.aclose()
-        forget_secret(self.settings.token)
+        self.redaction.detach()
 
     # --- API methods ------------------------------------------------------------------
 
@@ -314,7 +313,7 @@ class ContainersClient:
                 finally:
                     await response.aclose()
             except httpx.TransportError as exc:
-                raise _transport_error(exc, "GET", self._path(path)) from None
+                raise _transport_error(exc, "GET", self._path(path), self.redaction) from None
             text = body.decode("utf-8", errors="replace")
             if len(body) > max_bytes:
                 text = body[:max_bytes].decode("utf-8", errors="replace")
@@ -333,7 +332,7 @@ class ContainersClient:
                 self._path(path),
                 wait,
                 state.attempt_number,
-                redact(str(exc)),
+                self.redaction.redact(str(exc)),
             )
 
         policy = self.settings.retry_policy
@@ -343,7 +342,7 @@ class ContainersClient:
                 with attempt:
                     return await once()
         except httpx.TransportError as exc:  # only if a raw one slipped through
-            raise _transport_error(exc, method, self._path(path)) from None
+            raise _transport_error(exc, method, self._path(path), self.redaction) from None
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _send(
@@ -364,7 +363,7 @@ class ContainersClient:
             if create and is_ambiguous(exc):
                 self.counters.ambiguous_creates += 1
             # from None: the httpx error holds the request, whose URL holds the token.
-            raise _transport_error(exc, method, self._path(path)) from None
+            raise _transport_error(exc, method, self._path(path), self.redaction) from None
         if create and response.status_code in AMBIGUOUS_STATUSES:
             self.counters.ambiguous_creates += 1
         return response
@@ -391,18 +390,17 @@ class ContainersClient:
         status = response.status_code
         message, code = _error_body(response)
         cls = api_error_class(status, code)
-        err = cls(
-            redact(message),
+        wait = None
+        if status in (429, 503):
+            wait = parse_retry_after(response.headers.get("Retry-After"))
+        return cls(
+            self.redaction.redact(message),
             http_status=status,
             error_code=code,
             method=method,
             path=response.request.url.path,
+            retry_after=wait,
         )
-        if status in (429, 503):
-            wait = parse_retry_after(response.headers.get("Retry-After"))
-            if wait is not None:
-                note_retry_after(err, wait)
-        return err
 
     def _count(self, method: str, path: str) -> None:
         self.counters.requests += 1
@@ -435,8 +433,10 @@ def _error_body(response: httpx.Response) -> tuple[str, int | None]:
     return f"{response.status_code} {response.reason_phrase}".strip(), None
 
 
-def _transport_error(exc: httpx.TransportError, method: str, path: str) -> TransportError:
-    detail = redact(str(exc)) or "no detail"
+def _transport_error(
+    exc: httpx.TransportError, method: str, path: str, redaction: TokenFilter
+) -> TransportError:
+    detail = redaction.redact(str(exc)) or "no detail"
     return TransportError(f"{method} {path}: {type(exc).__name__}: {detail}")
 
 

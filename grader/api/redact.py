@@ -1,25 +1,22 @@
-"""Keep access tokens out of every log record and error text.
+"""Keep an access token out of every log record and error text.
 
 httpx logs each request URL, and the documented way to authenticate puts the token in
-that URL's query string. Rather than relying on care at every call site, a logging
-filter sits on the loggers that see URLs and scrubs every token any live client has
-registered, plus anything shaped like ``access_token=...``.
+that URL's query string. Rather than relying on care at every call site, whoever holds
+a token owns one ``TokenFilter`` for it (the client for its life, the grade command's
+run log for the whole run): it masks that token, and anything shaped like
+``access_token=...`` or ``Bearer ...``, in log records and in the error texts it cleans.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
 
 MASK = "***"
 _QUERY_TOKEN = re.compile(r"(access_token=)[^&\s\"'<>]*", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[^\s\"'<>]+", re.IGNORECASE)
 
-_lock = threading.Lock()
-_secrets: dict[str, int] = {}  # token -> number of live registrations
-
-SCRUBBED_LOGGERS = (
+URL_LOGGERS = (
     "grader",
     "grader.api",
     "httpx",
@@ -35,56 +32,49 @@ SCRUBBED_LOGGERS = (
 """Loggers that may see a URL; a logger's filters do not apply to its children."""
 
 
-def register_secret(secret: str) -> None:
-    """Scrub ``secret`` from logs and errors until ``forget_secret``."""
-    if not secret:
-        return
-    with _lock:
-        _secrets[secret] = _secrets.get(secret, 0) + 1
-
-
-def forget_secret(secret: str) -> None:
-    """Undo one ``register_secret``."""
-    with _lock:
-        left = _secrets.get(secret, 0) - 1
-        if left > 0:
-            _secrets[secret] = left
-        else:
-            _secrets.pop(secret, None)
-
-
-def redact(text: str) -> str:
-    """``text`` with every registered token and ``access_token=`` value masked."""
-    with _lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
-        text = text.replace(secret, MASK)
+def redact(text: str, token: str = "") -> str:
+    """``text`` with ``token`` and every ``access_token=`` or ``Bearer`` value masked."""
+    if token:
+        text = text.replace(token, MASK)
     text = _QUERY_TOKEN.sub(rf"\g<1>{MASK}", text)
     return _BEARER.sub(rf"\g<1>{MASK}", text)
 
 
 class TokenFilter(logging.Filter):
-    """Rewrites each record's final message with tokens masked (never drops a record)."""
+    """Masks one token in each record's final message (never drops a record)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._token = token
+
+    def __repr__(self) -> str:
+        return "TokenFilter('***')"
+
+    def redact(self, text: str) -> str:
+        """``text`` with this filter's token (and any token-shaped value) masked."""
+        return redact(text, self._token)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = redact(message)
+        clean = self.redact(message)
         if clean != message or record.args:
             record.msg = clean
             record.args = None
         if record.exc_info and record.exc_info[1] is not None:
-            # The formatter would print the exception text later; render it scrubbed now.
-            formatted = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = redact(formatted)
+            # The formatter would print the exception text later; render it scrubbed now
+            # (another owner's filter may have rendered it already: scrub that text).
+            formatted = record.exc_text or logging.Formatter().formatException(record.exc_info)
+            record.exc_text = self.redact(formatted)
         return True
 
+    def attach(self) -> None:
+        """Scrub every logger that can see a URL, until ``detach`` (idempotent)."""
+        for name in URL_LOGGERS:
+            logger = logging.getLogger(name)
+            if self not in logger.filters:
+                logger.addFilter(self)
 
-_FILTER = TokenFilter()
-
-
-def install_log_filter() -> None:
-    """Attach the token filter to every logger that can see a URL (idempotent)."""
-    for name in SCRUBBED_LOGGERS:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
+    def detach(self) -> None:
+        """Undo ``attach``; other owners' filters stay."""
+        for name in URL_LOGGERS:
+            logging.getLogger(name).removeFilter(self)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,8 +11,7 @@ from email.utils import parsedate_to_datetime
 from tenacity import AsyncRetrying, RetryCallState
 
 from grader.api.faults import is_transient
-
-_retry_after: weakref.WeakKeyDictionary[BaseException, float] = weakref.WeakKeyDictionary()
+from grader.errors import ApiError
 
 
 @dataclass(frozen=True)
@@ -24,16 +22,6 @@ class RetryPolicy:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     deadline: float = 300.0
-
-
-def note_retry_after(exc: BaseException, seconds: float) -> None:
-    """Remember the server's requested wait for this error."""
-    _retry_after[exc] = seconds
-
-
-def retry_after_of(exc: BaseException | None) -> float | None:
-    """The wait the server asked for with this error, if any."""
-    return None if exc is None else _retry_after.get(exc)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -65,7 +53,7 @@ def wait_before_next(
     attempt: int, exc: BaseException | None, policy: RetryPolicy, *, rng: random.Random
 ) -> float:
     """The wait after failed attempt number ``attempt``; Retry-After wins over backoff."""
-    asked = retry_after_of(exc)
+    asked = exc.retry_after if isinstance(exc, ApiError) else None
     if asked is not None:
         return min(asked, policy.deadline)
     return backoff(attempt, policy, rng=rng)

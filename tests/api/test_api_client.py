@@ -11,9 +11,11 @@ import httpx
 import pytest
 
 from grader.api.client import ContainersClient
+from grader.api.redact import TokenFilter
 from grader.errors import (
     API_ERRORS,
     ApiError,
+    RateLimitedError,
     ServerError,
     TransportError,
 )
@@ -246,3 +248,39 @@ def test_token_never_in_logs_errors_or_reprs(caplog: pytest.LogCaptureFixture) -
     text = "\n".join(seen) + caplog.text + "\n".join(r.getMessage() for r in caplog.records)
     assert "HTTP Request" in caplog.text  # httpx's own logger was captured
     assert TOKEN not in text
+
+
+def test_retry_after_travels_on_the_error_it_came_with() -> None:
+    script = Script(retry_after("12"), ok_json({"message": "down"}, 503))
+
+    async def go() -> list[ApiError]:
+        errors = []
+        async with make_client(script, Sleeps(), max_attempts=1) as c:
+            for _ in range(2):
+                try:
+                    await c.test()
+                except ApiError as exc:
+                    errors.append(exc)
+        return errors
+
+    asked, unasked = run(go())
+    assert isinstance(asked, RateLimitedError) and asked.retry_after == 12.0
+    assert unasked.http_status == 503 and unasked.retry_after is None
+
+
+def test_each_token_owner_scrubs_its_own_token_until_it_lets_go(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="httpx")
+    first, second = TokenFilter("tok-first-1a2b"), TokenFilter("tok-second-3c4d")
+    first.attach()
+    second.attach()
+    second.attach()  # idempotent
+    logging.getLogger("httpx").info("GET /x?t=%s and %s", "tok-first-1a2b", "tok-second-3c4d")
+    second.detach()
+    logging.getLogger("httpx").info("after: %s %s", "tok-first-1a2b", "tok-second-3c4d")
+    first.detach()
+    during, after = (r.getMessage() for r in caplog.records[-2:])
+    assert during == "GET /x?t=*** and ***"
+    assert after == "after: *** tok-second-3c4d"
+    assert "tok-first" not in repr(first)
