@@ -6,8 +6,8 @@ This is the only place that turns a GraderError into an exit code (DESIGN.md):
 
 from __future__ import annotations
 
+import functools
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,16 +17,36 @@ from rich.console import Console
 from rich.table import Table
 
 from grader import __version__
-from grader.errors import EXIT_CONFIG, EXIT_NOT_GRADED, EXIT_OK, GraderError, UnauthorizedError
+from grader.errors import ConfigError, GraderError, UnauthorizedError
 from grader.grading import GradeOptions, GradeReport, grade, report
 from grader.progress import make_progress
-from grader.reports.lms import LMS_CHOICES
+from grader.reports.lms import LMS_CHOICES, LMS_OPTIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Options shared by several commands, declared once.
 course_dir_argument = click.argument(
     "course_dir", type=click.Path(path_type=Path, file_okay=False, exists=False)
 )
+assignments_option = click.option(
+    "-a", "--assignment", "assignments", multiple=True, help="Only this assignment (repeatable)."
+)
+engine_option = click.option(
+    "--engine", "engine_url", metavar="URL", help="Engine API URL (default: built-in engine)."
+)
+out_option = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Output folder (default: COURSE_DIR/out).",
+)
+
+
+def lms_options(func: F) -> F:
+    """One flag per option an LMS format declares (``--tabs`` for Blackboard)."""
+    for option in reversed(LMS_OPTIONS):
+        func = click.option(f"--{option.name}", is_flag=True, help=option.help)(func)
+    return func
 
 
 PLAIN_WIDTH = 132  # cron mail and log files: wide enough that table rows never wrap
@@ -39,26 +59,27 @@ def _console() -> Console:
     return console
 
 
-def _fail(exc: GraderError) -> None:
-    hint = ""
-    if isinstance(exc, UnauthorizedError):
-        hint = "; the engine refused the access token: check SPHERE_ENGINE_TOKEN"
-    click.echo(f"error: {exc}{hint}", err=True)
-    sys.exit(exc.exit_code)
+def _guard(func: Callable[..., int | None]) -> Callable[..., None]:
+    """Run a command; the one place where its result or our error becomes the exit code.
 
+    A command returns its exit code (None: 0); a ``GraderError`` is one clear line on
+    stderr and the code its class names.
+    """
 
-def _guard(func: F) -> F:
-    """Run a command, turning our errors into one clear line and the right exit code."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
-            return func(*args, **kwargs)
+            code = func(*args, **kwargs)
         except GraderError as exc:
-            _fail(exc)
+            hint = ""
+            if isinstance(exc, UnauthorizedError):
+                hint = "; the engine refused the access token: check SPHERE_ENGINE_TOKEN"
+            click.echo(f"error: {exc}{hint}", err=True)
+            code = exc.exit_code
+        if code:
+            click.get_current_context().exit(code)
 
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,25 +90,16 @@ def main() -> None:
 
 @main.command("grade")
 @course_dir_argument
-@click.option(
-    "-a", "--assignment", "assignments", multiple=True, help="Only this assignment (repeatable)."
-)
+@assignments_option
 @click.option(
     "-s", "--student", "students", multiple=True, help="Only this student id (repeatable)."
 )
 @click.option("--force", is_flag=True, help="Submit again even if this exact archive was graded.")
-@click.option(
-    "--engine", "engine_url", metavar="URL", help="Engine API URL (default: built-in engine)."
-)
+@engine_option
 @click.option(
     "--concurrency", type=click.IntRange(min=1), help="Most submissions executing at once."
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Output folder (default: COURSE_DIR/out).",
-)
+@out_option
 @_guard
 def grade_command(
     course_dir: Path,
@@ -97,7 +109,7 @@ def grade_command(
     engine_url: str | None,
     concurrency: int | None,
     out_dir: Path | None,
-) -> None:
+) -> int:
     """Grade every student of COURSE_DIR (or the chosen assignments and students)."""
     options = GradeOptions(
         course_dir=course_dir,
@@ -112,7 +124,7 @@ def grade_command(
     with make_progress(console) as progress:
         result = grade(options, progress=progress)
     _print_grade_report(console, result)
-    sys.exit(EXIT_NOT_GRADED if result.summary.not_graded else EXIT_OK)
+    return result.exit_code
 
 
 def _print_grade_report(console: Console, result: GradeReport) -> None:
@@ -153,8 +165,8 @@ def _print_grade_report(console: Console, result: GradeReport) -> None:
 
 @main.command("report")
 @course_dir_argument
-@click.option("-a", "--assignment", "assignments", multiple=True)
-@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False))
+@assignments_option
+@out_option
 @_guard
 def report_command(course_dir: Path, assignments: Sequence[str], out_dir: Path | None) -> None:
     """Re-render feedback and gradebooks from stored results (runs nothing)."""
@@ -171,16 +183,16 @@ def report_command(course_dir: Path, assignments: Sequence[str], out_dir: Path |
     type=click.Choice(LMS_CHOICES, case_sensitive=False),
     help="Which gradebook import format to write.",
 )
-@click.option("--tabs", is_flag=True, help="Blackboard: tab-delimited instead of quoted CSV.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False))
+@lms_options
+@out_option
 @_guard
 def export_command(
-    course_dir: Path, assignment: str, lms: str, tabs: bool, out_dir: Path | None
+    course_dir: Path, assignment: str, lms: str, out_dir: Path | None, **options: bool
 ) -> None:
     """Write the LMS import file of one assignment from stored grades (runs nothing)."""
     from grader.exporting import export
 
-    result = export(course_dir, assignment, lms.lower(), out_dir=out_dir, tabs=tabs)
+    result = export(course_dir, assignment, lms.lower(), out_dir=out_dir, **options)
     for path in result.paths:
         click.echo(f"wrote {path}")
     for path in result.removed:
@@ -220,8 +232,7 @@ def engine_serve(
 
     token = os.environ.get("SPHERE_ENGINE_TOKEN", "")
     if not token:
-        click.echo("error: set SPHERE_ENGINE_TOKEN to the token clients must send", err=True)
-        sys.exit(EXIT_CONFIG)
+        raise ConfigError("set SPHERE_ENGINE_TOKEN to the token clients must send")
     config = EngineConfig(
         projects_dir=projects_dir.resolve(),
         data_dir=(data_dir or Path("engine-data")).resolve(),
@@ -234,7 +245,7 @@ def engine_serve(
 
 @main.command("status")
 @course_dir_argument
-@click.option("-a", "--assignment", "assignments", multiple=True)
+@assignments_option
 @_guard
 def status_command(course_dir: Path, assignments: Sequence[str]) -> None:
     """Show where every student stands: last graded commit, score, state, when."""
@@ -259,11 +270,11 @@ def status_command(course_dir: Path, assignments: Sequence[str]) -> None:
 
 @main.command("doctor")
 @course_dir_argument
-@click.option("--engine", "engine_url", metavar="URL")
+@engine_option
 @_guard
-def doctor_command(course_dir: Path, engine_url: str | None) -> None:
+def doctor_command(course_dir: Path, engine_url: str | None) -> int:
     """Check config, roster, git, engine, token, slots and sandbox."""
-    from grader.doctor import run_checks
+    from grader.doctor import exit_code, run_checks
 
     checks = run_checks(course_dir, engine_url=engine_url)
     marks = {"ok": "[green]ok[/]", "warning": "[yellow]warning[/]", "error": "[bold red]error[/]"}
@@ -271,6 +282,4 @@ def doctor_command(course_dir: Path, engine_url: str | None) -> None:
     for check in checks:
         console.print(f"{marks[check.level]:>8}  {check.name}: ", end="")
         console.print(check.message, markup=False)
-    if any(c.level == "error" for c in checks):
-        engine_failed = any(c.name == "engine" and c.level == "error" for c in checks)
-        sys.exit(3 if engine_failed else EXIT_CONFIG)
+    return exit_code(checks)

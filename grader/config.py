@@ -438,15 +438,14 @@ def _globs(table: _Reader, key: str, default: tuple[str, ...]) -> tuple[str, ...
 
 
 def _lms(table: _Reader) -> dict[str, str]:
-    known = (
-        "canvas_assignment_id",
-        "blackboard_column_id",
-        "brightspace_item",
-        "moodle_identity",
-        "moodle_allow_over_100",
-    )
+    # Each LMS format declares the keys it reads. Imported here, not at the top: the
+    # formats read this module's records, and only a course with an lms table needs them.
+    if not table.data:
+        return {}
+    from grader.reports.lms import LMS_SETTINGS
+
     values = {}
-    for key in known:
+    for key in LMS_SETTINGS:
         value = table.get(key, (str, int, bool))
         if value is not None:
             values[key] = str(value)

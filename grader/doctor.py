@@ -11,7 +11,15 @@ from typing import Literal
 
 from grader.config import Course, load_course
 from grader.connect import EngineChoice, choose_engine, open_client
-from grader.errors import ConfigError, EngineError, GraderError, UnauthorizedError
+from grader.errors import (
+    EXIT_CONFIG,
+    EXIT_ENGINE,
+    EXIT_OK,
+    ConfigError,
+    EngineError,
+    GraderError,
+    UnauthorizedError,
+)
 from grader.roster import load_roster
 
 Level = Literal["ok", "warning", "error"]
@@ -42,6 +50,13 @@ def run_checks(course_dir: Path, *, engine_url: str | None = None) -> list[Check
         checks.append(_sandbox())
     checks.extend(asyncio.run(_engine(engine, course)))
     return checks
+
+
+def exit_code(checks: list[Check]) -> int:
+    """3 when the engine failed its check, 2 for any other error, else 0."""
+    if any(c.name == "engine" and c.level == "error" for c in checks):
+        return EXIT_ENGINE
+    return EXIT_CONFIG if any(c.level == "error" for c in checks) else EXIT_OK
 
 
 def _roster(course: Course) -> Check:

@@ -18,8 +18,7 @@ from pathlib import Path
 from grader.config import load_course
 from grader.errors import ConfigError, ExportError
 from grader.outputs import default_out_root, stored_outcomes
-from grader.reports.lms import LMS_CHOICES, LmsExport, LmsWriter, lms_writer
-from grader.reports.lms.blackboard import blackboard_csv
+from grader.reports.lms import LMS_OPTIONS, LmsExport, LmsWriter, lms_format
 from grader.reports.lms.sheet import graded
 from grader.roster import load_roster
 from grader.state import STATE_FILE, open_state
@@ -43,11 +42,14 @@ def export(
     lms: str,
     *,
     out_dir: Path | None = None,
-    tabs: bool = False,
+    **options: bool,
 ) -> ExportResult:
-    """Write the ``lms`` import file(s) of one assignment from the stored grades."""
+    """Write the ``lms`` import file(s) of one assignment from the stored grades.
+
+    ``options`` are the export flags the format declares (``tabs`` for Blackboard).
+    """
     name = lms.strip().lower()
-    writer = choose_writer(name, tabs=tabs)
+    writer = choose_writer(name, **options)
     course = load_course(course_dir)
     assignment = course.assignment(assignment_id)
     roster = load_roster(course.roster)
@@ -73,17 +75,17 @@ def export(
     return ExportResult(name, assignment.id, paths, exported.rows, exported.warnings, removed)
 
 
-def choose_writer(lms: str, *, tabs: bool = False) -> LmsWriter:
-    """The writer for ``lms``; ``tabs`` (tab-delimited) is a Blackboard option only."""
-    if not tabs:
-        return lms_writer(lms)
-    if lms != "blackboard":
-        raise ConfigError(
-            f"tab-delimited output is a Blackboard option; {lms!r} files are comma-separated"
-            if lms in LMS_CHOICES
-            else f"unknown LMS {lms!r} (choose one of: {', '.join(LMS_CHOICES)})"
-        )
-    return partial(blackboard_csv, tabs=True)
+def choose_writer(lms: str, **options: bool) -> LmsWriter:
+    """The writer for ``lms`` with the options set; an option of another format is refused."""
+    chosen = lms_format(lms)
+    wanted = {name: True for name, value in options.items() if value}
+    if not wanted:
+        return chosen.write
+    accepted = {option.name for option in chosen.options}
+    for option in LMS_OPTIONS:
+        if option.name in wanted and option.name not in accepted:
+            raise ConfigError(option.refusal.format(lms=lms))
+    return partial(chosen.write, **wanted)
 
 
 def write_export(exported: LmsExport, directory: Path) -> tuple[Path, ...]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from grader.api.redact import TokenFilter
 from grader.config import Course, load_course
 from grader.connect import EngineChoice, choose_engine
-from grader.errors import ConfigError, RunInterruptedError
+from grader.errors import EXIT_NOT_GRADED, EXIT_OK, ConfigError, RunInterruptedError
 from grader.lock import course_lock
 from grader.outputs import AssignmentOutputs, default_out_root, write_assignment_outputs
 from grader.pipeline import GradeRequest, Pipeline, Progress, RunSummary
@@ -50,6 +50,11 @@ class GradeReport:
     summary: RunSummary
     outputs: tuple[AssignmentOutputs, ...]
     log_file: Path
+
+    @property
+    def exit_code(self) -> int:
+        """1 when some student is not graded (each is reported), else 0."""
+        return EXIT_NOT_GRADED if self.summary.not_graded else EXIT_OK
 
 
 def grade(options: GradeOptions, *, progress: Progress | None = None) -> GradeReport:

@@ -109,10 +109,6 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def _parse(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
 @dataclass(frozen=True)
 class SubmissionRow:
     """One attempt to run one student's archive on an engine."""
@@ -274,15 +270,6 @@ class State:
         ).fetchone()
         return _submission(row) if row else None
 
-    def failed_attempts(self, engine: str, submission_key: str) -> int:
-        """How many times this exact submission ended in an infrastructure failure."""
-        count: int = self.db.execute(
-            "SELECT COUNT(*) FROM submissions WHERE engine = ? AND submission_key = ?"
-            " AND state IN ('infra', 'lost', 'creating')",
-            (engine, submission_key),
-        ).fetchone()[0]
-        return count
-
     def begin_submission(
         self,
         run_id: int,
@@ -364,16 +351,6 @@ class State:
             (assignment, student_id),
         ).fetchall()
         return [_submission(row) for row in rows]
-
-    def count_submissions(self, *, run_id: int | None = None) -> int:
-        """Create calls made (rows past 'creating'), in one run or ever."""
-        query = "SELECT COUNT(*) FROM submissions WHERE engine_id IS NOT NULL"
-        args: tuple[int, ...] = ()
-        if run_id is not None:
-            query += " AND run_id = ?"
-            args = (run_id,)
-        count: int = self.db.execute(query, args).fetchone()[0]
-        return count
 
     # grades -----------------------------------------------------------------------------
     def record_grade(

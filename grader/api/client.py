@@ -39,6 +39,15 @@ from grader.api.retry import (
     parse_retry_after,
     retrying,
 )
+from grader.config import (
+    DEFAULT_BACKOFF_BASE,
+    DEFAULT_BACKOFF_CAP,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_REQUESTS_PER_SECOND,
+    DEFAULT_RETRY_DEADLINE,
+)
 from grader.errors import ApiError, StreamNotFoundError, TransportError, api_error_class
 
 log = logging.getLogger("grader.api")
@@ -66,13 +75,13 @@ class ClientSettings:
 
     base_url: str
     token: str = field(repr=False)
-    timeout: float = 30.0
-    max_attempts: int = 6
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0
-    deadline: float = 300.0
-    requests_per_second: float = 10.0
-    concurrency: int = 8
+    timeout: float = DEFAULT_REQUEST_TIMEOUT
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff_base: float = DEFAULT_BACKOFF_BASE
+    backoff_cap: float = DEFAULT_BACKOFF_CAP
+    deadline: float = DEFAULT_RETRY_DEADLINE
+    requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND
+    concurrency: int = DEFAULT_CONCURRENCY
     poll_interval: float | None = None  # None: adapt (0.05-0.5 s local, 2-5 s remote)
 
     def __repr__(self) -> str:
@@ -149,11 +158,6 @@ class ContainersClient:
 
     def __repr__(self) -> str:
         return f"ContainersClient(base_url={self.settings.base_url!r})"
-
-    @property
-    def stats_counters(self) -> ClientCounters:
-        """Alias of ``counters`` (name used in the contracts)."""
-        return self.counters
 
     async def __aenter__(self) -> ContainersClient:
         return self

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from grader.api.client import MAX_IDS_PER_CALL, ContainersClient, Sleep
 from grader.api.faults import is_transient
 from grader.api.models import Submission
+from grader.config import DEFAULT_SUBMISSION_TIMEOUT
 from grader.errors import EngineError, SubmissionTimeoutError
 
 log = logging.getLogger("grader.api")
@@ -63,7 +64,7 @@ class SubmissionWatcher:
         client: ContainersClient,
         *,
         interval: float | None = None,
-        timeout: float = 1800.0,
+        timeout: float = DEFAULT_SUBMISSION_TIMEOUT.total_seconds(),
         clock: Clock = time.monotonic,
         sleep: Sleep | None = None,
     ) -> None:

@@ -11,6 +11,12 @@ from email.utils import parsedate_to_datetime
 from tenacity import AsyncRetrying, RetryCallState
 
 from grader.api.faults import is_transient
+from grader.config import (
+    DEFAULT_BACKOFF_BASE,
+    DEFAULT_BACKOFF_CAP,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_RETRY_DEADLINE,
+)
 from grader.errors import ApiError
 
 
@@ -18,10 +24,10 @@ from grader.errors import ApiError
 class RetryPolicy:
     """How often and how long a call is retried."""
 
-    max_attempts: int = 6
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0
-    deadline: float = 300.0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff_base: float = DEFAULT_BACKOFF_BASE
+    backoff_cap: float = DEFAULT_BACKOFF_CAP
+    deadline: float = DEFAULT_RETRY_DEADLINE
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

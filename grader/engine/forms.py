@@ -243,9 +243,3 @@ class _MultipartReader:
         self._sink = "field"
         self._name = ""
         self._data = bytearray()
-
-
-async def stream_of(data: bytes, chunk: int = 65536) -> AsyncIterator[bytes]:
-    """An async stream over bytes (for callers that already hold a body)."""
-    for start in range(0, len(data), chunk):
-        yield data[start : start + chunk]

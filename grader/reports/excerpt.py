@@ -5,7 +5,8 @@ they may hold ANSI colour codes, terminal control sequences, bidirectional overr
 (which reorder what a reader sees) and megabytes of noise. ``printable`` removes the
 escape sequences and shows every other control character as a visible symbol, so none
 reaches an HTML page or a Markdown file raw; ``excerpt`` also cuts by lines and by
-UTF-8 bytes, and says what it cut.
+UTF-8 bytes, and says what it cut. ``safe_text`` keeps a spreadsheet cell from being run
+as a formula.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\
 REPLACEMENT = "\ufffd"
 
 Keep = Literal["head", "tail"]
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def printable(text: str) -> str:
@@ -70,3 +73,8 @@ def _visible(ch: str) -> str:
     if 0x80 <= code < 0xA0 or 0xD800 <= code < 0xE000 or ch in _BIDI:
         return REPLACEMENT
     return ch
+
+
+def safe_text(text: str) -> str:
+    """A leading apostrophe stops a spreadsheet from running the cell as a formula."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text

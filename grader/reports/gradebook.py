@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from grader.records import StudentOutcome
+from grader.reports.excerpt import safe_text
 
 COLUMNS = (
     "student_id",
@@ -47,7 +48,6 @@ HISTORY_COLUMNS = ("assignment", "run_id", "graded_at", "student_id", "status", 
 
 _FLOATS = ("score", "max_score", "raw_points", "late_penalty", "late_percent", "lateness_minutes")
 _INTEGERS = ("late_days",)
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class GradeRecord(Protocol):
@@ -138,11 +138,6 @@ def _typed(frame: pd.DataFrame, floats: Iterable[str], integers: Iterable[str]) 
     for column in integers:
         frame[column] = frame[column].astype("Int64")
     return frame
-
-
-def safe_text(text: str) -> str:
-    """A leading apostrophe stops a spreadsheet from running the cell as a formula."""
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def _iso(moment: datetime | None) -> str:

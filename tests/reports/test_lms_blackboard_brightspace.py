@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from grader.errors import ConfigError, ExportError
 from grader.records import StudentOutcome
-from grader.reports.lms import blackboard_csv, brightspace_csv
-from grader.reports.lms.blackboard import COMMA_FILE, TAB_FILE
+from grader.reports.lms.blackboard import COMMA_FILE, TAB_FILE, blackboard_csv
 from grader.reports.lms.brightspace import FILE as BRIGHTSPACE_FILE
+from grader.reports.lms.brightspace import brightspace_csv
 from grader.roster import Student, load_roster
 
 MakeOutcome = Callable[..., StudentOutcome]  # the make_outcome fixture of conftest.py

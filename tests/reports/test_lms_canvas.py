@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from grader.errors import ConfigError, ExportError
 from grader.records import StudentOutcome
-from grader.reports.lms import canvas_csv
-from grader.reports.lms.canvas import FILE
+from grader.reports.lms.canvas import FILE, canvas_csv
 from grader.roster import Student, load_roster
 
 MakeOutcome = Callable[..., StudentOutcome]  # the make_outcome fixture of conftest.py

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from grader.cli import export_command
 from grader.codec import to_json
 from grader.config import load_course
 from grader.errors import ConfigError, ExportError
 from grader.exporting import export
 from grader.records import StudentOutcome
+from grader.reports.lms import FORMATS, LMS_CHOICES, LMS_OPTIONS, LMS_SETTINGS
 from grader.roster import load_roster
 from grader.state import open_state
 
@@ -181,3 +183,19 @@ def test_export_takes_identities_from_the_roster_as_it_is_now(
     rows = cells(export(course, "hw1", "canvas").paths[0])
     assert rows[2][1:4] == ["9001", "20261001", "amartin"]
     assert rows[2][5] == "100"
+
+
+def test_each_format_declares_the_course_keys_and_export_flags_it_takes() -> None:
+    assert LMS_CHOICES == ("canvas", "moodle", "blackboard", "brightspace", "gradescope")
+    assert set(LMS_SETTINGS) == {
+        "canvas_assignment_id",
+        "blackboard_column_id",
+        "brightspace_item",
+        "moodle_identity",
+        "moodle_allow_over_100",
+    }
+    assert [(f.name, o.name) for f in FORMATS.values() for o in f.options] == [
+        ("blackboard", "tabs")
+    ]
+    flags = {p.name for p in export_command.params}
+    assert {o.name for o in LMS_OPTIONS} <= flags

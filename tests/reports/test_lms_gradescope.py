@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from grader.errors import ExportError
 from grader.records import StudentOutcome, TestOutcome
-from grader.reports.lms import gradescope_results
+from grader.reports.lms.gradescope import gradescope_results
 from grader.roster import Student
 from grader.scoring import parse_tests_report
 

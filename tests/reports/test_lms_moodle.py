@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from grader.errors import ConfigError, ExportError
 from grader.records import StudentOutcome, TestOutcome
-from grader.reports.lms import moodle_csv
-from grader.reports.lms.moodle import FILE
+from grader.reports.lms.moodle import FILE, moodle_csv
 from grader.roster import load_roster
 
 MakeOutcome = Callable[..., StudentOutcome]  # the make_outcome fixture of conftest.py

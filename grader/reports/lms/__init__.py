@@ -4,38 +4,39 @@ Every writer takes the outcomes (roster order) and the ``Assignment`` and return
 ``LmsExport``: the files to write, the row count and warnings for the instructor. It
 raises ``ExportError`` naming every student the LMS could not match, and
 ``ConfigError`` for an LMS setting it cannot use. ``grader.exporting`` writes the files.
+
+Each module declares its ``FORMAT`` (name, writer, the course.toml keys it reads, the
+export flags it takes); a new format is a module and one line in ``FORMATS``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 
-from grader.config import Assignment
 from grader.errors import ConfigError
-from grader.records import StudentOutcome
-from grader.reports.lms.blackboard import blackboard_csv
-from grader.reports.lms.brightspace import brightspace_csv
-from grader.reports.lms.canvas import canvas_csv
-from grader.reports.lms.gradescope import gradescope_results
-from grader.reports.lms.moodle import moodle_csv
-from grader.reports.lms.sheet import LmsExport
+from grader.reports.lms import blackboard, brightspace, canvas, gradescope, moodle
+from grader.reports.lms.sheet import LmsExport, LmsFormat, LmsOption, LmsWriter
 
-LmsWriter = Callable[[Sequence[StudentOutcome], Assignment], LmsExport]
-
-WRITERS: Mapping[str, LmsWriter] = {
-    "canvas": canvas_csv,
-    "moodle": moodle_csv,
-    "blackboard": blackboard_csv,
-    "brightspace": brightspace_csv,
-    "gradescope": gradescope_results,
+FORMATS: Mapping[str, LmsFormat] = {
+    f.name: f
+    for f in (
+        canvas.FORMAT,
+        moodle.FORMAT,
+        blackboard.FORMAT,
+        brightspace.FORMAT,
+        gradescope.FORMAT,
+    )
 }
-LMS_CHOICES: tuple[str, ...] = tuple(WRITERS)
+LMS_CHOICES: tuple[str, ...] = tuple(FORMATS)
+LMS_SETTINGS: tuple[str, ...] = tuple(key for f in FORMATS.values() for key in f.settings)
+"""Every key any format reads under ``[assignments.<id>.lms]``."""
+LMS_OPTIONS: tuple[LmsOption, ...] = tuple(o for f in FORMATS.values() for o in f.options)
 
 
-def lms_writer(lms: str) -> LmsWriter:
-    """The writer for ``lms``; an unknown name is a ``ConfigError`` naming the choices."""
+def lms_format(lms: str) -> LmsFormat:
+    """The format called ``lms``; an unknown name is a ``ConfigError`` naming the choices."""
     try:
-        return WRITERS[lms.strip().lower()]
+        return FORMATS[lms.strip().lower()]
     except KeyError:
         raise ConfigError(
             f"unknown LMS {lms!r} (choose one of: {', '.join(LMS_CHOICES)})"
@@ -43,14 +44,13 @@ def lms_writer(lms: str) -> LmsWriter:
 
 
 __all__ = [
+    "FORMATS",
     "LMS_CHOICES",
-    "WRITERS",
+    "LMS_OPTIONS",
+    "LMS_SETTINGS",
     "LmsExport",
+    "LmsFormat",
+    "LmsOption",
     "LmsWriter",
-    "blackboard_csv",
-    "brightspace_csv",
-    "canvas_csv",
-    "gradescope_results",
-    "lms_writer",
-    "moodle_csv",
+    "lms_format",
 ]

@@ -21,11 +21,13 @@ from collections.abc import Sequence
 from grader.config import Assignment
 from grader.errors import ConfigError
 from grader.records import StudentOutcome
+from grader.reports.excerpt import safe_text
 from grader.reports.feedback import number_text
-from grader.reports.gradebook import safe_text
 from grader.reports.lms.sheet import (
     IdentityProblem,
     LmsExport,
+    LmsFormat,
+    LmsOption,
     check_identities,
     csv_bytes,
     identity_problem,
@@ -91,3 +93,15 @@ def username(student: Student) -> str:
 
 def _username_source(student: Student) -> str:
     return "sis_login_id" if student.sis_login_id else "student_id"
+
+
+TABS = LmsOption(
+    "tabs",
+    help="Blackboard: tab-delimited instead of quoted CSV.",
+    refusal="tab-delimited output is a Blackboard option; {lms!r} files are comma-separated",
+)
+
+FORMAT = LmsFormat(
+    "blackboard", blackboard_csv, settings=("blackboard_column_id",), options=(TABS,)
+)
+"""This format as `grader export --lms blackboard` knows it."""

@@ -19,10 +19,11 @@ from collections.abc import Sequence
 
 from grader.config import Assignment
 from grader.records import StudentOutcome
-from grader.reports.gradebook import safe_text
+from grader.reports.excerpt import safe_text
 from grader.reports.lms.sheet import (
     IdentityProblem,
     LmsExport,
+    LmsFormat,
     check_identities,
     csv_bytes,
     identity_problem,
@@ -77,3 +78,7 @@ def student_problem(student: Student) -> str | None:
 
 def _marked(identity: str) -> str:
     return MARK + identity if identity else ""
+
+
+FORMAT = LmsFormat("brightspace", brightspace_csv, settings=("brightspace_item",))
+"""This format as `grader export --lms brightspace` knows it."""

@@ -22,11 +22,12 @@ from collections.abc import Sequence
 from grader.config import Assignment
 from grader.errors import ConfigError
 from grader.records import StudentOutcome
+from grader.reports.excerpt import safe_text
 from grader.reports.feedback import number_text
-from grader.reports.gradebook import safe_text
 from grader.reports.lms.sheet import (
     IdentityProblem,
     LmsExport,
+    LmsFormat,
     check_identities,
     csv_bytes,
     identity_problem,
@@ -140,3 +141,7 @@ def student_problem(student: Student) -> str | None:
     if not (student.canvas_id or student.sis_user_id or student.sis_login_id):
         return "no canvas_id, sis_user_id or sis_login_id"
     return None
+
+
+FORMAT = LmsFormat("canvas", canvas_csv, settings=("canvas_assignment_id",))
+"""This format as `grader export --lms canvas` knows it."""

@@ -20,6 +20,7 @@ from grader.reports.feedback import number_text
 from grader.reports.lms.sheet import (
     IdentityProblem,
     LmsExport,
+    LmsFormat,
     check_identities,
     graded,
     not_graded_ids,
@@ -105,3 +106,7 @@ def _summary(outcome: StudentOutcome, grade: Grade) -> str:
 
 def _path(outcome: StudentOutcome) -> str:
     return f"{FOLDER}/{outcome.student.student_id}.json"  # ids checked by id_problem
+
+
+FORMAT = LmsFormat("gradescope", gradescope_results)
+"""This format as `grader export --lms gradescope` knows it."""

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from grader.config import Assignment
 from grader.errors import ConfigError, ExportError
 from grader.records import Outcome, StudentOutcome
+from grader.reports.excerpt import safe_text
 from grader.reports.feedback import number_text
-from grader.reports.gradebook import safe_text
 from grader.reports.lms.sheet import (
     IdentityProblem,
     LmsExport,
+    LmsFormat,
     check_identities,
     csv_bytes,
     graded,
@@ -169,3 +170,7 @@ def _refuse_over_limit(outcomes: Sequence[StudentOutcome], assignment: Assignmen
         f"{setting_key(assignment, 'moodle_allow_over_100')} = true if the site allows "
         "unlimited grades"
     )
+
+
+FORMAT = LmsFormat("moodle", moodle_csv, settings=("moodle_identity", "moodle_allow_over_100"))
+"""This format as `grader export --lms moodle` knows it."""

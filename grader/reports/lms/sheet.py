@@ -17,14 +17,14 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from grader.config import Assignment
 from grader.errors import ExportError
 from grader.records import Grade, StudentOutcome
+from grader.reports.excerpt import safe_text
 from grader.reports.feedback import number_text
-from grader.reports.gradebook import safe_text
 from grader.roster import Student
 
 LINE_END = "\r\n"  # RFC 4180; every importer reads it, and Excel keeps it
@@ -42,6 +42,32 @@ class LmsExport:
     rows: int
     warnings: tuple[str, ...] = ()
     stale: tuple[str, ...] = field(default=())
+
+
+LmsWriter = Callable[..., LmsExport]
+"""``(outcomes in roster order, assignment, **options) -> LmsExport``."""
+
+
+@dataclass(frozen=True)
+class LmsOption:
+    """A flag of `grader export` that one format accepts (passed to its writer)."""
+
+    name: str  # the writer's keyword and the flag: --<name>
+    help: str
+    refusal: str  # said when another format is asked for it; {lms!r} names that format
+
+
+@dataclass(frozen=True)
+class LmsFormat:
+    """One LMS import format, declared by its module: everything the rest needs to know.
+
+    ``settings`` are the keys it reads under ``[assignments.<id>.lms]`` in course.toml.
+    """
+
+    name: str
+    write: LmsWriter
+    settings: tuple[str, ...] = ()
+    options: tuple[LmsOption, ...] = ()
 
 
 @dataclass(frozen=True)
