@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
-from tests.crash.crash_course import make_course
+from tests.support.course_kit import make_course
 
 NO_ENGINE = {"SPHERE_ENGINE_URL": None, "SPHERE_ENGINE_TOKEN": None}  # the in-process engine
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from grader.cli import main
 from tests.badinput.conftest import NO_ENGINE, copy_of, outputs
-from tests.crash.crashkit import free_port, grader_env, serve_engine
+from tests.support.served import free_port, grader_env, served_engine
 
 CONFIG = Path("projects") / "calc" / "config.json"
 
@@ -122,9 +122,8 @@ def test_engine_refusing_the_token_exits_3_and_keeps_the_results(
 ) -> None:
     course = copy_of(graded, tmp_path)
     before = outputs(course)
-    with serve_engine(
-        course / "projects", tmp_path / "engine", TOKEN, log=tmp_path / "engine.log"
-    ) as url:
+    with served_engine(course / "projects", tmp_path / "engine", token=TOKEN) as engine:
+        url = engine.url
         done = grader(
             "grade",
             str(course),

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from grader.cli import main
 from tests.badinput.conftest import NO_ENGINE, copy_of, outputs
-from tests.crash.crashkit import grader_env, serve_engine
+from tests.support.served import grader_env, served_engine
 
 
 def one_error_line(result: Result) -> str:
@@ -166,7 +166,8 @@ def test_refused_token_ends_a_whole_course_run_with_exit_3_instead_of_hanging(
 ) -> None:
     token = "open-bugs-token"
     projects = graded / "projects"
-    with serve_engine(projects, tmp_path / "engine", token, log=tmp_path / "e.log") as url:
+    with served_engine(projects, tmp_path / "engine", token=token) as engine:
+        url = engine.url
         for attempt in range(4):  # it hangs in about half of the runs
             course = copy_of(graded, tmp_path / str(attempt))
             done = grade_process(course, "--engine", url, token="wrong")

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from grader.cli import main
-from tests.crash.crashkit import serve_engine
+from tests.support.served import served_engine
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_course"
 CHOSEN = {"amartin": "100", "bchen": "65", "erivera": "85", "hpatel": "75"}
@@ -154,9 +154,9 @@ def test_doctor_on_the_sample_course_reports_sandbox_engine_and_slots(graded: Gr
 
 def test_doctor_exits_3_when_the_engine_refuses_the_token(graded: Graded, tmp_path: Path) -> None:
     projects = graded.course / "projects"
-    with serve_engine(projects, tmp_path / "engine", "right", log=tmp_path / "e.log") as url:
+    with served_engine(projects, tmp_path / "engine", token="right") as engine:
         result = grader(
-            "doctor", graded.course, "--engine", url, env={"SPHERE_ENGINE_TOKEN": "wrong"}
+            "doctor", graded.course, "--engine", engine.url, env={"SPHERE_ENGINE_TOKEN": "wrong"}
         )
 
     assert result.exit_code == 3, result.output

@@ -28,7 +28,7 @@ from grader.outputs import default_out_root, write_assignment_outputs
 from grader.pipeline import GradeRequest, Pipeline, RunSummary
 from grader.roster import load_roster
 from grader.state import STATE_FILE, State, open_state
-from tests.conftest import GOOD, HALF, commit, git
+from tests.support.repos import GOOD, HALF, commit, git
 
 DEADLINE = datetime(2026, 10, 1, 23, 59, tzinfo=UTC)  # the tiny course's
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from grader.grading import GradeOptions, grade
-from tests.conftest import GOOD, commit
+from tests.support.repos import GOOD, commit
 
 EARLIER = "an earlier run's line\n"
 

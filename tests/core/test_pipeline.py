@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import csv
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from grader.grading import GradeOptions, grade, report
-from tests.conftest import GOOD, HALF, commit
-
-ON_TIME = datetime(2026, 9, 30, 12, 0, tzinfo=UTC)
+from tests.support.repos import GOOD, HALF, ON_TIME, commit
 
 
 def gradebook(course: Path) -> list[dict[str, str]]:

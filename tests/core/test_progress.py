@@ -9,8 +9,7 @@ from rich.console import Console
 
 from grader.grading import GradeOptions, grade
 from grader.progress import LineProgress, LiveProgress, make_progress
-from tests.conftest import GOOD, commit
-from tests.core.test_pipeline import ON_TIME
+from tests.support.repos import GOOD, ON_TIME, commit
 
 
 def test_terminal_gets_a_live_bar_with_stage_counts_and_rate(tiny_course: Path) -> None:

@@ -16,15 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.crash.crash_course import STUDENTS, make_course
-from tests.crash.crashkit import (
+from tests.support.course_kit import STUDENTS, make_course
+from tests.support.crashkit import (
     Trigger,
     engine_submissions,
-    grader_env,
     grader_rows,
     run_grade,
-    serve_engine,
 )
+from tests.support.served import grader_env, served_engine
 
 TOKEN = "resume-token-7f1e"
 GRADABLE = sum(1 for work in STUDENTS.values() if work is not None)
@@ -80,18 +79,17 @@ def test_ctrl_c_lets_running_submissions_finish_and_the_next_run_resumes(
 
 
 @pytest.fixture
-def served_engine(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def engine(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`grader engine serve` for the course's projects; yields its URL and data folder."""
     course = make_course(tmp_path)
-    data = tmp_path / "engine-data"
-    with serve_engine(course / "projects", data, TOKEN, log=tmp_path / "engine.log") as url:
-        yield url, data
+    with served_engine(course / "projects", tmp_path, token=TOKEN) as served:
+        yield served.url, served.data_dir
 
 
 def test_killed_grader_follows_its_submissions_again_on_a_served_engine(
-    tmp_path: Path, served_engine: tuple[str, Path]
+    tmp_path: Path, engine: tuple[str, Path]
 ) -> None:
-    url, data = served_engine
+    url, data = engine
     course, logs = tmp_path / "course", tmp_path / "logs"
     remote = {"args": ("--engine", url), "env": {"SPHERE_ENGINE_TOKEN": TOKEN}}
     following = Trigger("two submissions being followed", lambda p: p.created >= 2)

@@ -8,8 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.crash.crash_course import make_course
-from tests.crash.crashkit import grader_env, last_run_id
+from tests.support.course_kit import make_course
+from tests.support.crashkit import last_run_id
+from tests.support.served import grader_env
 
 
 def test_ctrl_c_twice_while_fetching_stops_without_a_python_traceback(tmp_path: Path) -> None:

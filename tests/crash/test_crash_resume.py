@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.crash.crash_course import STUDENTS, make_course
-from tests.crash.crashkit import (
+from tests.support.course_kit import STUDENTS, make_course
+from tests.support.crashkit import (
     EngineSubmission,
     GraderRow,
     Outcome,

@@ -22,7 +22,7 @@ from grader.engine.evaluate import (
     summarize,
     validate_report,
 )
-from tests.pytest_junit import pytest_junit
+from tests.support.pytest_junit import pytest_junit
 
 
 @pytest.mark.parametrize("family", ["xunit1", "xunit2"])

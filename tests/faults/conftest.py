@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.course_kit import write_project, write_repos
 from tests.faults.proxy import FaultProxy, fault_proxy
-from tests.faults.served import ServedEngine, served_engine
+from tests.support.course_kit import write_project, write_repos
+from tests.support.served import ServedEngine, served_engine
 
 
 @pytest.fixture(scope="session")

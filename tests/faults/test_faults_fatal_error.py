@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.course_kit import SOLUTIONS, write_course
 from tests.faults.proxy import FaultProxy
+from tests.support.course_kit import SOLUTIONS, write_course
 
 pytestmark = [pytest.mark.faults, pytest.mark.sandbox]
 

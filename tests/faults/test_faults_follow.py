@@ -15,9 +15,9 @@ import pytest
 
 from grader.connect import URL_ENV
 from grader.grading import GradeOptions, grade
-from tests.faults.course_kit import write_course
 from tests.faults.proxy import FaultPlan, FaultProxy
-from tests.faults.served import ServedEngine
+from tests.support.course_kit import write_course
+from tests.support.served import ServedEngine
 
 pytestmark = [pytest.mark.faults, pytest.mark.sandbox]
 

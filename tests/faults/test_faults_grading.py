@@ -22,7 +22,6 @@ import pytest
 
 from grader.connect import URL_ENV
 from grader.grading import GradeOptions, GradeReport, grade
-from tests.faults.course_kit import SOLUTIONS, gradebook, grader_records, write_course
 from tests.faults.proxy import (
     ANSWER_LOST,
     FAULT_KINDS,
@@ -32,7 +31,8 @@ from tests.faults.proxy import (
     FaultProxy,
     fault_proxy,
 )
-from tests.faults.served import ServedEngine
+from tests.support.course_kit import SOLUTIONS, gradebook, grader_records, write_course
+from tests.support.served import ServedEngine
 
 pytestmark = [pytest.mark.faults, pytest.mark.sandbox]
 

@@ -19,9 +19,9 @@ from click.testing import CliRunner, Result
 
 from grader.cli import main
 from grader.connect import URL_ENV
-from tests.faults.course_kit import PROJECT, write_course
 from tests.faults.proxy import PASS, FaultPlan, FaultProxy
-from tests.faults.served import ServedEngine
+from tests.support.course_kit import PROJECT, write_course
+from tests.support.served import ServedEngine
 
 pytestmark = [pytest.mark.faults, pytest.mark.sandbox]
 

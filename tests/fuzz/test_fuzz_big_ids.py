@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.faults.course_kit import write_project
-from tests.faults.served import ServedEngine, served_engine
+from tests.support.course_kit import write_project
+from tests.support.served import ServedEngine, served_engine
 
 TOO_BIG = 2**63  # one past SQLite's largest INTEGER
 

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from tests.faults.course_kit import write_project
-from tests.faults.served import ServedEngine, served_engine
+from tests.support.course_kit import write_project
+from tests.support.served import ServedEngine, served_engine
 
 CALL_SECONDS = 10.0  # a hang fails the case well before any CI timeout
 OPERATIONS = [

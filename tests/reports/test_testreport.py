@@ -15,7 +15,7 @@ from grader.errors import TestReportError
 from grader.records import TestOutcome
 from grader.scoring import detect_format, parse_tests_report
 from grader.scoring.testreport import MESSAGE_CAP, TRUNCATED
-from tests.pytest_junit import pytest_junit
+from tests.support.pytest_junit import pytest_junit
 
 
 def run_pytest(tmp_path: Path, family: str) -> str:

@@ -19,7 +19,7 @@ from grader.config import load_course
 from grader.errors import ArchiveError, SourceError
 from grader.roster import load_roster, repo_for
 from grader.sources import REMOTE_HEAD, Commit, GitSources, git_environment, pick_commit_at
-from tests.conftest import commit, git
+from tests.support.repos import commit, git
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_course"
 NEW_YORK = ZoneInfo("America/New_York")

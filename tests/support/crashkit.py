@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+from tests.support.served import grader_env
 
 POLL = 0.001  # seconds between two looks at the state while waiting for a kill point
 RUN_LIMIT = 120.0  # seconds a single grader process may take before the test gives up
@@ -169,12 +168,6 @@ def state_file(course: Path) -> Path:
     return course / ".grader" / "state.sqlite3"
 
 
-def grader_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPHERE_ENGINE_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def run_grade(
     course: Path,
     logs: Path,
@@ -258,46 +251,6 @@ def wait_for_group(pgid: int) -> list[str]:
 def kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def serve_engine(projects: Path, data: Path, token: str, *, log: Path) -> Iterator[str]:
-    """`python -m grader engine serve` on a free port until the block ends; yields its URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "grader", "engine", "serve", "--projects", str(projects)]
-    command += ["--port", str(port), "--slots", "2", "--data", str(data)]
-    env = {**grader_env(), "SPHERE_ENGINE_TOKEN": token}
-    with log.open("wb") as out:
-        server = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=log.parent)
-    url = f"http://127.0.0.1:{port}/api/v1"
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers(url, token):
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the engine did not start"
-            time.sleep(0.05)
-        yield url
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def _answers(url: str, token: str) -> bool:
-    try:
-        return httpx.get(f"{url}/test", params={"access_token": token}).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 # reading what the grader and the engine stored ---------------------------------------------

@@ -1,9 +1,16 @@
-"""A small real course for the fault suite: one engine project, real student git repos.
+"""Small real courses for the suites that run the whole grader: one engine project whose
+checks are a few lines of plain Python writing JUnit XML, and real student git repos.
 
-The project's checks are a few lines of plain Python writing JUnit XML (no pytest in
-the sandbox), so a submission costs a Python start-up and the suite stays fast. Every
-student's archive differs (a comment names the student), so no two students share a
-submission key and each one costs exactly one engine submission when nothing fails.
+No pytest in the sandbox: a submission costs a Python start-up (a few tens of ms), so
+suites stay fast and, in the crash suite, submissions overlap and a kill lands among
+many of them. Every student's archive differs (a comment names the student), so no two
+students share a submission key and each one costs exactly one engine submission when
+nothing fails.
+
+* ``write_course`` (fault suite, fuzz): twelve students' repos outside the course, the
+  [engine] table tuned for retries on loopback;
+* ``make_course`` (crash, resume, bad-input, CLI suites): a dozen students committing
+  at different times around the deadline (late, broken, missing), repos inside it.
 """
 
 from __future__ import annotations
@@ -14,14 +21,13 @@ import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import GOOD, HALF, commit
+from tests.support.repos import GOOD, HALF, ON_TIME, commit
 
 PROJECT = "add"
-ON_TIME = datetime(2026, 9, 30, 12, 0, tzinfo=UTC)
 
 CHECK = '''"""Three checks on the student's solution.py, written as JUnit XML."""
 import os
@@ -81,8 +87,9 @@ SOLUTIONS = {
 """Twelve students: nine pass, two fail a test, one does not even import."""
 
 
-def write_project(projects: Path) -> None:
-    folder = projects / PROJECT
+def write_project(projects: Path, name: str = PROJECT) -> None:
+    """The engine project ``name`` under ``projects``: config.json and the checks."""
+    folder = projects / name
     (folder / ".sphere-engine").mkdir(parents=True, exist_ok=True)
     (folder / ".sphere-engine" / "check.py").write_text(CHECK)
     (folder / "config.json").write_text(json.dumps(CONFIG, indent=2))
@@ -160,3 +167,57 @@ def grader_records(course: Path, run_id: int) -> dict[str, Any]:
         "final_engine_ids": [e for _, e in finals],
         "created": created,
     }
+
+
+# the crash suite's course ------------------------------------------------------------
+
+DEADLINE = datetime(2026, 10, 1, 23, 59, tzinfo=UTC)
+
+# student -> (solution, hours before the deadline it was committed); None: no repository
+STUDENTS: dict[str, tuple[str, float] | None] = {
+    "s01": (GOOD, 30),
+    "s02": (HALF, 20),
+    "s03": (GOOD, 5),
+    "s04": (BROKEN, 10),
+    "s05": (GOOD, -26),  # a day and two hours late
+    "s06": (HALF, 1),
+    "s07": None,
+    "s08": (GOOD, 48),
+    "s09": (HALF, 3),
+    "s10": (GOOD, 0.1),
+    "s11": (BROKEN, -5),
+    "s12": (GOOD, 12),
+}
+
+
+def make_course(root: Path) -> Path:
+    """Write ``root/course`` (assignment and project "calc") and every student's repo."""
+    course = root / "course"
+    write_project(course / "projects", "calc")
+    (course / "course.toml").write_text(
+        '[course]\nname = "Crash"\n\n'
+        "[engine]\nslots = 2\n\n"
+        "[assignments.calc]\n"
+        f"deadline = {DEADLINE:%Y-%m-%dT%H:%M:%SZ}\n"
+        'repo = "repos/{student_id}"\n'
+        "max_points = 10\n"
+        "[assignments.calc.tests]\n"
+        '"test_public_*" = 3\n'
+        '"test_hidden_*" = { points = 4, visibility = "hidden" }\n'
+        "[assignments.calc.late]\n"
+        "percent_per_day = 10\n"
+        "max_days = 3\n"
+    )
+    lines = ["student_id,name,email"]
+    for student, work in STUDENTS.items():
+        lines.append(f"{student},Student {student[1:]},{student}@example.edu")
+        if work is None:
+            continue
+        solution, hours = work
+        when = DEADLINE - timedelta(hours=hours)
+        repo = course / "repos" / student
+        commit(repo, {"README.md": f"{student}\n"}, "start", when - timedelta(days=3))
+        # a comment of its own: no two students' archives are identical
+        commit(repo, {"solution.py": f"# {student}\n{solution}"}, "solve", when)
+    (course / "roster.csv").write_text("\n".join(lines) + "\n")
+    return course

@@ -1,7 +1,7 @@
 """A real `python -m grader engine serve` process on a free loopback port, its log kept.
 
-Shared by the fault suite and the OpenAPI fuzz: both talk to the engine over a real
-socket, and both read the engine's own records (its SQLite, its log) afterwards.
+Shared by every suite that talks to the engine over a real socket (faults, fuzz, crash,
+resume, bad input, CLI); they read the engine's own records (its SQLite, its log) too.
 """
 
 from __future__ import annotations
@@ -22,6 +22,13 @@ from pathlib import Path
 import httpx
 
 START_SECONDS = 30.0
+
+
+def grader_env() -> dict[str, str]:
+    """This process's environment without engine settings, output unbuffered."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPHERE_ENGINE_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 def free_port() -> int:
@@ -55,15 +62,18 @@ class ServedEngine:
 
 
 @contextmanager
-def served_engine(projects: Path, root: Path, *, slots: int = 2) -> Iterator[ServedEngine]:
+def served_engine(
+    projects: Path, root: Path, *, slots: int = 2, token: str | None = None
+) -> Iterator[ServedEngine]:
     """The engine served from ``projects``, data and log under ``root``; stopped on exit."""
     port = free_port()
-    token = "tok-" + secrets.token_urlsafe(18)  # distinctive: tests grep for it
+    token = token or "tok-" + secrets.token_urlsafe(18)  # distinctive: tests grep for it
     data = root / "engine-data"
     log_file = root / "engine.log"
+    root.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "grader", "engine", "serve", "--projects", str(projects)]
     command += ["--port", str(port), "--slots", str(slots), "--data", str(data)]
-    env = {**os.environ, "SPHERE_ENGINE_TOKEN": token}
+    env = {**grader_env(), "SPHERE_ENGINE_TOKEN": token}
     with log_file.open("wb") as log:
         process = subprocess.Popen(command, env=env, cwd=root, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}/api/v1"
