@@ -16,34 +16,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
-from grader.api.client import ContainersClient
-from grader.api.faults import is_transient
 from grader.api.follow import ExecutionGate, SubmissionWatcher
-from grader.api.models import STUDENT_RESULTS, StatusCode, Submission
+from grader.api.models import STUDENT_RESULTS, StatusCode
 from grader.archive import Archive, build_archive
-from grader.codec import from_json, to_json
+from grader.codec import to_json
 from grader.config import COURSE_FILE, Assignment, Course
 from grader.connect import EngineChoice, open_client
-from grader.errors import (
-    ArchiveError,
-    ConfigError,
-    CreationFailedError,
-    EngineError,
-    GraderError,
-    InvalidRequestError,
-    NotFoundError,
-    SourceError,
-    SubmissionTimeoutError,
-    TestReportError,
-)
+from grader.errors import ArchiveError, GraderError, SourceError, TestReportError
+from grader.policy import GiveUp
 from grader.records import Outcome, StudentOutcome
 from grader.roster import Student, repo_for
 from grader.scoring import grade_submission, parse_tests_report
 from grader.sources import CommitChoice, GitSources, pick_commit_at, redact_url
-from grader.state import State, StoredResult
+from grader.state import State
+from grader.submitting import Executed, StoppedError, Submitter, Target
 
 GIT_CONCURRENCY = 4
-STREAM_CAP = 200_000
 GRADED: Mapping[int, tuple[Outcome, str]] = {
     StatusCode.BUILD_ERROR: (
         Outcome.BUILD_ERROR,
@@ -100,39 +88,6 @@ class RunSummary:
         return [o for o in self.outcomes if o.status != "graded"]
 
 
-@dataclass(frozen=True)
-class _Executed:
-    """A final engine answer for one archive, fresh or reused from SQLite."""
-
-    submission: Submission
-    result: StoredResult
-    submission_id: int
-    attempts: int
-
-
-class _StoppedError(Exception):
-    """Raised inside a student's coroutine when Ctrl-C stops new submissions."""
-
-
-@dataclass(frozen=True)
-class _Retry:
-    """One attempt failed for a reason that is not the student's.
-
-    ``follow`` keeps the engine's id when the submission exists there and only reading
-    its result failed: the next attempt (or the next run) follows it instead of creating
-    the same submission again.
-    """
-
-    reason: str
-    follow: tuple[int, int] | None = None  # (state row id, engine id)
-
-
-@dataclass(frozen=True)
-class _Infrastructure:
-    reason: str
-    attempts: int
-
-
 def submission_key(
     archive_sha256: str, project: str, scenario: str | None, project_digest: str
 ) -> str:
@@ -179,9 +134,6 @@ class Pipeline:
         # Reading a fetched commit waits only behind other reads, never behind every
         # student's fetch: the first archive is ready after one fetch, not after all.
         self.read_limit = asyncio.Semaphore(GIT_CONCURRENCY)
-        # One create call in flight at a time: a kill can then orphan at most one
-        # submission (sent, id not yet stored); creates take milliseconds anyway.
-        self.create_lock = asyncio.Lock()
         self.digests = {
             a: project_digest(self.course.projects_dir, self.course.assignment(a).project)
             for a in request.assignments
@@ -208,18 +160,30 @@ class Pipeline:
             watcher = SubmissionWatcher(
                 client, timeout=self.course.engine.submission_timeout.total_seconds()
             )
-            gate = ExecutionGate(client, self.request.concurrency or self.course.engine.concurrency)
-            context = _RunContext(self, summary, client, watcher, gate)
+            submitter = Submitter(
+                state=self.state,
+                client=client,
+                watcher=watcher,
+                gate=ExecutionGate(
+                    client, self.request.concurrency or self.course.engine.concurrency
+                ),
+                engine=self.engine.label,
+                run_id=run_id,
+                infra_retries=self.course.engine.infra_retries,
+                force=self.request.force,
+                stopping=self.stopping,
+            )
             try:
                 # A TaskGroup, not gather: when one student's coroutine raises (a 401 stops
                 # the run), the others are cancelled before the client closes under them.
                 async with asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(context.grade(a, s)) for a, s in jobs]
+                    tasks = [group.create_task(self._grade(a, s, submitter)) for a, s in jobs]
             except BaseExceptionGroup as errors:
                 raise _first_grader_error(errors) from None
             finally:
                 await watcher.aclose()
             summary.possible_duplicates = client.counters.ambiguous_creates
+        summary.submissions_created, summary.reused = submitter.created, submitter.reused
         results = [task.result() for task in tasks]
         summary.outcomes = [r for r in results if r is not None]
         summary.interrupted = len(results) - len(summary.outcomes)
@@ -229,51 +193,36 @@ class Pipeline:
         self.state.finish_run(run_id, status=status, summary=f"{len(results)} students")
         return summary
 
-
-class _RunContext:
-    """Per-run collaborators shared by every student's coroutine."""
-
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        summary: RunSummary,
-        client: ContainersClient,
-        watcher: SubmissionWatcher,
-        gate: ExecutionGate,
-    ):
-        self.p = pipeline
-        self.summary = summary
-        self.client = client
-        self.watcher = watcher
-        self.gate = gate
-        self.key_locks: dict[str, asyncio.Lock] = {}
-
-    async def grade(self, assignment: Assignment, student: Student) -> StudentOutcome | None:
+    async def _grade(
+        self, assignment: Assignment, student: Student, submitter: Submitter
+    ) -> StudentOutcome | None:
         """Grade one student and store the outcome; None when the run was interrupted first."""
         try:
-            outcome = await self._grade(assignment, student)
-        except _StoppedError:
+            outcome = await self._outcome(assignment, student, submitter)
+        except StoppedError:
             return None
-        self.p.state.record_grade(
-            self.summary.run_id,
+        self.state.record_grade(
+            submitter.run_id,
             assignment.id,
             student.student_id,
             status=outcome.status,
             score=outcome.grade.score if outcome.grade and outcome.status == "graded" else None,
             outcome_json=to_json(outcome),
         )
-        self.p.progress.finished(outcome)
+        self.progress.finished(outcome)
         return outcome
 
-    async def _grade(self, assignment: Assignment, student: Student) -> StudentOutcome:
+    async def _outcome(
+        self, assignment: Assignment, student: Student, submitter: Submitter
+    ) -> StudentOutcome:
         blank = StudentOutcome.blank(student, assignment)
         if student.problem:
-            where = f"{self.p.course.roster.name}:{student.line}"
+            where = f"{self.course.roster.name}:{student.line}"
             return blank.not_graded(Outcome.INVALID_ROSTER_ROW, f"{where}: {student.problem}")
-        step = self.p.progress.step
+        step = self.progress.step
         try:
             step(assignment.id, student.student_id, "fetch")
-            choice, repo = await self._choose_commit(assignment, student)
+            choice, repo = await self._choose_commit(assignment, student, submitter.run_id)
             if choice is None:
                 cutoff = assignment.cutoff_for(student.student_id)
                 return blank.not_graded(
@@ -289,11 +238,15 @@ class _RunContext:
             return blank.not_graded(Outcome.ARCHIVE_REJECTED, self._course_relative(str(exc)))
         blank = replace(blank, archive_sha256=archive.sha256)
         step(assignment.id, student.student_id, "submit")
+        key = submission_key(
+            archive.sha256, assignment.project, assignment.scenario, self.digests[assignment.id]
+        )
+        target = Target(assignment, student.student_id, key, str(self.course.root / COURSE_FILE))
         try:
-            executed = await self._execute(assignment, student, archive)
+            executed = await submitter.execute(target, archive)
         except ArchiveError as exc:
             return blank.not_graded(Outcome.ARCHIVE_REJECTED, str(exc))
-        if isinstance(executed, _Infrastructure):
+        if isinstance(executed, GiveUp):
             return replace(blank, attempts=executed.attempts).not_graded(
                 Outcome.INFRASTRUCTURE, executed.reason
             )
@@ -302,17 +255,17 @@ class _RunContext:
 
     def _course_relative(self, text: str) -> str:
         """Messages reach students: paths inside the course folder are shown relative to it."""
-        return text.replace(f"{self.p.course.root}/", "")
+        return text.replace(f"{self.course.root}/", "")
 
     async def _choose_commit(
-        self, assignment: Assignment, student: Student
+        self, assignment: Assignment, student: Student, run_id: int
     ) -> tuple[CommitChoice | None, str]:
-        repo = repo_for(student, assignment.repo, base=self.p.course.root)
-        async with self.p.git_limit:
-            commits = await self.p.sources.history(repo, assignment.branch)
+        repo = repo_for(student, assignment.repo, base=self.course.root)
+        async with self.git_limit:
+            commits = await self.sources.history(repo, assignment.branch)
         # the address may carry credentials: SQLite only ever sees it redacted
         stored_repo = redact_url(repo)
-        first_seen = self.p.state.record_commits(
+        first_seen = self.state.record_commits(
             stored_repo, [(c.sha, c.committed_at) for c in commits]
         )
         choice = pick_commit_at(
@@ -322,8 +275,8 @@ class _RunContext:
             first_seen=first_seen,
         )
         if choice is not None:
-            self.p.state.record_source(
-                self.summary.run_id,
+            self.state.record_source(
+                run_id,
                 assignment.id,
                 student.student_id,
                 repo=stored_repo,
@@ -335,8 +288,8 @@ class _RunContext:
         return choice, repo
 
     async def _package(self, assignment: Assignment, repo: str, choice: CommitChoice) -> Archive:
-        async with self.p.read_limit:
-            files = await self.p.sources.files(repo, choice.commit.sha)
+        async with self.read_limit:
+            files = await self.sources.files(repo, choice.commit.sha)
         archive = await asyncio.to_thread(
             build_archive,
             files,
@@ -344,162 +297,8 @@ class _RunContext:
             exclude=assignment.exclude,
             max_bytes=assignment.max_archive_bytes,
         )
-        self.p.state.record_archive(
-            archive.sha256, size=archive.size, file_count=archive.file_count
-        )
+        self.state.record_archive(archive.sha256, size=archive.size, file_count=archive.file_count)
         return archive
-
-    async def _execute(
-        self, assignment: Assignment, student: Student, archive: Archive
-    ) -> _Executed | _Infrastructure:
-        key = submission_key(
-            archive.sha256, assignment.project, assignment.scenario, self.p.digests[assignment.id]
-        )
-        # Two students with byte-identical workspaces run once: the second waits for the
-        # first and reuses its result (with --force, only a result from this very run).
-        async with self.key_locks.setdefault(key, asyncio.Lock()):
-            reused = await self._reuse(key, this_run_only=self.p.request.force)
-            if isinstance(reused, _Executed):
-                return reused
-            return await self._submit(key, assignment, student, archive, pending=reused)
-
-    async def _submit(
-        self,
-        key: str,
-        assignment: Assignment,
-        student: Student,
-        archive: Archive,
-        *,
-        pending: _Retry | None = None,
-    ) -> _Executed | _Infrastructure:
-        """Create the submission (again after infrastructure failures) and follow it."""
-        state, engine = self.p.state, self.p.engine.label
-        if self.p.stopping.is_set():
-            raise _StoppedError
-        reasons: list[str] = []
-        budget = self.p.course.engine.infra_retries + 1
-        for attempt in range(1, budget + 1):
-            if pending is not None and pending.follow is not None:
-                outcome = await self._follow(*pending.follow)
-            else:
-                row_id = state.begin_submission(
-                    self.summary.run_id,
-                    assignment.id,
-                    student.student_id,
-                    engine=engine,
-                    submission_key=key,
-                    archive_sha256=archive.sha256,
-                    project=assignment.project,
-                    scenario=assignment.scenario,
-                    attempt=attempt,
-                )
-                outcome = await self._attempt(row_id, assignment, archive)
-            if isinstance(outcome, _Executed):
-                return _Executed(outcome.submission, outcome.result, outcome.submission_id, attempt)
-            pending = outcome
-            reasons.append(outcome.reason)
-        return _Infrastructure(f"{budget} attempts failed; last: {reasons[-1]}", budget)
-
-    async def _reuse(self, key: str, *, this_run_only: bool) -> _Executed | _Retry | None:
-        """A stored final result, or follow a submission created before a crash."""
-        row = self.p.state.reusable_submission(self.p.engine.label, key)
-        if row is None or row.engine_id is None:
-            return None
-        if this_run_only and row.run_id != self.summary.run_id:
-            return None
-        if row.state == "final":
-            stored = self.p.state.result_for(row.id)
-            if stored is not None:
-                self.summary.reused += 1
-                submission = from_json(Submission, stored.result_json)
-                return _Executed(submission, stored, row.engine_id, row.attempt)
-        return await self._follow(row.id, row.engine_id)
-
-    async def _attempt(
-        self, row_id: int, assignment: Assignment, archive: Archive
-    ) -> _Executed | _Retry:
-        async with self.gate.slot():
-            if self.p.stopping.is_set():
-                self.p.state.submission_failed(row_id, "infra", "interrupted before submitting")
-                raise _StoppedError
-            try:
-                async with self.p.create_lock:
-                    engine_id = await self.client.create_submission(
-                        assignment.project, archive.data, scenario=assignment.scenario
-                    )
-                    self.p.state.submission_created(row_id, engine_id)
-            except InvalidRequestError as exc:
-                # the engine refused this student's archive (400/10): that student only
-                self.p.state.submission_failed(row_id, "infra", str(exc))
-                raise ArchiveError(f"the engine refused the workspace: {exc.api_message}") from exc
-            except CreationFailedError as exc:
-                self.p.state.submission_failed(row_id, "infra", str(exc))
-                raise ConfigError(
-                    f"the engine cannot create submissions for project {assignment.project!r}: "
-                    f"{exc.api_message}",
-                    file=str(self.p.course.root / COURSE_FILE),
-                    where=f"assignments.{assignment.id}.project",
-                ) from exc
-            except EngineError as exc:
-                if not is_transient(exc, polling=False):
-                    raise
-                self.p.state.submission_failed(row_id, "infra", str(exc))
-                return _Retry(str(exc))
-            self.summary.submissions_created += 1
-            return await self._follow(row_id, engine_id)
-
-    async def _follow(self, row_id: int, engine_id: int) -> _Executed | _Retry:
-        """Wait for a created submission and store its result; a passing fault keeps its id."""
-        try:
-            submission = await self.watcher.wait(engine_id)
-            if submission.result.status.code == StatusCode.INTERNAL_ERROR:
-                debug = await self._stream(submission, "debug_log")
-                detail = f"engine internal error (status 20) on submission {engine_id}"
-                self.p.state.submission_failed(row_id, "infra", f"{detail}: {debug[:500]}")
-                return _Retry(detail)
-            stored = await self._collect(submission)
-        except NotFoundError as exc:
-            self.p.state.submission_failed(row_id, "lost", str(exc))
-            return _Retry(f"the engine no longer knows submission {engine_id}")
-        except SubmissionTimeoutError as exc:
-            self.p.state.submission_failed(row_id, "infra", str(exc))
-            return _Retry(f"engine timeout: {exc}")
-        except EngineError as exc:
-            if not is_transient(exc, polling=False):
-                raise
-            # the submission exists on the engine: read it again rather than create it again
-            return _Retry(f"reading submission {engine_id} failed: {exc}", (row_id, engine_id))
-        status = submission.result.status
-        self.p.state.submission_final(
-            row_id, status_code=status.code, status_name=status.name, result=stored
-        )
-        return _Executed(submission, stored, engine_id, 1)
-
-    async def _collect(self, submission: Submission) -> StoredResult:
-        """Fetch only the streams grading needs."""
-        code = submission.result.status.code
-        report = await self._stream(submission, "tests_report")
-        build = ""
-        if code == StatusCode.BUILD_ERROR or _stage_failed(submission, "build"):
-            build = "\n".join(
-                filter(
-                    None,
-                    [
-                        await self._stream(submission, "stage_build_output"),
-                        await self._stream(submission, "stage_build_error"),
-                    ],
-                )
-            )
-        debug = ""
-        if code not in (StatusCode.FAIL, StatusCode.OK):
-            debug = await self._stream(submission, "debug_log")
-        return StoredResult(to_json(submission), report, build, debug)
-
-    async def _stream(self, submission: Submission, name: str) -> str:
-        ref = submission.streams.get(name)
-        if ref is None or ref.size == 0:
-            return ""
-        return await self.client.get_stream(submission.id, name, max_bytes=STREAM_CAP)
 
 
 def _first_grader_error(errors: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -511,11 +310,6 @@ def _first_grader_error(errors: BaseExceptionGroup[BaseException]) -> BaseExcept
     while isinstance(found, BaseExceptionGroup):
         found = found.exceptions[0]
     return found
-
-
-def _stage_failed(submission: Submission, stage: str) -> bool:
-    found = submission.stages.get(stage)
-    return bool(found and not found.skipped and (found.exit_code or 0) != 0)
 
 
 def _with_commit(
@@ -530,7 +324,7 @@ def _with_commit(
     )
 
 
-def _graded(outcome: StudentOutcome, executed: _Executed, assignment: Assignment) -> StudentOutcome:
+def _graded(outcome: StudentOutcome, executed: Executed, assignment: Assignment) -> StudentOutcome:
     result = executed.submission.result
     code = result.status.code
     outcome = replace(
