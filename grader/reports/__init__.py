@@ -1,1 +1,1 @@
-"""What students and instructors read: the outcome records, feedback and the gradebook."""
+"""What students and instructors read: feedback, instructor views, the gradebook, LMS files."""
