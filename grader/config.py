@@ -111,6 +111,9 @@ class Assignment:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     max_archive_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES
     lms: Mapping[str, str] = field(default_factory=dict)  # e.g. canvas_assignment_id
+    # globs over projects/<id>/ paths never shown to students (besides the files that
+    # name a hidden test); see grader.reports.hidden
+    hidden_files: tuple[str, ...] = ()
 
     def cutoff_for(self, student_id: str) -> datetime:
         """The last moment a commit of this student is still graded."""
@@ -360,6 +363,7 @@ def _assignment(key: str, table: _Reader, timezone: ZoneInfo | None) -> Assignme
         exclude=_globs(table, "exclude", ()) + DEFAULT_EXCLUDE,
         max_archive_bytes=int(max_mb * 2**20),
         lms=_lms(table.table("lms")),
+        hidden_files=_globs(table, "hidden_files", ()),
     )
     table.reject_unknown()
     return assignment

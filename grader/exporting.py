@@ -1,10 +1,12 @@
 """`grader export`: LMS import files for one assignment, from stored grades only.
 
 Nothing runs: the latest outcome of every roster student is read from SQLite (through
-``grader.outputs.stored_outcomes``, the same records `grader report` renders), handed
-to the LMS's writer, and the files it returns are written under ``OUT/<assignment>/``
-(``<lms>.csv``, or ``results/<student_id>.json`` for gradescope). Files are replaced
-atomically, so an interrupted export never leaves half a CSV for an import to read.
+``grader.outputs.stored_outcomes``, the same records `grader report` renders), turned
+into what the student may see (``student_view``: hidden material scrubbed, no
+instructor-only notes or flags), handed to the LMS's writer, and the files it returns
+are written under ``OUT/<assignment>/`` (``<lms>.csv``, or ``results/<student_id>.json``
+for gradescope). Files are replaced atomically, so an interrupted export never leaves
+half a CSV for an import to read.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pathlib import Path
 
 from grader.config import load_course
 from grader.errors import ConfigError, ExportError
-from grader.outputs import default_out_root, stored_outcomes
+from grader.outputs import assignment_hidden_material, default_out_root, stored_outcomes
 from grader.reports.lms import LMS_OPTIONS, LmsExport, LmsWriter, lms_format
 from grader.reports.lms.sheet import graded
+from grader.reports.student_view import student_views
 from grader.roster import load_roster
 from grader.state import STATE_FILE, open_state
 
@@ -68,7 +71,8 @@ def export(
             f"nothing to export for {assignment.id}: no student is graded yet "
             "(run `grader grade` first)"
         )
-    exported = writer(outcomes, assignment)
+    material = assignment_hidden_material(course, assignment, outcomes)
+    exported = writer(student_views(outcomes, material), assignment)
     directory = (out_dir or default_out_root(course)) / assignment.id
     paths = write_export(exported, directory)
     removed = remove_stale(exported, directory)

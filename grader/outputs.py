@@ -1,7 +1,10 @@
 """Outputs of an assignment, rebuilt from SQLite alone.
 
 `grader grade` and `grader report` both end here, so what a run writes and what a later
-report writes are the same bytes.
+report writes are the same bytes. What students read (feedback, manifests; LMS files in
+``grader.exporting``) is written from each outcome's ``StudentView``, scrubbed of the
+assignment's hidden material; the instructor's pages, the gradebook and the dashboard
+from the outcomes themselves.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 
 from grader.codec import from_json
 from grader.config import Assignment, Course
+from grader.project_tests import read_project_files
 from grader.records import StudentOutcome, never_graded
 from grader.reports.dashboard import write_dashboard
 from grader.reports.feedback import write_feedback
@@ -21,8 +25,10 @@ from grader.reports.gradebook import (
     write_gradebook,
     write_history,
 )
+from grader.reports.hidden import HiddenMaterial, hidden_material
 from grader.reports.instructor import write_instructor_views
 from grader.reports.manifest import write_manifests
+from grader.reports.student_view import student_views
 from grader.roster import Student, id_problem
 from grader.state import State
 
@@ -68,13 +74,31 @@ def write_assignment_outputs(
     directory.mkdir(parents=True, exist_ok=True)
     # a roster row whose id cannot be a file name still gets its gradebook row
     nameable = [o for o in outcomes if id_problem(o.student.student_id) is None]
-    write_feedback(nameable, directory)
+    views = student_views(nameable, assignment_hidden_material(course, assignment, outcomes))
+    write_feedback(views, directory)
     write_instructor_views(nameable, directory)
     write_gradebook(build_gradebook(outcomes), directory / GRADEBOOK)
     write_history(build_history(state.grade_history(assignment.id)), directory / HISTORY)
-    write_manifests(nameable, directory)
+    write_manifests(views, directory)
     write_dashboard(outcomes, assignment, directory)
     return AssignmentOutputs(assignment.id, directory, tuple(outcomes))
+
+
+def assignment_hidden_material(
+    course: Course, assignment: Assignment, outcomes: Sequence[StudentOutcome]
+) -> HiddenMaterial:
+    """What no student of ``assignment`` may read: from its project folder, rules and reports."""
+    files = read_project_files(course.projects_dir / assignment.project)
+    names = {
+        t.name
+        for o in outcomes
+        if o.grade is not None
+        for t in o.grade.tests
+        if t.visibility == "hidden"
+    }
+    return hidden_material(
+        files, assignment.tests, hidden_files=assignment.hidden_files, report_names=names
+    )
 
 
 def default_out_root(course: Course) -> Path:

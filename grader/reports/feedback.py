@@ -1,9 +1,10 @@
 """Per-student feedback: ``feedback/<student_id>.md`` and ``.html``.
 
-A pure function (``feedback_view``) decides what a student may see; the templates only
-lay it out. Hidden tests reach the templates as "hidden test N" with their points and
-status but never their name or message, so no template can leak them. The same outcome
-always gives the same bytes.
+A pure function (``feedback_view``) lays out what a student may see; the templates only
+render it. It reads a ``StudentView`` (``grader.reports.student_view``), already
+scrubbed of hidden material: hidden tests reach the templates as "hidden test N" with
+their points and status but never their name or message, so no template can leak them.
+The same outcome always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from grader.errors import ConfigError
-from grader.records import Grade, Outcome, StudentOutcome, TestScore
+from grader.records import Grade, Outcome, TestScore
 from grader.reports.excerpt import excerpt
+from grader.reports.student_view import HIDDEN_LABEL, StudentView
 from grader.reports.templating import render
 from grader.scoring.late import describe_lateness
 from grader.scoring.points import is_glob
@@ -88,9 +90,9 @@ class FeedbackView:
 
 
 def write_feedback(
-    outcomes: Iterable[StudentOutcome], directory: Path, *, now: datetime | None = None
+    outcomes: Iterable[StudentView], directory: Path, *, now: datetime | None = None
 ) -> list[Path]:
-    """Write ``directory/feedback/<student_id>.md`` and ``.html`` for every outcome."""
+    """Write ``directory/feedback/<student_id>.md`` and ``.html`` for every student view."""
     moment = now or datetime.now(UTC)
     folder = directory / FEEDBACK_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -105,7 +107,7 @@ def write_feedback(
     return written
 
 
-def feedback_view(outcome: StudentOutcome, *, now: datetime) -> FeedbackView:
+def feedback_view(outcome: StudentView, *, now: datetime) -> FeedbackView:
     """What one student may see about one assignment at ``now``."""
     student, assignment = outcome.student, outcome.assignment
     grade = outcome.grade if outcome.status == "graded" else None
@@ -140,16 +142,17 @@ def feedback_view(outcome: StudentOutcome, *, now: datetime) -> FeedbackView:
 
 def _test_lines(grade: Grade, reveal_after_due: bool) -> tuple[TestLine, ...]:
     lines = []
-    hidden = 0
+    unseen = 0  # numbered as student_view's labels: tests not visible by name, in order
     for test in grade.tests:
+        unseen += test.visibility != "visible"
         secret = test.visibility == "hidden" or (
             test.visibility == "after_due_date" and not reveal_after_due
         )
         points = _points(test) if grade.basis in POINTED else ""
         status = STATUS_WORDS[test.status]
         if secret:
-            hidden += 1
-            lines.append(TestLine(f"hidden test {hidden}", status, points, "", ""))
+            label = HIDDEN_LABEL.format(number=unseen)
+            lines.append(TestLine(label, status, points, "", ""))
             continue
         label = f"tests matching {test.name}" if test.status == "did not run" else test.name
         failed = test.status in ("failure", "error")
@@ -179,7 +182,7 @@ def _late_text(grade: Grade) -> str:
     return f"{sentence}, so {penalty} of your {raw} points were taken off."
 
 
-def _deadline(outcome: StudentOutcome) -> str:
+def _deadline(outcome: StudentView) -> str:
     assignment, student_id = outcome.assignment, outcome.student.student_id
     due = assignment.due_for(student_id)
     extension = assignment.extensions.get(student_id)

@@ -4,7 +4,8 @@ One small JSON file per student that answers "what exactly was graded, where, an
 the commit and why it was chosen, the archive's content hash, the engine's submission id
 and status, attempts, the score and its late penalty. It is instructor-facing (it names
 the engine status and carries the debug reason) but holds no test names, messages or
-student output, so it can be shared with a student who disputes a grade.
+student output, and it is written from the ``StudentView`` (its reason scrubbed of hidden
+material, no integrity flags), so it can be shared with a student who disputes a grade.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
-from grader.records import StudentOutcome
 from grader.reports.feedback import file_stem
+from grader.reports.student_view import StudentView
 
 MANIFEST_DIR = "manifest"
 MANIFEST_VERSION = 1
 
 
-def manifest_of(outcome: StudentOutcome) -> dict[str, Any]:
+def manifest_of(outcome: StudentView) -> dict[str, Any]:
     """The manifest record of one outcome (plain JSON values, fixed key order)."""
     grade = outcome.grade
     return {
@@ -52,13 +53,13 @@ def manifest_of(outcome: StudentOutcome) -> dict[str, Any]:
     }
 
 
-def render_manifest(outcome: StudentOutcome) -> bytes:
+def render_manifest(outcome: StudentView) -> bytes:
     """Deterministic bytes: same outcome, same file."""
     text = json.dumps(manifest_of(outcome), indent=2, ensure_ascii=False, allow_nan=False)
     return (text + "\n").encode()
 
 
-def write_manifests(outcomes: Iterable[StudentOutcome], directory: Path) -> list[Path]:
+def write_manifests(outcomes: Iterable[StudentView], directory: Path) -> list[Path]:
     """Write ``directory/manifest/<student_id>.json`` for every outcome."""
     folder = directory / MANIFEST_DIR
     folder.mkdir(parents=True, exist_ok=True)

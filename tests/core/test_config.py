@@ -37,6 +37,7 @@ def test_example_config_documents_every_key_and_loads(tmp_path: Path) -> None:
     assert hw1.late.percent_per_day == 10
     assert [r.visibility for r in hw1.tests] == ["visible", "hidden"]
     assert hw1.lms["canvas_assignment_id"] == "12345"
+    assert hw1.hidden_files == ("data/expected_*.txt",)
 
 
 def test_minimal_course_gets_defaults_and_local_engine(tmp_path: Path) -> None:

@@ -1,23 +1,34 @@
-"""Gradescope-style results.json: one per graded student, hidden tests keep their visibility."""
+"""Gradescope-style results.json: one per graded student, from the student view; hidden tests
+under their label, with their visibility."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from grader.config import Assignment
 from grader.errors import ExportError
 from grader.records import StudentOutcome, TestOutcome
-from grader.reports.lms.gradescope import gradescope_results
+from grader.reports.hidden import NO_HIDDEN_MATERIAL
+from grader.reports.lms import LmsExport
+from grader.reports.lms.gradescope import gradescope_results as write_results
+from grader.reports.student_view import student_views
 from grader.roster import Student
 from grader.scoring import parse_tests_report
 
 MakeOutcome = Callable[..., StudentOutcome]  # the make_outcome fixture of conftest.py
-HIDDEN_FAIL = "test_hidden_top_words_ties_alphabetical"  # 15 points
+HIDDEN_FAIL = "test_hidden_top_words_ties_alphabetical"  # 15 points, "hidden test 3"
+PUBLIC = "test_public_word_count_simple"
+
+
+def gradescope_results(outcomes: Sequence[StudentOutcome], assignment: Assignment) -> LmsExport:
+    """The writer as `grader export` calls it: on the students' views."""
+    return write_results(student_views(outcomes, NO_HIDDEN_MATERIAL), assignment)
 
 
 def test_each_graded_student_gets_a_results_file_and_no_one_else(
@@ -43,15 +54,15 @@ def test_results_carry_scores_status_and_visibility_of_every_test(
     document = json.loads(data)
     assert (document["score"], document["max_score"]) == (85.0, 100.0)
     assert len(document["tests"]) == 10
-    hidden = next(t for t in document["tests"] if t["name"] == HIDDEN_FAIL)
+    hidden = next(t for t in document["tests"] if t["name"] == "hidden test 3")
     assert hidden == {
-        "name": HIDDEN_FAIL,
+        "name": "hidden test 3",
         "score": 0.0,
         "max_score": 15.0,
         "status": "failed",
         "visibility": "hidden",
-        "output": "expected ['a', 'b']",
     }
+    assert HIDDEN_FAIL not in data.decode() and "expected" not in data.decode()
     public = document["tests"][0]
     assert (public["status"], public["visibility"], public["score"]) == ("passed", "visible", 10)
     assert data.endswith(b"}\n")
@@ -63,8 +74,8 @@ def test_a_consumer_reading_the_file_sees_which_tests_to_hide(
     outcome = make_outcome("bchen", failing={HIDDEN_FAIL: "nope"})
     data = gradescope_results([outcome], outcome.assignment).files["results/bchen.json"]
     read = {t.name: t for t in parse_tests_report(data.decode("utf-8"))}
-    assert read[HIDDEN_FAIL].visibility == "hidden"
-    assert read[HIDDEN_FAIL].status == "failure"
+    assert read["hidden test 3"].visibility == "hidden"
+    assert read["hidden test 3"].status == "failure"
     assert read["test_public_word_count_simple"].visibility == "visible"
     assert sum(t.points or 0 for t in read.values()) == 85
 
@@ -84,7 +95,7 @@ def test_tests_that_did_not_run_fail_with_no_points(make_outcome: MakeOutcome) -
     outcome = make_outcome("cokafor", "hw2", tests=[], outcome="build error")
     data = gradescope_results([outcome], outcome.assignment).files["results/cokafor.json"]
     tests = json.loads(data)["tests"]
-    assert {t["name"] for t in tests} == {"test_public_*", "test_hidden_*"}
+    assert {t["name"] for t in tests} == {"test_public_*", "hidden test 1"}
     assert all(t["status"] == "failed" and t["score"] == 0 for t in tests)
 
 
@@ -106,10 +117,10 @@ def test_a_graded_student_whose_id_cannot_be_a_file_name_stops_the_export(
 def test_any_test_message_gives_valid_json_with_the_same_bytes_each_time(
     make_outcome: MakeOutcome, message: str
 ) -> None:
-    tests = [TestOutcome(HIDDEN_FAIL, status="failure", message=message, output=message * 3)]
+    tests = [TestOutcome(PUBLIC, status="failure", message=message, output=message * 3)]
     outcome = make_outcome("bchen", tests=tests)
     first = gradescope_results([outcome], outcome.assignment).files["results/bchen.json"]
     again = gradescope_results([outcome], outcome.assignment).files["results/bchen.json"]
     assert first == again
-    (hidden,) = [t for t in json.loads(first)["tests"] if t["name"] == HIDDEN_FAIL]
-    assert hidden["visibility"] == "hidden"
+    (public,) = [t for t in json.loads(first)["tests"] if t["name"] == PUBLIC]
+    assert public["visibility"] == "visible"

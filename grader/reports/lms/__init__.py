@@ -1,6 +1,7 @@
 """LMS import files: one module per LMS, each a pure writer of bytes.
 
-Every writer takes the outcomes (roster order) and the ``Assignment`` and returns an
+Every writer takes the students' views (``StudentView``, roster order: scrubbed of hidden
+material, no instructor-only notes or flags) and the ``Assignment`` and returns an
 ``LmsExport``: the files to write, the row count and warnings for the instructor. It
 raises ``ExportError`` naming every student the LMS could not match, and
 ``ConfigError`` for an LMS setting it cannot use. ``grader.exporting`` writes the files.

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 
 from grader.config import Assignment
 from grader.errors import ConfigError
-from grader.records import StudentOutcome
 from grader.reports.excerpt import safe_text
 from grader.reports.feedback import number_text
 from grader.reports.lms.sheet import (
@@ -35,6 +34,7 @@ from grader.reports.lms.sheet import (
     score_cell,
     setting_key,
 )
+from grader.reports.student_view import StudentView
 from grader.roster import Student
 
 COMMA_FILE = "blackboard.csv"
@@ -43,7 +43,7 @@ USERNAME = "Username"
 
 
 def blackboard_csv(
-    outcomes: Sequence[StudentOutcome], assignment: Assignment, *, tabs: bool = False
+    outcomes: Sequence[StudentView], assignment: Assignment, *, tabs: bool = False
 ) -> LmsExport:
     """The Grade Center upload file: every field quoted, or tab-delimited with ``tabs``."""
     column, warnings = grade_column(assignment)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from grader.config import Assignment
-from grader.records import StudentOutcome
 from grader.reports.excerpt import safe_text
 from grader.reports.lms.sheet import (
     IdentityProblem,
@@ -31,6 +30,7 @@ from grader.reports.lms.sheet import (
     score_cell,
     setting_key,
 )
+from grader.reports.student_view import StudentView
 from grader.roster import Student
 
 FILE = "brightspace.csv"
@@ -38,7 +38,7 @@ END_OF_LINE = "End-of-Line Indicator"
 MARK = "#"
 
 
-def brightspace_csv(outcomes: Sequence[StudentOutcome], assignment: Assignment) -> LmsExport:
+def brightspace_csv(outcomes: Sequence[StudentView], assignment: Assignment) -> LmsExport:
     """The Brightspace grades import file for one assignment, students in the order given."""
     item = lms_setting(assignment, "brightspace_item")
     warnings = []

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 
 from grader.config import Assignment
 from grader.errors import ConfigError
-from grader.records import StudentOutcome
 from grader.reports.excerpt import safe_text
 from grader.reports.feedback import number_text
 from grader.reports.lms.sheet import (
@@ -36,6 +35,7 @@ from grader.reports.lms.sheet import (
     score_cell,
     setting_key,
 )
+from grader.reports.student_view import StudentView
 from grader.roster import Student
 
 FILE = "canvas.csv"
@@ -56,7 +56,7 @@ TOTAL_COLUMNS = (
 _TITLE_AND_ID = re.compile(r"\A(.*)\s\((\d+)\)\Z", re.DOTALL)  # Canvas's own pattern
 
 
-def canvas_csv(outcomes: Sequence[StudentOutcome], assignment: Assignment) -> LmsExport:
+def canvas_csv(outcomes: Sequence[StudentView], assignment: Assignment) -> LmsExport:
     """The Canvas gradebook import file for one assignment, students in the order given."""
     column, warnings = assignment_column(assignment)
     check_identities("Canvas", assignment, _problems(outcomes))
@@ -105,7 +105,7 @@ def assignment_column(assignment: Assignment) -> tuple[str, list[str]]:
     ]
 
 
-def _row(outcome: StudentOutcome) -> list[str]:
+def _row(outcome: StudentView) -> list[str]:
     student = outcome.student
     return [
         safe_text(student.name or student.student_id),
@@ -117,7 +117,7 @@ def _row(outcome: StudentOutcome) -> list[str]:
     ]
 
 
-def _problems(outcomes: Sequence[StudentOutcome]) -> list[IdentityProblem]:
+def _problems(outcomes: Sequence[StudentView]) -> list[IdentityProblem]:
     found = []
     for outcome in outcomes:
         problem = student_problem(outcome.student)

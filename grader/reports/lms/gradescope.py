@@ -3,9 +3,12 @@
 The shape is Gradescope's autograder output: a top-level ``score`` (the final score,
 late penalty included), ``max_score``, ``output``, and ``tests``, each with ``name``,
 ``score``, ``max_score``, ``status`` (``passed`` or ``failed``), ``visibility`` and
-``output``. Hidden tests are written in full with ``"visibility": "hidden"`` (or
-``after_due_date``): the consumer hides them, as Gradescope does. A student not graded
-gets no file (never a zero) and a stale file from an earlier export is removed.
+``output``. The file is written from the student's view: visible text is scrubbed of
+hidden material, and a hidden test is listed with ``"visibility": "hidden"`` under its
+label ("hidden test N"), with its score and status and no output (its name and message
+are on the instructor's page). ``after_due_date`` tests keep their name: the consumer
+hides them until the due date, as Gradescope does. A student not graded gets no file
+(never a zero) and a stale file from an earlier export is removed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from grader.config import Assignment
-from grader.records import Grade, StudentOutcome, TestScore
+from grader.records import Grade, TestScore
 from grader.reports.feedback import number_text
 from grader.reports.lms.sheet import (
     IdentityProblem,
@@ -25,6 +28,7 @@ from grader.reports.lms.sheet import (
     graded,
     not_graded_ids,
 )
+from grader.reports.student_view import StudentView
 from grader.roster import id_problem
 
 FOLDER = "results"
@@ -32,7 +36,7 @@ OUTPUT_CHARS = 5_000  # of one test's output; the whole file stays small
 CUT = "\n... (cut)"
 
 
-def gradescope_results(outcomes: Sequence[StudentOutcome], assignment: Assignment) -> LmsExport:
+def gradescope_results(outcomes: Sequence[StudentView], assignment: Assignment) -> LmsExport:
     """``results/<student_id>.json`` for every graded student."""
     problems = [
         IdentityProblem(o.student, problem)
@@ -58,7 +62,7 @@ def gradescope_results(outcomes: Sequence[StudentOutcome], assignment: Assignmen
     return LmsExport(files, rows=len(files), warnings=tuple(warnings), stale=stale)
 
 
-def results_json(outcome: StudentOutcome, grade: Grade) -> bytes:
+def results_json(outcome: StudentView, grade: Grade) -> bytes:
     """One student's ``results.json``: same grade, same bytes."""
     document: dict[str, Any] = {
         "score": grade.score,
@@ -94,7 +98,7 @@ def _output(test: TestScore) -> str:
     return text if len(text) <= OUTPUT_CHARS else text[:OUTPUT_CHARS] + CUT
 
 
-def _summary(outcome: StudentOutcome, grade: Grade) -> str:
+def _summary(outcome: StudentView, grade: Grade) -> str:
     lines = [f"{outcome.outcome}: {outcome.reason}" if outcome.reason else outcome.outcome]
     if grade.penalty_points > 0:
         lines.append(
@@ -104,7 +108,7 @@ def _summary(outcome: StudentOutcome, grade: Grade) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _path(outcome: StudentOutcome) -> str:
+def _path(outcome: StudentView) -> str:
     return f"{FOLDER}/{outcome.student.student_id}.json"  # ids checked by id_problem
 
 

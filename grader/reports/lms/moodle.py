@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from grader.config import Assignment
 from grader.errors import ConfigError, ExportError
-from grader.records import Outcome, StudentOutcome
+from grader.records import Outcome
 from grader.reports.excerpt import safe_text
 from grader.reports.feedback import number_text
 from grader.reports.lms.sheet import (
@@ -38,6 +38,7 @@ from grader.reports.lms.sheet import (
     score_cell,
     setting_key,
 )
+from grader.reports.student_view import StudentView
 from grader.roster import Student
 
 FILE = "moodle.csv"
@@ -74,7 +75,7 @@ IDENTITIES = {
 
 
 def moodle_csv(
-    outcomes: Sequence[StudentOutcome], assignment: Assignment, *, feedback: bool = True
+    outcomes: Sequence[StudentView], assignment: Assignment, *, feedback: bool = True
 ) -> LmsExport:
     """The Moodle grade import file for one assignment, students in the order given."""
     identity = moodle_identity(assignment)
@@ -123,7 +124,7 @@ def allow_over_100(assignment: Assignment) -> bool:
     return value in TRUE_WORDS
 
 
-def feedback_text(outcome: StudentOutcome) -> str:
+def feedback_text(outcome: StudentView) -> str:
     """One line a student may read in Moodle: score, outcome, tests passed, late penalty."""
     grade = graded(outcome)
     if grade is None:
@@ -144,9 +145,7 @@ def feedback_text(outcome: StudentOutcome) -> str:
     return " ".join(parts)
 
 
-def _problems(
-    outcomes: Sequence[StudentOutcome], identity: MoodleIdentity
-) -> list[IdentityProblem]:
+def _problems(outcomes: Sequence[StudentView], identity: MoodleIdentity) -> list[IdentityProblem]:
     found = []
     for outcome in outcomes:
         problem = identity_problem(identity.roster_field, identity.of(outcome.student))
@@ -155,7 +154,7 @@ def _problems(
     return found
 
 
-def _refuse_over_limit(outcomes: Sequence[StudentOutcome], assignment: Assignment) -> None:
+def _refuse_over_limit(outcomes: Sequence[StudentView], assignment: Assignment) -> None:
     over = [
         (o.student.student_id, grade.score)
         for o in outcomes

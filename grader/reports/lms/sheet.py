@@ -45,7 +45,10 @@ class LmsExport:
 
 
 LmsWriter = Callable[..., LmsExport]
-"""``(outcomes in roster order, assignment, **options) -> LmsExport``."""
+"""``(student views in roster order, assignment, **options) -> LmsExport``.
+
+A writer takes ``Sequence[StudentView]`` (``grader.reports.student_view``): what it
+writes reaches students, so it only ever sees what they may see."""
 
 
 @dataclass(frozen=True)
