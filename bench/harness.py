@@ -287,3 +287,32 @@ class Timeline:
             f"{first - self.began:.1f} s until the first submission, "
             f"{last - first:.1f} s submitting, {ended - last:.1f} s writing outputs"
         )
+
+
+# hw1 as most course suites run it, for comparison: the student's module imported into the
+# pytest process that writes the report (what grader_harness exists to avoid).
+IN_PROCESS_RUN = (
+    "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -B -P -m pytest -q -p no:cacheprovider "
+    '.sphere-engine/tests --junitxml="$SE_PATH_UNIT_TESTS_REPORT"'
+)
+IN_PROCESS_CONFTEST = """
+import importlib, os, sys
+from pathlib import Path
+import pytest
+
+WORKSPACE = Path(os.environ.get("SE_PATH_WORKSPACE") or Path(__file__).resolve().parents[2])
+sys.path.append(str(WORKSPACE))
+
+
+@pytest.fixture
+def solution():
+    return importlib.import_module("solution")
+"""
+
+
+def in_process_hw1(project: Path) -> None:
+    """Turn a copy of the sample's hw1 project into the in-process variant, in place."""
+    (project / ".sphere-engine" / "tests" / "conftest.py").write_text(IN_PROCESS_CONFTEST)
+    config = json.loads((project / "config.json").read_text())
+    config["scenarios"]["grade"]["stages"]["run"]["command"] = IN_PROCESS_RUN
+    (project / "config.json").write_text(json.dumps(config, indent=2))

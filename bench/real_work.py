@@ -3,10 +3,12 @@
 Each student gets a repository cloned from amartin's (all pass, 100 points) or bchen's
 (65 points) hw1 bundle, alternately, plus one commit of their own before the deadline
 (a file naming them), so every archive differs. We grade them with `grader grade`'s
-defaults (the in-process engine, one slot per core, each stage sandboxed), then run
-the project's run command (pytest over the instructor tests) directly on a checkout of
-each student's commit with the project files copied in: one after another, and two at
-a time. All from one run; the scores and pytest exit codes are checked.
+defaults (the in-process engine, one slot per core, each stage sandboxed, the student's
+code behind grader_harness), then run bare pytest over the instructor tests directly on
+a checkout of each student's commit with the project files copied in, the student's
+module imported into pytest's own process as most course suites do
+(``bench.harness.IN_PROCESS_RUN``): one after another, and two at a time. All from one
+run; the scores and pytest exit codes are checked.
 
     python bench/real_work.py              # 100 students
     python bench/real_work.py --quick      # 4 students
@@ -15,7 +17,6 @@ a time. All from one run; the scores and pytest exit codes are checked.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import subprocess
@@ -27,7 +28,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import SAMPLE, Timeline, git, graded_count, machine, measured
+from bench.harness import (
+    IN_PROCESS_RUN,
+    SAMPLE,
+    Timeline,
+    git,
+    graded_count,
+    in_process_hw1,
+    machine,
+    measured,
+)
 from grader.grading import GradeOptions, grade
 
 ORIGINALS = {"amartin": 100.0, "bchen": 65.0}  # hw1 score of each original (README)
@@ -61,6 +71,7 @@ def make_class(tmp: Path, n: int) -> tuple[Path, list[Path]]:
             cwd=work)  # fmt: skip
         shutil.rmtree(work / ".git")
         shutil.copytree(course / "projects" / "hw1", work, dirs_exist_ok=True)
+        in_process_hw1(work)  # bare pytest: the student's module in pytest's own process
         checkouts.append(work)
     (course / "roster.csv").write_text("\n".join(rows) + "\n")
     # hw1 only, and no extensions: they name sample students who are not on this roster
@@ -68,12 +79,6 @@ def make_class(tmp: Path, n: int) -> tuple[Path, list[Path]]:
     hw1 = re.sub(r"\[assignments\.hw1\.extensions\][^\[]*", "", hw1)
     (course / "course.toml").write_text(hw1)
     return course, checkouts
-
-
-def run_command() -> str:
-    config = json.loads((SAMPLE / "projects" / "hw1" / "config.json").read_text())
-    command: str = config["scenarios"]["grade"]["stages"]["run"]["command"]
-    return command
 
 
 def bare_pytest(work: Path) -> int:
@@ -84,7 +89,7 @@ def bare_pytest(work: Path) -> int:
         "SE_PATH_UNIT_TESTS_REPORT": str(work / "report.xml"),
     }
     done = subprocess.run(
-        ["/bin/sh", "-c", run_command()], cwd=work, env=env, capture_output=True, check=False
+        ["/bin/sh", "-c", IN_PROCESS_RUN], cwd=work, env=env, capture_output=True, check=False
     )
     return done.returncode
 

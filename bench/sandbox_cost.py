@@ -21,10 +21,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.harness import IN_PROCESS_RUN, in_process_hw1
 from grader.engine.runner import run_submission
 from grader.engine.runner.workspace import prepare_cell
 from grader.engine.sandbox import (
@@ -39,11 +41,11 @@ from grader.engine.sandbox import (
 from grader.engine.spec import STAGE_ORDER, Limits, RunSpec, StageSpec
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_course"
-PYTEST = (
-    "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -B -P -m pytest -q -p no:cacheprovider "
-    '.sphere-engine/tests --junitxml="$SE_PATH_UNIT_TESTS_REPORT"'
-)
-COMMANDS = {"true": "true", "python3 -c pass": "python3 -c pass", "pytest (hw1, 10 tests)": PYTEST}
+COMMANDS = {
+    "true": "true",
+    "python3 -c pass": "python3 -c pass",
+    "pytest (hw1, 10 tests)": IN_PROCESS_RUN,
+}
 
 
 def hw1_spec(root: Path, name: str) -> RunSpec:
@@ -53,7 +55,9 @@ def hw1_spec(root: Path, name: str) -> RunSpec:
     subprocess.run(["git", "clone", "-q", str(bundle), str(upload)], check=True)
     shutil.rmtree(upload / ".git")
     work.mkdir()
-    project = SAMPLE / "projects" / "hw1"
+    project = root / name / "project"  # the in-process variant: the same command as ever
+    shutil.copytree(SAMPLE / "projects" / "hw1", project)
+    in_process_hw1(project)
     stages = json.loads((project / "config.json").read_text())["scenarios"]["grade"]["stages"]
     specs = tuple(
         StageSpec(n, stages.get(n, {}).get("command"), stages.get(n, {}).get("timeout", 60))
@@ -166,7 +170,8 @@ def prepared_cell(root: Path, kind: SandboxKind, uid: int | None) -> Cell:
     readable = tuple(dict.fromkeys([sys.prefix, sys.base_prefix]))
     cell = Cell(kind, work / "home", work / "runtime", work / "streams", work / "toolkit",
                 work / "etc", uid, spec.limits, (".sphere-engine",), readable)  # fmt: skip
-    prepare_cell(spec, cell)
+    student = replace(cell, role="student", etc=work / "etc-student")
+    prepare_cell(spec, cell, student)
     work.parent.chmod(0o711)
     return cell
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ def run_checks(course_dir: Path, *, engine_url: str | None = None) -> list[Check
     except ConfigError as exc:
         return [*checks, Check("engine", "error", str(exc))]
     if engine.is_local:
-        checks.append(_sandbox())
+        checks.extend(_sandbox())
     checks.extend(asyncio.run(_engine(engine, course)))
     return checks
 
@@ -79,11 +80,15 @@ def _git() -> Check:
 
 
 def _projects(course: Course) -> list[Check]:
+    from grader.engine.audit import audit_project
+
     checks = []
     for assignment in course.assignments.values():
         config = course.projects_dir / assignment.project / "config.json"
         if config.is_file():
             checks.append(Check(f"project {assignment.project}", "ok", str(config)))
+            for warning in audit_project(config.parent):
+                checks.append(Check(f"project {assignment.project}", "warning", warning))
         else:
             checks.append(
                 Check(
@@ -96,13 +101,16 @@ def _projects(course: Course) -> list[Check]:
     return checks
 
 
-def _sandbox() -> Check:
+def _sandbox() -> list[Check]:
     from grader.engine import detect_sandbox
+    from grader.engine.sandbox.detect import separation
 
     info = detect_sandbox()
+    holds, what = separation(info.kind, root=os.geteuid() == 0)
+    guarantee = Check("separation", "ok" if holds else "warning", what)
     if info.warning:
-        return Check("sandbox", "warning", f"{info.kind}: {info.warning}")
-    return Check("sandbox", "ok", f"{info.kind}: {info.detail}")
+        return [Check("sandbox", "warning", f"{info.kind}: {info.warning}"), guarantee]
+    return [Check("sandbox", "ok", f"{info.kind}: {info.detail}"), guarantee]
 
 
 async def _engine(engine: EngineChoice, course: Course) -> list[Check]:

@@ -27,7 +27,8 @@ MAX_STAGE_TIMEOUT = 24 * 3600.0  # seconds; anything longer is a typo, not a pla
 PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 LIMIT_KEYS = ("memory_mb", "processes", "output_bytes", "disk_mb", "open_files", "file_size_mb")
-"""The integer keys of a scenario's local-only ``limits`` table (besides read_only_paths)."""
+"""The integer keys of a scenario's local-only ``limits`` table (besides the path lists)."""
+PATH_KEYS = ("read_only_paths", "private_paths")
 
 
 @dataclass(frozen=True)
@@ -227,10 +228,10 @@ def _relative_paths(raw: Any, source: str, where: str) -> tuple[str, ...]:
 def _limits(raw: Any, source: str, where: str) -> Limits:
     if not isinstance(raw, dict):
         raise ConfigError("must be an object", file=source, where=where)
-    unknown = sorted(set(raw) - {*LIMIT_KEYS, "read_only_paths"})
+    unknown = sorted(set(raw) - {*LIMIT_KEYS, *PATH_KEYS})
     if unknown:
         raise ConfigError(
-            f"unknown limit {unknown[0]!r} (limits are {', '.join(LIMIT_KEYS)}, read_only_paths)",
+            f"unknown limit {unknown[0]!r} (limits are {', '.join((*LIMIT_KEYS, *PATH_KEYS))})",
             file=source,
             where=where,
         )
@@ -249,7 +250,27 @@ def _limits(raw: Any, source: str, where: str) -> Limits:
         values["read_only_paths"] = _host_paths(
             raw["read_only_paths"], source, f"{where}.read_only_paths"
         )
+    if "private_paths" in raw:
+        values["private_paths"] = _workspace_paths(
+            raw["private_paths"], source, f"{where}.private_paths"
+        )
     return Limits(**values)
+
+
+def _workspace_paths(raw: Any, source: str, where: str) -> tuple[str, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("must be a list of workspace paths", file=source, where=where)
+    paths = []
+    for index, item in enumerate(raw):
+        path = PurePosixPath(item) if isinstance(item, str) else None
+        if path is None or path.is_absolute() or ".." in path.parts or str(path) in ("", "."):
+            raise ConfigError(
+                f"must be a path inside the workspace (relative, no '..'), not {item!r}",
+                file=source,
+                where=f"{where}[{index}]",
+            )
+        paths.append(str(path))
+    return tuple(paths)
 
 
 def _host_paths(raw: Any, source: str, where: str) -> tuple[str, ...]:

@@ -15,6 +15,11 @@ from pathlib import Path
 
 STAGE_ORDER = ("init", "build", "run", "test", "post")
 """Canonical stage names in execution order (platform-notes.md)."""
+STUDENT_STAGES = ("build",)
+"""Stages that run as the student (they compile the student's code); the others run as the
+harness, which reaches student code only through the broker."""
+PRIVATE_FOLDER = ".sphere-engine"
+"""The project's own folder (the platform's convention): always private to the harness."""
 
 # Defaults for a scenario's local-only ``limits`` table (the cloud service ignores it).
 DEFAULT_MEMORY_MB = 1024
@@ -37,6 +42,8 @@ class Limits:
     open_files: int = DEFAULT_OPEN_FILES
     file_size_mb: int = DEFAULT_FILE_SIZE_MB
     read_only_paths: tuple[str, ...] = ()  # further host paths a project may read (absolute)
+    private_paths: tuple[str, ...] = ()  # workspace paths student code never sees (besides
+    # PRIVATE_FOLDER): pinned read-only, hidden from the build stage and student processes
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ EXPECTED = {
         "amartin": ("graded", "ok", "100.0"),
         "bchen": ("graded", "fail", "65.0"),
         "cokafor": ("graded", "ok", "100.0"),
-        "dnovak": ("graded", "time limit exceeded", "0.0"),
+        "dnovak": ("graded", "fail", "75.0"),
         "erivera": ("graded", "fail", "85.0"),
         "fsato": ("graded", "ok", "100.0"),
         "gmueller": ("graded", "ok", "80.0"),

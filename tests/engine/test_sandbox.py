@@ -38,6 +38,7 @@ def make_cell(
     folders = {name: tmp_path / name for name in ("home", "runtime", "streams", "toolkit", "etc")}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
+    (folders["toolkit"] / "lib").mkdir(exist_ok=True)
     (folders["home"] / "workspace").mkdir(exist_ok=True)
     (folders["etc"] / "passwd").write_text(f"user:x:{uid}:{uid}::{HOME}:/bin/sh\n")
     (folders["etc"] / "group").write_text(f"user:x:{uid}:\n")
@@ -143,8 +144,13 @@ def test_environment_is_built_from_nothing(tmp_path: Path, monkeypatch: pytest.M
         "SHELL",
         "LANG",
         "TMPDIR",
+        "PYTHONPATH",  # grader_harness, and nothing else
+        "PYTHONNOUSERSITE",  # no usercustomize or .pth from a home student code wrote to
+        "GRADER_HARNESS_WORKER",
+        "PYTEST_PLUGINS",  # the harness's per-test time limit in every pytest
         "SE_CURRENT_STAGE",
     }
+    assert env["PYTHONPATH"] == "/sphere-engine/lib"
     assert env["PATH"].split(":")[:2] == ["/sphere-engine/bin", f"{sys.prefix}/bin"]
     assert "never-inside" not in repr(env)
 

@@ -1,9 +1,9 @@
 """The sample course's own material: config, roster, student bundles and instructor suites.
 
-These tests check the course *content* without the engine: the instructor pytest suites run
-directly as subprocesses on each student's graded commit, checked out from its bundle, so
-the expected outcomes in ``sample_course/README.md`` are facts, not hopes. The end-to-end
-run through the engine is tested elsewhere.
+These tests check the course *content*: the instructor suites run through the local
+engine's runner (the real sandbox, the real grading harness) on each student's graded
+commit, checked out from its bundle, so the expected outcomes in ``sample_course/README.md``
+are facts, not hopes. The end-to-end run through the grader is tested elsewhere.
 """
 
 from __future__ import annotations
@@ -15,21 +15,21 @@ import json
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from grader.api.models import StatusCode
 from grader.config import Assignment, Course, load_course
+from grader.engine.projects import build_run_spec, find_project, resolve_scenario
+from grader.engine.runner import run_submission
 
 COURSE_DIR = Path(__file__).resolve().parents[2] / "sample_course"
 TEST_COUNT = {"hw1": 10, "hw2": 8}
-RUN_LIMIT = 3.0  # seconds per stage; a normal run takes well under 1 s, the engine allows 5
 NATIVE_COLUMNS = [
     "student_id",
     "name",
@@ -84,7 +84,11 @@ EXPECTED: dict[tuple[str, str], Expected] = {
     ),
     ("hw1", "cokafor"): Expected("Fix tie order in top_words", "ok", 100, final=100),
     ("hw1", "dnovak"): Expected(
-        "Count words by hand in top_words", "time limit exceeded", 0, HW1_ALL, final=0
+        "Count words by hand in top_words",
+        "fail",
+        75,
+        ("test_hidden_top_words_ties_alphabetical", "test_public_top_words_simple"),
+        final=75,
     ),
     ("hw1", "erivera"): Expected(
         "Homework 1 solution", "fail", 85, ("test_hidden_top_words_ties_alphabetical",), final=85
@@ -192,6 +196,7 @@ class SuiteRun:
     outcome: str
     passed: frozenset[str]
     failing: frozenset[str]
+    work: Path  # the runner's folder (home/workspace is the workspace as it was left)
 
 
 @pytest.fixture(scope="module")
@@ -233,72 +238,36 @@ def graded_commit(commits: list[Commit], assignment: Assignment, student_id: str
     return [c for c in commits if c.committed_at <= cutoff][-1]
 
 
-def workspace_for(assignment: Assignment, student_id: str, tmp_path: Path) -> Path:
-    """The graded commit's files with the project's files laid over them, as the engine does."""
-    work = tmp_path / "workspace"
+def checkout_for(assignment: Assignment, student_id: str, tmp_path: Path) -> Path:
+    """The graded commit's files (what the grader uploads)."""
+    work = tmp_path / "checkout"
     commits = clone(assignment.id, student_id, work)
     git("checkout", "--quiet", graded_commit(commits, assignment, student_id).sha, cwd=work)
     shutil.rmtree(work / ".git")
-    shutil.copytree(COURSE_DIR / "projects" / assignment.project, work, dirs_exist_ok=True)
     return work
 
 
-def stage_env(work: Path, report: Path, scratch: Path) -> dict[str, str]:
-    """A bare environment like a stage's: nothing from the host but PATH."""
-    return {
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "HOME": str(scratch),
-        "TMPDIR": str(scratch),
-        "SE_PATH_WORKSPACE": str(work),
-        "SE_PATH_UNIT_TESTS_REPORT": str(report),
-    }
+OUTCOMES = {
+    StatusCode.OK: "ok",
+    StatusCode.FAIL: "fail",
+    StatusCode.BUILD_ERROR: "build error",
+    StatusCode.TIME_LIMIT: "time limit exceeded",
+}
 
 
-def run_suite(work: Path, tmp_path: Path) -> SuiteRun:
-    """Run the project's build and run stages on ``work`` (``/bin/sh -c``, like the engine)."""
-    report, scratch = tmp_path / "report.xml", tmp_path / "scratch"
-    scratch.mkdir()
-    env = stage_env(work, report, scratch)
-    stages = json.loads((work / "config.json").read_text())["scenarios"]["grade"]["stages"]
-    for name, failed in (("build", "build error"), ("run", None)):
-        command = stages[name]["command"]
-        if command is None:
-            continue
-        exit_code = run_stage(command, work, env)
-        if exit_code is None:
-            return SuiteRun("time limit exceeded", frozenset(), frozenset())
-        if exit_code and failed:
-            return SuiteRun(failed, frozenset(), frozenset())
-    passed, failing = read_junit(report.read_text(encoding="utf-8"))
-    return SuiteRun("fail" if failing else "ok", passed, failing)
-
-
-def run_stage(command: str, work: Path, env: dict[str, str]) -> int | None:
-    """The stage's exit code, or None when it ran past RUN_LIMIT (then it is killed)."""
-    with subprocess.Popen(
-        ["/bin/sh", "-c", command],
-        cwd=work,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # one process group: a timeout kills pytest too, not only sh
-    ) as process:
-        try:
-            process.communicate(timeout=RUN_LIMIT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-            return None
-        return process.returncode
-
-
-def read_junit(text: str) -> tuple[frozenset[str], frozenset[str]]:
-    passed, failing = set(), set()
-    # the report comes from pytest run by this test on our own sample code, not from outside
-    for case in ET.fromstring(text).iter("testcase"):  # noqa: S314
-        bad = any(child.tag in ("failure", "error", "skipped") for child in case)
-        (failing if bad else passed).add(case.attrib["name"])
-    return frozenset(passed), frozenset(failing)
+def run_suite(assignment: Assignment, upload: Path, tmp_path: Path) -> SuiteRun:
+    """The project's stages on ``upload`` through the local engine's runner (real sandbox)."""
+    project = find_project(COURSE_DIR / "projects", assignment.project)
+    assert project.config_text is not None
+    scenario = resolve_scenario(project.config_text, assignment.scenario, source="config.json")
+    work = tmp_path / "work"
+    work.mkdir()
+    outcome = run_submission(build_run_spec(1, project, scenario, upload_dir=upload, work_dir=work))
+    report_path = outcome.streams.get("tests_report")
+    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path else []
+    passed = frozenset(t["name"] for t in report if t["status"] == "ok")
+    failing = frozenset(t["name"] for t in report if t["status"] != "ok")
+    return SuiteRun(OUTCOMES.get(outcome.status, str(outcome.status)), passed, failing, work)
 
 
 def points(assignment: Assignment, passed: frozenset[str]) -> float:
@@ -346,8 +315,8 @@ def test_project_configs_grade_with_pytest_and_protect_the_instructor_tests():
         assert config["files"]["read_only"] == [".sphere-engine"]
         assert scenario["default"] is True
         assert scenario["network"] is False
-        assert "$SE_PATH_UNIT_TESTS_REPORT" in scenario["stages"]["run"]["command"]
-        assert 3 <= scenario["stages"]["run"]["timeout"] <= 5
+        assert "-m grader_harness pytest" in scenario["stages"]["run"]["command"]
+        assert scenario["stages"]["run"]["timeout"] <= 30
         assert scenario["stages"]["test"]["command"] == "se_utils_cli evaluate"
     hw2 = json.loads((COURSE_DIR / "projects" / "hw2" / "config.json").read_text())
     assert hw2["scenarios"]["grade"]["stages"]["build"]["command"].startswith("gcc -std=c11")
@@ -415,10 +384,11 @@ def test_make_repos_rebuilds_the_shipped_commits_byte_for_byte_on_rerun(tmp_path
         assert git("bundle", "list-heads", str(first)) == shipped
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize(("assignment", "student_id"), sorted(HISTORY))
 def test_instructor_suite_gives_the_expected_points(course, assignment, student_id, tmp_path):
     spec, expected = course.assignment(assignment), EXPECTED[assignment, student_id]
-    run = run_suite(workspace_for(spec, student_id, tmp_path), tmp_path)
+    run = run_suite(spec, checkout_for(spec, student_id, tmp_path), tmp_path)
     assert run.outcome == expected.outcome
     if run.outcome in ("ok", "fail"):
         assert sorted(run.failing) == sorted(expected.failing)
@@ -426,22 +396,28 @@ def test_instructor_suite_gives_the_expected_points(course, assignment, student_
     assert points(spec, run.passed) == expected.raw
 
 
+@pytest.mark.sandbox
 def test_student_files_cannot_change_how_the_suite_runs(course, tmp_path):
-    work = workspace_for(course.assignment("hw1"), "amartin", tmp_path)
+    spec = course.assignment("hw1")
+    upload = checkout_for(spec, "amartin", tmp_path)
     sabotage = "raise SystemExit('student file was loaded')\n"
-    for name in ("conftest.py", "string.py", "pytest.py"):
-        (work / name).write_text(sabotage, encoding="utf-8")
-    (work / "pytest.ini").write_text("[pytest]\naddopts = --collect-only\n", encoding="utf-8")
-    run = run_suite(work, tmp_path)
+    for name in ("conftest.py", "string.py", "pytest.py", "grader_harness.py"):
+        (upload / name).write_text(sabotage, encoding="utf-8")
+    (upload / "pytest.ini").write_text("[pytest]\naddopts = --collect-only\n", encoding="utf-8")
+    run = run_suite(spec, upload, tmp_path)
     assert run.outcome == "ok"
     assert len(run.passed) == 10
 
 
+@pytest.mark.sandbox
 def test_suite_writes_nothing_but_its_report(course, tmp_path):
-    work = workspace_for(course.assignment("hw2"), "amartin", tmp_path)
-    before = sorted(p.relative_to(work) for p in work.rglob("*"))
-    assert run_suite(work, tmp_path).outcome == "ok"
-    after = sorted(p.relative_to(work) for p in work.rglob("*"))
-    assert after == sorted([*before, Path("prog")])
-    assert list((tmp_path / "scratch").iterdir()) == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.xml", "scratch", "workspace"]
+    spec = course.assignment("hw2")
+    upload = checkout_for(spec, "amartin", tmp_path)
+    before = sorted(p.relative_to(upload) for p in upload.rglob("*"))
+    run = run_suite(spec, upload, tmp_path)
+    assert run.outcome == "ok"
+    workspace = run.work / "home" / "workspace"
+    after = sorted(p.relative_to(workspace) for p in workspace.rglob("*"))
+    project = COURSE_DIR / "projects" / "hw2"
+    instructor = [p.relative_to(project) for p in project.rglob("*") if p.name != "config.json"]
+    assert after == sorted({*before, *instructor, Path("prog")})

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from grader.engine.runner.workspace import (
     restore_pins,
 )
 from grader.engine.sandbox import (
+    Broker,
     Cell,
     SandboxInfo,
     StageExit,
@@ -54,7 +56,9 @@ from grader.engine.sandbox import (
     stage_env,
 )
 from grader.engine.spec import (
+    PRIVATE_FOLDER,
     STAGE_ORDER,
+    STUDENT_STAGES,
     Cancel,
     RunOutcome,
     RunSpec,
@@ -92,8 +96,9 @@ def run_submission(
         if problem is not None:
             debug.note(f"project error: {problem}")
             return _final(spec, debug, Verdict(StatusCode.PROJECT_ERROR), ())
-        with sandbox_uid() as uid:
-            return _Submission(spec, info, uid, debug, cancel).run()
+        # Two identities: the harness's (tests, report) and the student's (build, programs)
+        with sandbox_uid() as uid, sandbox_uid() as student_uid:
+            return _Submission(spec, info, (uid, student_uid), debug, cancel).run()
     except (OSError, SandboxError) as exc:
         debug.note(f"internal error: {exc}")
     except Exception as exc:  # a runner bug must not leave a submission hanging: log it, 20
@@ -130,13 +135,14 @@ class _Submission:
         self,
         spec: RunSpec,
         info: SandboxInfo,
-        uid: int | None,
+        uids: tuple[int | None, int | None],
         debug: _DebugLog,
         cancel: Cancel | None,
     ) -> None:
         self.spec, self.debug, self.cancel = spec, debug, cancel
         work = spec.work_dir
-        pinned, refused = normalize_read_only(spec.read_only)
+        private = _private_paths(spec)
+        pinned, refused = normalize_read_only((*spec.read_only, *private))
         for raw in refused:
             debug.note(f"read-only path {raw!r} ignored: not a path inside the workspace")
         self.cell = Cell(
@@ -146,25 +152,57 @@ class _Submission:
             streams=work / "streams",
             toolkit=work / "toolkit",
             etc=work / "etc",
-            uid=uid,
+            uid=uids[0],
             limits=spec.limits,
             read_only=pinned,
             # the Python the engine runs in (exact prefixes, never their parents)
             readable=(*dict.fromkeys([sys.prefix, sys.base_prefix]), *spec.limits.read_only_paths),
             network=spec.network,
+            private=normalize_read_only(private)[0],
+        )
+        self.student = replace(
+            self.cell, role="student", uid=uids[1], etc=work / "etc-student", broker=None
         )
         self.outcomes: list[StageOutcome] = []
         self.exits: dict[str, StageExit] = {}
         self.seen: tuple[object, ...] = ()  # the result files as the last reading found them
 
     def run(self) -> RunOutcome:
-        pinned, dropped = prepare_cell(self.spec, self.cell)
+        pinned, dropped = prepare_cell(self.spec, self.cell, self.student)
         for path in dropped[:MAX_DROPPED_SHOWN]:
             self.debug.note(f"workspace: submitted file {path} dropped: it is at a read-only path")
         if len(dropped) > MAX_DROPPED_SHOWN:
             more = len(dropped) - MAX_DROPPED_SHOWN
             self.debug.note(f"workspace: {more} more submitted files at read-only paths dropped")
         self.cell = replace(self.cell, read_only=pinned)
+        self.student = replace(self.student, read_only=pinned)
+        lifetime = sum(stage.timeout for stage in self.spec.stages if stage.command) + 10
+        env = {"SE_PATH_WORKSPACE": self.student.inside("workspace")}
+        broker = Broker(
+            self.student, deadline=time.monotonic() + lifetime, env=env, group=self.cell.uid
+        )
+        try:
+            with broker:
+                self.cell = replace(self.cell, broker=broker.folder)
+                return self._stages()
+        finally:
+            self._note_broker(broker)
+
+    def _note_broker(self, broker: Broker) -> None:
+        tally = broker.tally
+        if tally.started or tally.refused or tally.errors:
+            line = f"harness: {tally.started} student processes started"
+            if tally.killed_at_limit:
+                line += f", {tally.killed_at_limit} killed at their time limit"
+            if tally.over_memory:
+                line += f", {tally.over_memory} killed over the memory limit"
+            if tally.refused:
+                line += f", {tally.refused} requests refused"
+            self.debug.note(line)
+        for error in tally.errors[:MAX_DROPPED_SHOWN]:
+            self.debug.note(f"warning: harness: a student process could not be started: {error}")
+
+    def _stages(self) -> RunOutcome:
         failure: Verdict | None = None
         evaluation: Evaluation | None = None
         cleared = False
@@ -194,10 +232,11 @@ class _Submission:
     def _run_stage(self, stage: StageSpec) -> StageExit:
         assert stage.command is not None
         restore_pins(self.spec, self.cell)
-        env = stage_env(self.cell, self._se_variables(stage.name))
+        cell = self.student if stage.name in STUDENT_STAGES else self.cell
+        env = stage_env(cell, self._se_variables(stage.name))
         streams = self.cell.streams
         exit = run_stage(
-            self.cell,
+            cell,
             stage.command,
             timeout=stage.timeout,
             env=env,
@@ -265,6 +304,13 @@ class _Submission:
         if found is not None and found.reason:
             self.debug.note(f"stage {stage}: {found.reason}")
         return found
+
+
+def _private_paths(spec: RunSpec) -> tuple[str, ...]:
+    """What student code never sees: the project's .sphere-engine folder (when it has one)
+    and the scenario's ``limits.private_paths``."""
+    own = (PRIVATE_FOLDER,) if (spec.project_dir / PRIVATE_FOLDER).is_dir() else ()
+    return (*own, *spec.limits.private_paths)
 
 
 def _signature(path: Path) -> object:

@@ -13,8 +13,9 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
+from grader import harness
 from grader.engine import evaluate
-from grader.engine.sandbox import INNER_UID, Cell
+from grader.engine.sandbox import HARNESS_MODULE, INNER_UID, Cell
 from grader.engine.spec import RunSpec
 from grader.errors import SandboxError
 
@@ -24,14 +25,16 @@ RESULT = "result.json"
 LAUNCHER = '#!/bin/sh\nexec python3 -I -S "{toolkit}/evaluate.py" "$@"\n'
 
 
-def prepare_cell(spec: RunSpec, cell: Cell) -> tuple[tuple[str, ...], list[str]]:
-    """Lay out the folders under work_dir; returns the read-only paths that exist (to pin)
-    and the submitted files dropped because they sat at a read-only path.
+def prepare_cell(spec: RunSpec, cell: Cell, student: Cell) -> tuple[tuple[str, ...], list[str]]:
+    """Lay out the folders under work_dir for the harness ``cell`` and the ``student`` cell;
+    returns the read-only paths that exist (to pin) and the submitted files dropped because
+    they sat at a read-only path.
 
     Workspace = the project's files (minus ``config.json``), then the submission overlaid;
     a submitted file at (or replacing a folder above) a read-only path is dropped.
     """
-    for folder in (cell.workspace, cell.runtime, cell.toolkit, cell.etc, cell.streams):
+    folders = (cell.workspace, cell.runtime, cell.toolkit, cell.lib, cell.etc, cell.streams)
+    for folder in (*folders, student.etc):
         folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(
         spec.project_dir,
@@ -46,9 +49,10 @@ def prepare_cell(spec: RunSpec, cell: Cell) -> tuple[tuple[str, ...], list[str]]
     pinned = tuple(p for p in cell.read_only if _real(spec.project_dir, p))
     _write_toolkit(cell)
     _write_identity(cell)
+    _write_identity(student)
     if cell.kind == "rlimits":
         (cell.home / ".tmp").mkdir(exist_ok=True)
-    _set_owners(cell, pinned)
+    _set_owners(cell, student, pinned)
     return pinned, dropped
 
 
@@ -137,8 +141,7 @@ def restore_pins(spec: RunSpec, cell: Cell) -> None:
             shutil.copytree(source, target, symlinks=True)
         else:
             shutil.copy2(source, target, follow_symlinks=False)
-        for path in [target, *_walk(target)]:
-            _own(path, 0, _read_only_mode(path), cell)
+        _own_pinned(cell, pinned)
 
 
 def _walk(root: Path) -> list[Path]:
@@ -147,44 +150,55 @@ def _walk(root: Path) -> list[Path]:
     return [Path(top) / name for top, dirs, files in os.walk(root) for name in dirs + files]
 
 
-def _read_only_mode(path: Path) -> int | None:
+def _read_only_mode(path: Path, *, private: bool = False) -> int | None:
+    """0755 or 0644; without the bits for others when ``private`` (root's, the harness's
+    group: for the rlimits fallback, where only permissions keep students out)."""
     if path.is_symlink():
         return None
-    if path.is_dir() or path.stat().st_mode & 0o111:
-        return 0o755
-    return 0o644
+    mode = 0o755 if path.is_dir() or path.stat().st_mode & 0o111 else 0o644
+    return mode & 0o750 if private else mode
 
 
-def _own(path: Path, uid: int, mode: int | None, cell: Cell) -> None:
+def _own(path: Path, uid: int, mode: int | None, cell: Cell, gid: int | None = None) -> None:
     """chown (when the engine is root) and chmod, never through a link."""
     if cell.uid is not None:
-        os.lchown(path, uid, uid)
+        os.lchown(path, uid, uid if gid is None else gid)
     if mode is not None and not path.is_symlink():
         path.chmod(mode)
 
 
-def _set_owners(cell: Cell, pinned: Sequence[str]) -> None:
-    """The stage's uid owns its files; root owns the read-only paths and folders above them.
+def _own_pinned(cell: Cell, pinned: str) -> None:
+    """A pinned path is root's, read-only; a private one, without namespaces to hide it
+    and with a uid of the harness's own, is readable by the harness's group alone."""
+    private = pinned in cell.private and cell.kind == "rlimits" and cell.uid is not None
+    gid = cell.uid if private else None
+    target = cell.workspace / pinned
+    for item in [target, *_walk(target)]:
+        _own(item, 0, _read_only_mode(item, private=private), cell, gid)
+
+
+def _set_owners(cell: Cell, student: Cell, pinned: Sequence[str]) -> None:
+    """The student's uid owns the home's files; the harness's uid owns the runtime folder
+    (0700: the report paths); root owns the read-only paths and the folders above them.
 
     Folders above a read-only path (and home, workspace) are root's with the sticky bit:
-    the stage may add files there but cannot rename or remove what root owns.
+    both may add files there but cannot rename or remove what root owns.
     """
     above = {cell.home, cell.workspace}
     for path in pinned:
         above.update((cell.workspace / path).parents)
     above = {folder for folder in above if folder == cell.home or cell.home in folder.parents}
-    if cell.uid is not None:
+    if student.uid is not None and cell.uid is not None:
         for item in _walk(cell.home):
-            os.lchown(item, cell.uid, cell.uid)
-        for folder in (cell.runtime, cell.home / ".tmp"):
-            if folder.exists():
-                os.lchown(folder, cell.uid, cell.uid)
+            os.lchown(item, student.uid, student.uid)
+        os.lchown(cell.runtime, cell.uid, cell.uid)
+    cell.runtime.chmod(0o700)
+    if (cell.home / ".tmp").exists():
+        _own(cell.home / ".tmp", 0, 0o1777, cell)
     for folder in above:
         _own(folder, 0, 0o1777, cell)
     for path in pinned:
-        target = cell.workspace / path
-        for item in [target, *_walk(target)]:
-            _own(item, 0, _read_only_mode(item), cell)
+        _own_pinned(cell, path)
     if cell.kind == "rlimits" and cell.uid is not None:
         _open_path_for(cell)
 
@@ -202,10 +216,12 @@ def _open_path_for(cell: Cell) -> None:
 
 
 def _write_toolkit(cell: Cell) -> None:
+    """se_utils_cli in the toolkit; grader_harness.py in its lib (both sides import it)."""
     script = cell.toolkit / "se_utils_cli"
     script.write_text(LAUNCHER.format(toolkit=cell.inside("toolkit")))
     script.chmod(0o755)
     shutil.copyfile(Path(evaluate.__file__), cell.toolkit / "evaluate.py")
+    shutil.copyfile(Path(harness.__file__), cell.lib / HARNESS_MODULE)
 
 
 def _write_identity(cell: Cell) -> None:

@@ -41,17 +41,21 @@ inside, the engine's user outside, so RLIMIT_NPROC counts per namespace), and no
 user namespaces; unshare needs root; the process watch follows descendants instead of a uid.
 """
 
+from grader.engine.sandbox.broker import Broker
 from grader.engine.sandbox.detect import SandboxInfo, detect_sandbox, probe_sandbox
 from grader.engine.sandbox.layout import (
+    HARNESS_MODULE,
     HOME,
     INNER_UID,
     KINDS,
+    LIB,
     RUNTIME,
     STREAMS,
     TOOLKIT,
     WORKSPACE,
     Cell,
     Mount,
+    Role,
     SandboxKind,
     address_space_bytes,
     cell_mounts,
@@ -69,9 +73,11 @@ from grader.engine.sandbox.uids import (
 from grader.engine.sandbox.watch import POLL_SECONDS, StageExit, run_stage
 
 __all__ = [
+    "HARNESS_MODULE",
     "HOME",
     "INNER_UID",
     "KINDS",
+    "LIB",
     "POLL_SECONDS",
     "RUNTIME",
     "SANDBOX_UIDS",
@@ -79,8 +85,10 @@ __all__ = [
     "STREAMS",
     "TOOLKIT",
     "WORKSPACE",
+    "Broker",
     "Cell",
     "Mount",
+    "Role",
     "SandboxInfo",
     "SandboxKind",
     "StageExit",

@@ -113,3 +113,32 @@ def _describe(kind: SandboxKind) -> str:
     if kind == "unshare":
         return f"unshare + chroot: mount, pid, ipc, uts and network namespaces, {who}, rlimits"
     return f"prlimit only, {who if os.geteuid() == 0 else 'the engine user'}"
+
+
+def separation(kind: SandboxKind, *, root: bool) -> tuple[bool, str]:
+    """Whether the student's code is kept from the grade here, and what holds, in words.
+
+    The harness (the instructor's tests, the report) and the student's code (the build
+    stage, every process grader_harness starts) run in cells of their own.
+    """
+    if kind in ("bubblewrap", "unshare"):
+        who = (
+            "a uid of its own (it cannot signal or trace the harness even by pid)"
+            if root
+            else "a user namespace of its own (the same host user as the harness)"
+        )
+        return True, (
+            "student code runs in a sandbox of its own: its own mount and pid namespaces "
+            f"and {who}; it cannot read .sphere-engine/ or other private paths, write the "
+            "report, or see the harness's processes"
+        )
+    if root:
+        return False, (
+            "no namespaces: student code runs as a uid of its own and cannot read "
+            ".sphere-engine/ (permissions) or write the report, but it sees this machine's "
+            "files and processes; install bubblewrap"
+        )
+    return False, (
+        "no namespaces and no uid of its own: student code runs as the same user as the "
+        "harness and can read the tests and write the report; install bubblewrap"
+    )

@@ -15,12 +15,17 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Literal, get_args
 
 from grader.engine.spec import Limits
 
 SandboxKind = Literal["bubblewrap", "unshare", "rlimits"]
 KINDS: tuple[SandboxKind, ...] = ("bubblewrap", "unshare", "rlimits")
+Role = Literal["harness", "student"]
+"""Who a cell is for: the instructor's side (tests, evaluation: sees every file, writes the
+report, may ask the broker for student processes) or the student's (their build and their
+programs: no private instructor files, no report paths, no broker)."""
+ROLES: tuple[Role, ...] = get_args(Role)
 
 INNER_UID = 1000  # the uid a stage sees when the engine is not root (user namespace)
 MB = 1024 * 1024
@@ -33,6 +38,11 @@ PRIVATE_TMPFS = (TMP, SHM)  # counted with the workspace against disk_mb
 HOME = "/home/user"
 WORKSPACE = f"{HOME}/workspace"
 TOOLKIT = "/sphere-engine/bin"
+LIB = "/sphere-engine/lib"  # grader_harness.py (on PYTHONPATH; host: toolkit/lib)
+BROKER = "/sphere-engine/broker"  # the broker's socket, harness cells only
+HARNESS_MODULE = "grader_harness.py"
+BROKER_SOCKET = "socket"
+EMPTY_FILE = "/dev/null"  # what a student cell finds at a private read-only file
 RUNTIME = "/sphere-engine/runtime"
 STREAMS = "/sphere-engine/streams"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -57,8 +67,10 @@ class Cell:
     """One submission's confinement: its host folders, what it may read, limits, identity.
 
     ``home``, ``runtime``, ``streams`` and ``toolkit`` are host folders; ``read_only`` are
-    workspace paths pinned read-only; ``readable`` are host paths shown read-only at the
-    same place. ``uid`` is the submission's own uid (``None``: the engine is not root).
+    workspace paths pinned read-only, of which ``private`` are hidden from the student
+    role; ``readable`` are host paths shown read-only at the same place. ``uid`` is the
+    cell's own uid (``None``: the engine is not root); ``broker`` the host folder of the
+    broker's socket (harness role).
     """
 
     kind: SandboxKind
@@ -72,12 +84,21 @@ class Cell:
     read_only: tuple[str, ...] = ()
     readable: tuple[str, ...] = ()
     network: bool = False
+    role: Role = "harness"
+    private: tuple[str, ...] = ()
+    broker: Path | None = None
 
     @property
     def workspace(self) -> Path:
         return self.home / "workspace"
 
-    def inside(self, place: Literal["home", "workspace", "runtime", "streams", "toolkit"]) -> str:
+    @property
+    def lib(self) -> Path:
+        return self.toolkit / "lib"
+
+    def inside(
+        self, place: Literal["home", "workspace", "runtime", "streams", "toolkit", "lib", "broker"]
+    ) -> str:
         """Where ``place`` is as the stage sees it (host paths when nothing is isolated)."""
         if self.kind == "rlimits":
             return str(getattr(self, place))
@@ -87,6 +108,8 @@ class Cell:
             "runtime": RUNTIME,
             "streams": STREAMS,
             "toolkit": TOOLKIT,
+            "lib": LIB,
+            "broker": BROKER,
         }[place]
 
 
@@ -95,8 +118,9 @@ def which(name: str) -> str:
     return shutil.which(name, path=SYSTEM_PATH) or name
 
 
-def stage_argv(cell: Cell, command: str, timeout: float) -> list[str]:
-    """The host command line that runs ``/bin/sh -c command`` confined in ``cell``."""
+def stage_argv(cell: Cell, command: str | Sequence[str], timeout: float) -> list[str]:
+    """The host command line that runs ``command`` (a shell command line, or an argv)
+    confined in ``cell``."""
     inner = launch(cell.uid, cell.limits, timeout, command)
     if cell.kind == "bubblewrap":
         return [
@@ -107,6 +131,7 @@ def stage_argv(cell: Cell, command: str, timeout: float) -> list[str]:
             WORKSPACE,
             "--remount-ro",
             "/",
+            "--",  # watch.start passes what comes before through a file descriptor
             *inner,
         ]
     if cell.kind == "unshare":
@@ -119,10 +144,26 @@ def stage_argv(cell: Cell, command: str, timeout: float) -> list[str]:
 
 
 def stage_env(cell: Cell, extra: dict[str, str]) -> dict[str, str]:
-    """The stage's whole environment, built from nothing (no host variable, no token)."""
+    """The stage's whole environment, built from nothing (no host variable, no token).
+
+    Python finds grader_harness on PYTHONPATH and never a user site in the home, where
+    student code may have written (a usercustomize.py or .pth would run in the harness).
+    """
     # Without a private /tmp, temporary files go to the home the disk watcher walks.
     tmp = f"{cell.home}/.tmp" if cell.kind == "rlimits" else TMP
-    return {**base_env(cell.inside("home"), cell.inside("toolkit"), tmp), **extra}
+    lib = cell.inside("lib")
+    env = {
+        **base_env(cell.inside("home"), cell.inside("toolkit"), tmp),
+        "PYTHONPATH": lib,
+        "PYTHONNOUSERSITE": "1",
+        "GRADER_HARNESS_WORKER": f"{lib}/{HARNESS_MODULE}",
+    }
+    if cell.role == "harness":
+        # every pytest the instructor's stages run gets the per-test time limit
+        env["PYTEST_PLUGINS"] = HARNESS_MODULE.removesuffix(".py")
+        if cell.broker is not None:
+            env["GRADER_HARNESS_SOCKET"] = f"{cell.inside('broker')}/{BROKER_SOCKET}"
+    return {**env, **extra}
 
 
 def base_env(home: str, toolkit: str, tmp: str) -> dict[str, str]:
@@ -140,8 +181,11 @@ def base_env(home: str, toolkit: str, tmp: str) -> dict[str, str]:
     }
 
 
-def launch(uid: int | None, limits: Limits, timeout: float, command: str) -> list[str]:
-    """setpriv (drop to ``uid``, no capabilities) -> prlimit -> ``/bin/sh -c command``."""
+def launch(
+    uid: int | None, limits: Limits, timeout: float, command: str | Sequence[str]
+) -> list[str]:
+    """setpriv (drop to ``uid``, no capabilities) -> prlimit -> ``/bin/sh -c command``
+    (or the argv ``command``)."""
     drop = []
     if uid is not None:
         drop = [
@@ -164,7 +208,8 @@ def launch(uid: int | None, limits: Limits, timeout: float, command: str) -> lis
         "--core=0",
         "--",
     ]
-    return [*drop, *cap, "/bin/sh", "-c", command]
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    return [*drop, *cap, *argv]
 
 
 def address_space_bytes(limits: Limits) -> int:
@@ -191,7 +236,8 @@ def namespace_flags(uid: int | None, *, network: bool) -> list[str]:
 class Mount:
     """One step of building the sandbox's file system (rendered for bwrap or a script)."""
 
-    op: Literal["ro", "rw", "symlink", "dir", "tmpfs", "proc", "dev"]  # dir: made 0755
+    # dir: made 0755; hidden: an empty read-only folder laid over what is there
+    op: Literal["ro", "rw", "symlink", "dir", "tmpfs", "proc", "dev", "hidden"]
     dest: str
     source: str = ""
     size: int = 0
@@ -212,7 +258,11 @@ def system_mounts(*, network: bool = False) -> list[Mount]:
 
 
 def cell_mounts(cell: Cell) -> list[Mount]:
-    """The submission's folders, the pinned read-only paths and the readable host paths."""
+    """The submission's folders, the pinned read-only paths and the readable host paths.
+
+    A student cell gets no runtime, streams, toolkit or broker, and an empty folder (or an
+    empty file) over each private read-only path.
+    """
     mounts = [
         Mount("ro", "/etc/passwd", str(cell.etc / "passwd")),
         Mount("ro", "/etc/group", str(cell.etc / "group")),
@@ -222,12 +272,21 @@ def cell_mounts(cell: Cell) -> list[Mount]:
     mounts += [Mount("ro", path, path) for path in readable_paths(cell.readable)]
     mounts.append(Mount("rw", HOME, str(cell.home)))
     for relative in cell.read_only:
-        mounts.append(Mount("ro", f"{WORKSPACE}/{relative}", str(cell.workspace / relative)))
-    mounts += [
-        Mount("rw", RUNTIME, str(cell.runtime)),
-        Mount("ro", STREAMS, str(cell.streams)),
-        Mount("ro", TOOLKIT, str(cell.toolkit)),
-    ]
+        dest, host = f"{WORKSPACE}/{relative}", cell.workspace / relative
+        if cell.role == "student" and relative in cell.private:
+            folder = host.is_dir() and not host.is_symlink()
+            mounts.append(Mount("hidden", dest) if folder else Mount("ro", dest, EMPTY_FILE))
+        else:
+            mounts.append(Mount("ro", dest, str(host)))
+    mounts.append(Mount("ro", LIB, str(cell.lib)))
+    if cell.role == "harness":
+        mounts += [
+            Mount("rw", RUNTIME, str(cell.runtime)),
+            Mount("ro", STREAMS, str(cell.streams)),
+            Mount("ro", TOOLKIT, str(cell.toolkit)),
+        ]
+        if cell.broker is not None:
+            mounts.append(Mount("ro", BROKER, str(cell.broker)))
     return mounts
 
 
@@ -267,9 +326,9 @@ def plan(mounts: Sequence[Mount]) -> list[Mount]:
         steps.append(mount)
         if mount.op in ("ro", "rw"):
             binds.append(mount.dest)
-        if mount.op in ("ro", "rw", "tmpfs", "dev", "proc"):
+        if mount.op in ("ro", "rw", "tmpfs", "dev", "proc", "hidden"):
             made = {folder for folder in made if not _under(folder, mount.dest)}
-        if mount.op in ("tmpfs", "dev", "proc"):
+        if mount.op in ("tmpfs", "dev", "proc", "hidden"):
             made.add(mount.dest)  # a fresh, empty folder now
     return steps
 
@@ -288,6 +347,8 @@ def bwrap_mounts(mounts: Sequence[Mount]) -> list[str]:
             args += ["--symlink", m.source, m.dest]
         elif m.op == "tmpfs":
             args += ["--perms", "1777", "--size", str(m.size), "--tmpfs", m.dest]
+        elif m.op == "hidden":
+            args += ["--perms", "0555", "--size", str(HIDDEN_BYTES), "--tmpfs", m.dest]
         elif m.op == "proc":
             args += ["--proc", m.dest]
         elif m.op == "dev":
@@ -301,6 +362,7 @@ def unshare_prefix(network: bool, extra: Sequence[str] = ()) -> list[str]:
 
 
 DEVICES = ("null", "zero", "full", "random", "urandom")
+HIDDEN_BYTES = 4096  # the tmpfs laid over a private folder in a student cell
 
 
 def _chroot_script(cell: Cell) -> str:
@@ -321,14 +383,17 @@ def _chroot_script(cell: Cell) -> str:
         lines += _script_mount(m, mount)
     lines += [
         f'{mount} -o remount,ro "$R"',
-        'trap "" TERM INT',
-        f'{shlex.quote(which("chroot"))} "$R" /bin/sh -c {shlex.quote(_ENTER)} sh "$@" &',
-        "wait $! || exit $?",
+        # a background job's stdin would be /dev/null: hand it ours (the harness's pipe)
+        "exec 3<&0",
+        # pid 1 becomes a shell inside the new root, so /proc/1/cmdline shows no host path
+        f'exec {shlex.quote(which("chroot"))} "$R" /bin/sh -c {shlex.quote(_INIT)} sandbox "$@"',
     ]
     return "\n".join(lines)
 
 
-_ENTER = f'cd {WORKSPACE} && exec "$@"'
+# Pid 1 of the namespace: waits for the stage (so the stage's processes never become init,
+# which ignores signals) and dies with it, taking the namespace along.
+_INIT = f'trap "" TERM INT; cd {WORKSPACE} || exit 125; "$@" <&3 3<&- & wait $!'
 
 
 def _script_mount(m: Mount, mount: str) -> list[str]:
@@ -348,6 +413,9 @@ def _script_mount(m: Mount, mount: str) -> list[str]:
         return [f"mkdir -p {dest}", f"{mount} -t tmpfs -o mode=1777,size={m.size} tmpfs {dest}"]
     if m.op == "proc":
         return [f"mkdir -p {dest}", f"{mount} -t proc proc {dest}"]
+    if m.op == "hidden":
+        options = f"mode=0555,size={HIDDEN_BYTES},nr_inodes=16"
+        return [f"mkdir -p {dest}", f"{mount} -t tmpfs -o {options} hidden {dest}"]
     lines = [f"mkdir -p {dest}", f"{mount} -t tmpfs -o mode=0755,size=64k dev {dest}"]
     for name in DEVICES:
         lines += [f"touch {dest}/{name}", f"{mount} --bind /dev/{name} {dest}/{name}"]

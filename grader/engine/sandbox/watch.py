@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from subprocess import Popen
+from typing import IO, Any, Literal
 
-from grader.engine.sandbox.layout import MB, PRIVATE_TMPFS, Cell, stage_argv
+from grader.engine.sandbox.layout import MB, PRIVATE_TMPFS, TMP, Cell, stage_argv
 from grader.engine.sandbox.procs import memory_kb, stage_processes, sweep
 from grader.engine.spec import Cancel
 from grader.errors import SandboxError
@@ -56,14 +57,13 @@ def run_stage(
     cap = cell.limits.output_bytes
     with _Capped(stdout, cap) as out, _Capped(stderr, cap) as err:
         try:
-            process = subprocess.Popen(
+            process = start(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,
                 cwd=cwd,
-                start_new_session=True,
             )
         except OSError as exc:
             raise SandboxError(f"cannot start the sandbox: {exc}") from exc
@@ -107,13 +107,62 @@ _Sinks = dict[int, "_Capped"]  # pipe fd -> its stream file
 _Ending = Literal["exited", "timeout", "cancel", "memory", "disk"]
 
 
+def start(argv: list[str], *, pass_fds: tuple[int, ...] = (), **options: Any) -> Popen[bytes]:
+    """Start a confined command line in a session of its own.
+
+    bubblewrap's options (host paths: the mounts' sources) go through a file descriptor
+    (``--args``), so the sandbox's pid 1, bubblewrap itself, shows none of them in
+    /proc/1/cmdline; bubblewrap closes that descriptor before the command runs.
+    """
+    if Path(argv[0]).name != "bwrap" or "--" not in argv:
+        return subprocess.Popen(argv, pass_fds=pass_fds, start_new_session=True, **options)
+    end = argv.index("--")
+    fd = os.memfd_create("bwrap-options", 0)
+    try:
+        os.write(fd, b"".join(arg.encode() + b"\0" for arg in argv[1:end]))
+        os.lseek(fd, 0, os.SEEK_SET)
+        short = [argv[0], "--args", str(fd), *argv[end:]]
+        return subprocess.Popen(short, pass_fds=(*pass_fds, fd), start_new_session=True, **options)
+    finally:
+        os.close(fd)
+
+
+def watch_process(
+    cell: Cell, process: subprocess.Popen[bytes], *, timeout: float, cancel: Cancel
+) -> StageExit:
+    """Enforce time, memory and ``cancel`` on a student process the broker started (its
+    stdio belongs to the harness); returns when it and all it started are gone.
+
+    Its memory is what it and its descendants hold (the student uid may run several such
+    processes at once); it is never swept by uid, which would end its siblings too. Its pid
+    namespace (or process group, without namespaces) takes what it started with it.
+    """
+    watch = _Watch(cell, process, timeout, cancel, alone=False)
+    try:
+        return watch.run(None, None)
+    finally:
+        watch.kill()
+
+
 class _Watch:
-    """Pumps output and enforces time, memory, disk and cancel until the stage ends."""
+    """Pumps output and enforces time, memory, disk and cancel until the stage ends.
+
+    ``alone``: the stage is the only thing running under its uid (a stage, not one of the
+    broker's student processes): its processes are found and swept by uid, and its disk
+    is measured.
+    """
 
     def __init__(
-        self, cell: Cell, process: subprocess.Popen[bytes], timeout: float, cancel: Cancel | None
+        self,
+        cell: Cell,
+        process: subprocess.Popen[bytes],
+        timeout: float,
+        cancel: Cancel | None,
+        *,
+        alone: bool = True,
     ) -> None:
         self.cell, self.process, self.timeout, self.cancel = cell, process, timeout, cancel
+        self.alone = alone
         self.started = time.monotonic()
         self.peak_kb = 0
         self.status: int | None = None  # the wait status, once reaped
@@ -121,9 +170,11 @@ class _Watch:
         self.next_disk = self.started + self.disk_every
         self.pids: list[int] = []
 
-    def run(self, out: _Capped, err: _Capped) -> StageExit:
-        assert self.process.stdout is not None and self.process.stderr is not None
-        sinks = {self.process.stdout.fileno(): out, self.process.stderr.fileno(): err}
+    def run(self, out: _Capped | None, err: _Capped | None) -> StageExit:
+        sinks: _Sinks = {}
+        if out is not None and err is not None:
+            assert self.process.stdout is not None and self.process.stderr is not None
+            sinks = {self.process.stdout.fileno(): out, self.process.stderr.fileno(): err}
         with selectors.DefaultSelector() as selector:
             for fd in sinks:
                 os.set_blocking(fd, False)
@@ -182,15 +233,17 @@ class _Watch:
             self._pump(selector, sinks, min(next_check, deadline) - now)
 
     def _check_limits(self, now: float) -> Literal["memory", "disk"] | None:
-        self.pids = stage_processes(self.cell.uid, self.process.pid)
+        self.pids = stage_processes(self.cell.uid if self.alone else None, self.process.pid)
         samples = [memory_kb(pid) for pid in self.pids]
         used = sum(now for now, _ in samples)
         self.peak_kb = max(self.peak_kb, used, *(peak for _, peak in samples))
         if used > self.cell.limits.memory_mb * 1024:
             return "memory"
-        if now >= self.next_disk:
+        if self.alone and now >= self.next_disk:
             began = time.monotonic()
-            tmp_of = self.pids[:1] if self.cell.kind != "rlimits" else []  # a private /tmp
+            # a private /tmp: read through a process already inside the sandbox (not
+            # bubblewrap's outer process or unshare's set-up, whose /tmp is the host's)
+            tmp_of = _inside(self.pids)[:1] if self.cell.kind != "rlimits" else []
             used_bytes, files = disk_usage([self.cell.home, self.cell.runtime], tmp_of)
             took = time.monotonic() - began
             self.disk_every = max(DISK_POLL_SECONDS, 20 * took)
@@ -220,8 +273,24 @@ class _Watch:
             _, status = os.waitpid(self.process.pid, 0)
             self.process.returncode = os.waitstatus_to_exitcode(status)
             self.status = status
-        if self.cell.uid is not None:
+        if self.cell.uid is not None and self.alone:
             sweep(self.cell.uid, seconds=0)
+
+
+def _inside(pids: Sequence[int]) -> list[int]:
+    """Those of ``pids`` whose /tmp is not the engine's: already in the sandbox's root."""
+    try:
+        host = Path(TMP).stat().st_dev
+    except OSError:
+        return list(pids)
+    found = []
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/root{TMP}").stat().st_dev != host:
+                found.append(pid)
+        except OSError:
+            continue
+    return found
 
 
 def _decode(status: int) -> tuple[int | None, int | None]:

@@ -1,29 +1,19 @@
-"""Instructor fixtures for Homework 1: import the student's ``solution.py`` from the workspace.
+"""Instructor fixtures for Homework 1: the student's ``solution.py``, run apart from the tests.
 
-The run stage starts Python with ``-P`` (the workspace is not put in front of ``sys.path``),
-so a student file named like a standard module (``string.py``, ``random.py``) cannot break
-pytest itself. The workspace is appended instead, only to find ``solution``.
+``grader_harness`` imports ``solution.py`` in a process of its own (a sandbox of its own
+under grader's local engine): the student's code cannot see these files, change pytest or
+write the report. Arguments and results cross as plain data, and each call has a time
+limit (``grader_call_timeout`` in ``../pytest.ini``), so a function that never returns
+fails its own tests and no others.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
-from pathlib import Path
-from types import ModuleType
-
+import grader_harness as harness
 import pytest
 
-# .sphere-engine/tests/conftest.py -> the workspace is two folders up
-WORKSPACE = Path(os.environ.get("SE_PATH_WORKSPACE") or Path(__file__).resolve().parents[2])
-if str(WORKSPACE) not in sys.path:
-    sys.path.append(str(WORKSPACE))
 
-
-@pytest.fixture
-def solution() -> ModuleType:
-    """The student's module; an import error fails each test on its own, not the whole run."""
-    if not (WORKSPACE / "solution.py").is_file():
-        pytest.fail("solution.py is missing from the repository root")
-    return importlib.import_module("solution")
+@pytest.fixture(scope="session")
+def solution() -> harness.StudentModule:
+    """The student's module (imported on the first call; a missing file fails each test)."""
+    return harness.module("solution")
