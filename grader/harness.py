@@ -73,7 +73,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 __all__ = [
     "Call",
@@ -506,6 +506,8 @@ class _Captured:
     """The call's stdin fed from ``stdin`` and its stdout/stderr caught, at the fd level
     (so that os.write, C code and child processes are caught too)."""
 
+    files: ClassVar[list[IO[bytes]]] = []
+
     def __init__(self, stdin: Any) -> None:
         self.stdin = stdin
         self.stdout = self.stderr = ""
@@ -513,11 +515,15 @@ class _Captured:
     def __enter__(self) -> _Captured:
         self.saved = [os.dup(fd) for fd in (0, 1, 2)]
         self.objects = (sys.stdin, sys.stdout, sys.stderr)
-        self.files = [tempfile.TemporaryFile() for _ in range(3)]  # noqa: SIM115 (closed in __exit__)
+        if not _Captured.files:  # three files for the worker's life, emptied per call
+            _Captured.files = [tempfile.TemporaryFile() for _ in range(3)]  # noqa: SIM115
+        for file in _Captured.files:
+            file.seek(0)
+            file.truncate()
         feed = decode(self.stdin) if self.stdin is not None else b""
-        self.files[0].write(feed.encode() if isinstance(feed, str) else bytes(feed))
-        self.files[0].seek(0)
-        for fd, file in enumerate(self.files):
+        _Captured.files[0].write(feed.encode() if isinstance(feed, str) else bytes(feed))
+        _Captured.files[0].seek(0)
+        for fd, file in enumerate(_Captured.files):
             os.dup2(file.fileno(), fd)
         sys.stdin = io.TextIOWrapper(open(0, "rb", closefd=False), encoding="utf-8")
         sys.stdout = io.TextIOWrapper(
@@ -536,9 +542,7 @@ class _Captured:
         for fd, saved in enumerate(self.saved):
             os.dup2(saved, fd)
             os.close(saved)
-        self.stdout, self.stderr = (self._read(file) for file in self.files[1:])
-        for file in self.files:
-            file.close()
+        self.stdout, self.stderr = (self._read(file) for file in _Captured.files[1:])
 
     @staticmethod
     def _read(file: IO[bytes]) -> str:
