@@ -103,14 +103,18 @@ def _projects(course: Course) -> list[Check]:
 
 def _sandbox() -> list[Check]:
     from grader.engine import detect_sandbox
-    from grader.engine.sandbox.detect import separation
+    from grader.engine.sandbox.detect import separation, syscall_filter
 
     info = detect_sandbox()
     holds, what = separation(info.kind, root=os.geteuid() == 0)
-    guarantee = Check("separation", "ok" if holds else "warning", what)
+    filtered, how = syscall_filter(info.kind)
+    guarantees = [
+        Check("separation", "ok" if holds else "warning", what),
+        Check("syscalls", "ok" if filtered else "warning", how),
+    ]
     if info.warning:
-        return [Check("sandbox", "warning", f"{info.kind}: {info.warning}"), guarantee]
-    return [Check("sandbox", "ok", f"{info.kind}: {info.detail}"), guarantee]
+        return [Check("sandbox", "warning", f"{info.kind}: {info.warning}"), *guarantees]
+    return [Check("sandbox", "ok", f"{info.kind}: {info.detail}"), *guarantees]
 
 
 async def _engine(engine: EngineChoice, course: Course) -> list[Check]:

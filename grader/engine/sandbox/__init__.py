@@ -11,6 +11,9 @@ Student code is hostile. Each stage runs ``/bin/sh -c <command>`` in a fresh san
   pid namespace goes and takes every process with it.
 * **rlimits** (last resort, loud warning): no isolation at all, only the limits below.
 
+Under bubblewrap a seccomp filter (``syscalls``) refuses keyrings, new user namespaces,
+mounts, ptrace, bpf, perf_event_open and the like; the other kinds have none.
+
 In every kind the stage runs as a uid of its own (``SANDBOX_UID_BASE`` + n, one per
 running submission) when the engine is root, so ``RLIMIT_NPROC`` binds (it never binds
 root) and the stage owns nothing but its own files; ``setpriv`` drops every capability.

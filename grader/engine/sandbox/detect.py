@@ -23,6 +23,7 @@ from grader.engine.sandbox.layout import (
     unshare_prefix,
     which,
 )
+from grader.engine.sandbox.syscalls import missing
 from grader.engine.sandbox.uids import sandbox_uid
 from grader.engine.spec import Limits
 
@@ -142,3 +143,28 @@ def separation(kind: SandboxKind, *, root: bool) -> tuple[bool, str]:
         "no namespaces and no uid of its own: student code runs as the same user as the "
         "harness and can read the tests and write the report; install bubblewrap"
     )
+
+
+def syscall_filter(kind: SandboxKind) -> tuple[bool, str]:
+    """Whether student code runs under the seccomp filter (``syscalls``) here, in words."""
+    why = missing()
+    if kind == "bubblewrap" and why is None:
+        return True, (
+            "seccomp filter (libseccomp): keyrings, new user namespaces, mount, ptrace, bpf, "
+            "perf_event_open, io_uring, kernel modules, kexec, reboot and the like are "
+            "refused (EPERM)"
+        )
+    if kind == "bubblewrap":
+        return False, f"NO SYSCALL FILTER: {why}"
+    weaker = (
+        "student code may use kernel keyrings (shared by every process of a uid: the "
+        "per-submission uid is all that keeps submissions apart), ptrace, bpf, "
+        "perf_event_open, io_uring and every other system call its uid is allowed"
+    )
+    if kind == "unshare":
+        return False, (
+            "NO SYSCALL FILTER under the unshare fallback (its set-up needs mount; a filter "
+            f"after the chroot would cost a Python start per stage): {weaker}; install "
+            "bubblewrap"
+        )
+    return False, f"NO SYSCALL FILTER without namespaces: {weaker}; install bubblewrap"

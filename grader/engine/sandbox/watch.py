@@ -16,6 +16,7 @@ from typing import IO, Any, Literal
 
 from grader.engine.sandbox.layout import MB, PRIVATE_TMPFS, TMP, Cell, stage_argv
 from grader.engine.sandbox.procs import memory_kb, stage_processes, sweep
+from grader.engine.sandbox.syscalls import bpf_program
 from grader.engine.spec import Cancel
 from grader.errors import SandboxError
 
@@ -112,19 +113,43 @@ def start(argv: list[str], *, pass_fds: tuple[int, ...] = (), **options: Any) ->
 
     bubblewrap's options (host paths: the mounts' sources) go through a file descriptor
     (``--args``), so the sandbox's pid 1, bubblewrap itself, shows none of them in
-    /proc/1/cmdline; bubblewrap closes that descriptor before the command runs.
+    /proc/1/cmdline; the seccomp filter (``syscalls``) through another (``--seccomp``).
+    bubblewrap closes both before the command runs.
     """
     if Path(argv[0]).name != "bwrap" or "--" not in argv:
         return subprocess.Popen(argv, pass_fds=pass_fds, start_new_session=True, **options)
     end = argv.index("--")
-    fd = os.memfd_create("bwrap-options", 0)
+    options_fd = _memfd("bwrap-options")
+    fds = [options_fd]
     try:
-        os.write(fd, b"".join(arg.encode() + b"\0" for arg in argv[1:end]))
-        os.lseek(fd, 0, os.SEEK_SET)
-        short = [argv[0], "--args", str(fd), *argv[end:]]
-        return subprocess.Popen(short, pass_fds=(*pass_fds, fd), start_new_session=True, **options)
+        program = bpf_program()
+        seccomp = []
+        if program is not None:
+            fds.append(_memfd("bwrap-seccomp", program))
+            seccomp = ["--seccomp", str(fds[-1])]
+        _fill(options_fd, b"".join(arg.encode() + b"\0" for arg in [*seccomp, *argv[1:end]]))
+        short = [argv[0], "--args", str(options_fd), *argv[end:]]
+        return subprocess.Popen(
+            short, pass_fds=(*pass_fds, *fds), start_new_session=True, **options
+        )
     finally:
-        os.close(fd)
+        for fd in fds:
+            os.close(fd)
+
+
+def _memfd(name: str, data: bytes = b"") -> int:
+    fd = os.memfd_create(name, 0)
+    if data:
+        _fill(fd, data)
+    return fd
+
+
+def _fill(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` and rewind it for the reader."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
 
 
 def watch_process(
