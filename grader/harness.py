@@ -100,6 +100,7 @@ CONTROL_FD_ENV = "GRADER_HARNESS_FD"  # the worker's end of the control channel
 WORKER_ENV = "GRADER_HARNESS_WORKER"  # the engine's copy of this file, seen by both sides
 PROTOCOL = 1  # requests and the worker must agree (a project's copy may be older)
 NOBODY = 65534
+STARTUP = 120.0  # seconds a student process may take to start on a loaded machine
 __tracebackhide__ = True  # pytest shows the test and the student's traceback, not ours
 
 
@@ -385,10 +386,10 @@ def _exactly(sock: socket.socket, size: int, deadline: float | None) -> bytes | 
 def _worker_main() -> int:
     """Serve calls on the control channel until it closes (runs the student's code)."""
     channel = socket.socket(fileno=int(os.environ[CONTROL_FD_ENV]))
-    sys.path.insert(
-        0, str(_workspace())
-    )  # the student's folder first, as `python3 solution.py` has it
+    # the student's folder first, as `python3 solution.py` has it
+    sys.path.insert(0, str(_workspace()))
     worker = _Worker(channel)
+    _send(channel, {"ready": PROTOCOL})  # before any student code has run
     while True:
         request = _receive(channel, None)
         if request is None:
@@ -775,7 +776,10 @@ def _protect_instructor_files() -> None:
 
 
 def _worker_argv() -> list[str]:
-    """The worker: this very file, run by this Python, readable by the student's uid."""
+    """The worker: this very file, run by this Python, readable by the student's uid (from
+    the engine's lib folder as a module, so its cached bytecode is used)."""
+    if os.environ.get(SOCKET_ENV) and os.environ.get(WORKER_ENV):
+        return [sys.executable, "-B", "-s", "-P", "-m", "grader_harness", "worker"]
     source = Path(os.environ.get(WORKER_ENV) or __file__).absolute()
     if not os.environ.get(SOCKET_ENV) and os.geteuid() == 0:
         if _Child.lib is None:
@@ -799,6 +803,7 @@ class _Session:
         self.process: _Process | None = None
         self.generation = 0
         self.test_deadline: float | None = None  # set by the plugin while a test runs
+        self.starting: tuple[float, _Process] | None = None  # started, not yet ready
         self.test_limit = self.default_test_limit = DEFAULT_TEST_TIMEOUT
         self.call_timeout = float(os.environ.get("GRADER_CALL_TIMEOUT") or DEFAULT_CALL_TIMEOUT)
 
@@ -814,9 +819,9 @@ class _Session:
         return deadline, limit, "call"
 
     def ask(self, what: str, request: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        process = self._worker()
         deadline, limit, scope = self.deadline(timeout)
         request["protocol"] = PROTOCOL
-        process = self._worker(request, deadline)
         assert process.control is not None
         try:
             _send(process.control, request)
@@ -825,6 +830,7 @@ class _Session:
             answer = None  # it died (or never started): said below with its exit status
         except TimeoutError:
             self.end()
+            self.prestart()  # the next call's process starts while this test fails
             raise StudentTimeout(what, limit, scope) from None
         except (OSError, _NotPlain, ValueError, RecursionError) as exc:
             self.end()
@@ -843,14 +849,43 @@ class _Session:
             )
         return answer
 
-    def _worker(self, request: dict[str, Any], deadline: float) -> _Process:
-        if self.process is None:
-            lifetime = max(deadline - time.monotonic(), 0) + 3600
-            self.process = _start(_worker_argv(), control=True, pipes=False, lifetime=lifetime)
-            self.generation += 1
-        return self.process
+    def prestart(self) -> None:
+        """Start the worker now, without waiting for it (the first call waits)."""
+        if self.process is None and self.starting is None:
+            with contextlib.suppress(HarnessError):
+                self.starting = (time.monotonic(), self._launch())
+
+    def _launch(self) -> _Process:
+        return _start(_worker_argv(), control=True, pipes=False, lifetime=STARTUP + 86400)
+
+    def _worker(self) -> _Process:
+        """The worker, started and ready. Starting it is the machine's time, not the
+        student's: neither the call nor the test is charged for it."""
+        if self.process is not None:
+            return self.process
+        if self.starting is not None:
+            (began, process), self.starting = self.starting, None
+        else:
+            began, process = time.monotonic(), self._launch()
+        assert process.control is not None
+        try:
+            hello = _receive(process.control, began + STARTUP)
+        except (OSError, TimeoutError, ValueError, _NotPlain):
+            hello = None
+        if hello is None or "ready" not in hello:
+            ended = process.wait(1.0)
+            process.stop()
+            raise HarnessError(f"the student's process did not start: it {_ending(ended)}")
+        if self.test_deadline is not None:
+            self.test_deadline += time.monotonic() - began
+        self.process = process
+        self.generation += 1
+        return process
 
     def end(self) -> None:
+        if self.starting is not None:
+            (_, starting), self.starting = self.starting, None
+            starting.stop()
         if self.process is not None:
             process, self.process = self.process, None
             process.stop()
@@ -995,6 +1030,7 @@ class StudentModule(_Remote):
     def __init__(self, name: str, timeout: float | None = None) -> None:
         self._grader_name, self._grader_label, self._grader_timeout = name, name, timeout
         self._grader_imported = -1  # the worker generation that imported it
+        _session().prestart()  # while pytest collects, the student's process starts
 
     def __getattr__(self, name: str) -> _Member:
         if name.startswith("__"):
@@ -1134,10 +1170,11 @@ def run(
     Whatever it starts ends with it. Past ``timeout`` (the call limit by default, never
     beyond the test's) it is killed and ``StudentTimeout`` fails the test.
     """
-    deadline, limit, scope = _session().deadline(timeout)
     what = " ".join(argv)
     feed = stdin.encode() if isinstance(stdin, str) else bytes(stdin)
-    process = _start(list(argv), control=False, pipes=True, lifetime=limit + 1, cwd=cwd)
+    _, limit, _ = _session().deadline(timeout)
+    process = _start(list(argv), control=False, pipes=True, lifetime=limit + STARTUP, cwd=cwd)
+    deadline, limit, scope = _session().deadline(timeout)  # from when it was started
     try:
         streams = _communicate(process, feed, deadline)
         if streams is None:
@@ -1242,8 +1279,14 @@ def pytest_unconfigure(config: Any) -> None:
 
 
 def _alarm(signum: int, frame: Any) -> None:
-    if _session().test_deadline is not None:
-        raise _TestTimeout
+    deadline = _session().test_deadline
+    if deadline is None:
+        return
+    left = deadline - time.monotonic()
+    if left > 0:  # the deadline moved (a student process took the machine's time to start)
+        signal.setitimer(signal.ITIMER_REAL, left)
+        return
+    raise _TestTimeout
 
 
 def _limited(item: Any, *, starts: bool) -> Iterator[None]:

@@ -7,9 +7,13 @@ put back exactly as the project has it. Everything else in the home is the stage
 
 from __future__ import annotations
 
+import functools
 import os
+import py_compile
 import shutil
 import stat
+import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -222,6 +226,22 @@ def _write_toolkit(cell: Cell) -> None:
     script.chmod(0o755)
     shutil.copyfile(Path(evaluate.__file__), cell.toolkit / "evaluate.py")
     shutil.copyfile(Path(harness.__file__), cell.lib / HARNESS_MODULE)
+    cache = cell.lib / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    shutil.copyfile(_harness_bytecode(), cache / _harness_bytecode().name)
+
+
+@functools.cache
+def _harness_bytecode() -> Path:
+    """grader_harness compiled once per engine process (an unchecked-hash .pyc, valid for
+    any copy of the same source): both sides of every submission import it, and compiling
+    it each time would cost each submission tens of milliseconds twice."""
+    source = Path(harness.__file__)
+    folder = Path(tempfile.mkdtemp(prefix="grader-harness-pyc-"))
+    name = f"{HARNESS_MODULE.removesuffix('.py')}.{sys.implementation.cache_tag}.pyc"
+    mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
+    py_compile.compile(str(source), cfile=str(folder / name), invalidation_mode=mode, doraise=True)
+    return folder / name
 
 
 def _write_identity(cell: Cell) -> None:

@@ -13,7 +13,11 @@ import grader_harness as harness
 import pytest
 
 
+# Made here, at import: the student's process starts while pytest collects the tests.
+SOLUTION = harness.module("solution")
+
+
 @pytest.fixture(scope="session")
 def solution() -> harness.StudentModule:
     """The student's module (imported on the first call; a missing file fails each test)."""
-    return harness.module("solution")
+    return SOLUTION
