@@ -7,6 +7,7 @@ put back exactly as the project has it. Everything else in the home is the stage
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import py_compile
@@ -238,6 +239,7 @@ def _harness_bytecode() -> Path:
     it each time would cost each submission tens of milliseconds twice."""
     source = Path(harness.__file__)
     folder = Path(tempfile.mkdtemp(prefix="grader-harness-pyc-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     name = f"{HARNESS_MODULE.removesuffix('.py')}.{sys.implementation.cache_tag}.pyc"
     mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
     py_compile.compile(str(source), cfile=str(folder / name), invalidation_mode=mode, doraise=True)
