@@ -12,7 +12,6 @@ from __future__ import annotations
 import grader_harness as harness
 import pytest
 
-
 # Made here, at import: the student's process starts while pytest collects the tests.
 SOLUTION = harness.module("solution")
 
