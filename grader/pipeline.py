@@ -23,10 +23,13 @@ from grader.codec import to_json
 from grader.config import COURSE_FILE, Assignment, Course
 from grader.connect import EngineChoice, open_client
 from grader.errors import ArchiveError, GraderError, SourceError, TestReportError
+from grader.integrity import evidence_of, integrity_flags
 from grader.policy import GiveUp
-from grader.records import Outcome, StudentOutcome
+from grader.project_tests import defined_test_names, read_project_files
+from grader.records import Outcome, StudentOutcome, TestOutcome
 from grader.roster import Student, repo_for
 from grader.scoring import grade_submission, parse_tests_report
+from grader.scoring.points import is_glob
 from grader.sources import CommitChoice, GitSources, pick_commit_at, redact_url
 from grader.state import State
 from grader.submitting import Executed, StoppedError, Submitter, Target
@@ -108,6 +111,13 @@ def project_digest(projects_dir: Path, project: str) -> str:
     return digest.hexdigest()
 
 
+def project_test_names(course: Course, assignment: Assignment) -> frozenset[str]:
+    """The tests the assignment's project defines: in its local files, or as exact rules."""
+    files = read_project_files(course.projects_dir / assignment.project)
+    exact = {r.pattern for r in assignment.tests if not is_glob(r.pattern)}
+    return defined_test_names(files) | exact
+
+
 def lateness_of(choice: CommitChoice, assignment: Assignment, student_id: str) -> timedelta:
     return max(timedelta(), choice.at - assignment.due_for(student_id))
 
@@ -136,6 +146,11 @@ class Pipeline:
         self.read_limit = asyncio.Semaphore(GIT_CONCURRENCY)
         self.digests = {
             a: project_digest(self.course.projects_dir, self.course.assignment(a).project)
+            for a in request.assignments
+        }
+        # the tests each project defines, for the integrity flags
+        self.defined = {
+            a: project_test_names(self.course, self.course.assignment(a))
             for a in request.assignments
         }
 
@@ -251,7 +266,7 @@ class Pipeline:
                 Outcome.INFRASTRUCTURE, executed.reason
             )
         step(assignment.id, student.student_id, "grade")
-        return _graded(blank, executed, assignment)
+        return _graded(blank, executed, assignment, self.defined[assignment.id])
 
     def _course_relative(self, text: str) -> str:
         """Messages reach students: paths inside the course folder are shown relative to it."""
@@ -324,9 +339,23 @@ def _with_commit(
     )
 
 
-def _graded(outcome: StudentOutcome, executed: Executed, assignment: Assignment) -> StudentOutcome:
+def _graded(
+    outcome: StudentOutcome, executed: Executed, assignment: Assignment, defined: frozenset[str]
+) -> StudentOutcome:
     result = executed.submission.result
     code = result.status.code
+
+    def flagged(tests: list[TestOutcome]) -> StudentOutcome:
+        evidence = evidence_of(
+            executed.submission,
+            tests,
+            report_text=executed.result.tests_report,
+            debug_log=executed.result.debug_log,
+            defined=defined,
+            report_expected=bool(assignment.tests),
+        )
+        return replace(outcome, flags=integrity_flags(evidence))
+
     outcome = replace(
         outcome,
         submission_id=executed.submission_id,
@@ -337,17 +366,17 @@ def _graded(outcome: StudentOutcome, executed: Executed, assignment: Assignment)
     )
     if code == StatusCode.PROJECT_ERROR:
         reason = "the assignment's project configuration is broken (instructor: see debug log)"
-        return outcome.not_graded(Outcome.PROJECT_ERROR, reason)
+        return flagged([]).not_graded(Outcome.PROJECT_ERROR, reason)
     if code not in STUDENT_RESULTS:
         reason = f"the engine ended with status {code} ({result.status.name})"
-        return outcome.not_graded(Outcome.engine_status(code), reason)
+        return flagged([]).not_graded(Outcome.engine_status(code), reason)
     try:
         tests = parse_tests_report(executed.result.tests_report or "[]")
     except TestReportError as exc:
         # the report comes from the project's test stage, not the student: not a grade
-        return outcome.not_graded(Outcome.UNREADABLE_REPORT, str(exc))
+        return flagged([]).not_graded(Outcome.UNREADABLE_REPORT, str(exc))
     grade = grade_submission(
         tests, assignment, engine_score=result.score, lateness=outcome.lateness
     )
     what, reason = GRADED[code]
-    return replace(outcome, status="graded", outcome=what, reason=reason, grade=grade)
+    return replace(flagged(tests), status="graded", outcome=what, reason=reason, grade=grade)

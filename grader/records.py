@@ -149,11 +149,24 @@ class Grade:
 
 
 @dataclass(frozen=True)
+class IntegrityFlag:
+    """Evidence about one submission that disagrees with itself: for the instructor only.
+
+    ``kind`` is one of ``grader.integrity.FLAG_KINDS`` (kept as text, so a row written by
+    a later grader still reads); ``reason`` says what disagreed, in plain words.
+    """
+
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class StudentOutcome:
     """Everything one run learned about one student and one assignment.
 
     ``status`` is "graded" (a grade exists, possibly 0 for a build error) or "not graded"
-    (``reason`` says why; never exported as a zero).
+    (``reason`` says why; never exported as a zero). ``flags`` are the integrity flags
+    (``grader.integrity``): instructor-only, never shown to the student.
     """
 
     student: Student
@@ -172,6 +185,7 @@ class StudentOutcome:
     debug_log: str
     archive_sha256: str | None
     attempts: int
+    flags: tuple[IntegrityFlag, ...] = ()  # rows stored before flags existed read as none
 
     @classmethod
     def blank(cls, student: Student, assignment: Assignment) -> StudentOutcome:

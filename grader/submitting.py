@@ -17,6 +17,7 @@ from grader.archive import Archive
 from grader.codec import from_json, to_json
 from grader.config import Assignment
 from grader.errors import EngineError
+from grader.integrity import clean_debug_size, wants_debug_log
 from grader.policy import (
     Create,
     Follow,
@@ -91,6 +92,9 @@ class Submitter:
         # submission (sent, id not yet stored); creates take milliseconds anyway.
         self.create_lock = asyncio.Lock()
         self.key_locks: dict[str, asyncio.Lock] = {}
+        # per project: the shortest debug log that raised no integrity flag in this run
+        self.clean_debug_sizes: dict[str, int] = {}
+        self.debug_locks: dict[str, asyncio.Lock] = {}
 
     async def execute(self, target: Target, archive: Archive) -> Executed | GiveUp:
         """The archive's final engine answer, or why there is none after every attempt."""
@@ -208,10 +212,28 @@ class Submitter:
                 await self._stream(submission, "stage_build_error"),
             ]
             build = "\n".join(filter(None, outputs))
-        debug = ""
-        if code not in (StatusCode.FAIL, StatusCode.OK):
-            debug = await self._stream(submission, "debug_log")
+        project = submission.project_id
+        if project in self.clean_debug_sizes:
+            debug = await self._debug_log(submission)
+        else:
+            # until a project has a clean log to measure by, its logs are read one at a
+            # time: the first clean one spares the others the request
+            async with self.debug_locks.setdefault(project, asyncio.Lock()):
+                debug = await self._debug_log(submission)
         return StoredResult(to_json(submission), report, build, debug)
+
+    async def _debug_log(self, submission: Submission) -> str:
+        """The debug log when ``integrity.wants_debug_log`` asks for it and it says something."""
+        project = submission.project_id
+        if not wants_debug_log(submission, clean_size=self.clean_debug_sizes.get(project)):
+            return ""
+        debug = await self._stream(submission, "debug_log")
+        size = clean_debug_size(submission, debug)
+        if size is None:
+            return debug
+        # it says nothing: the yardstick for the next ones, and not kept
+        self.clean_debug_sizes[project] = min(self.clean_debug_sizes.get(project, size), size)
+        return ""
 
     async def _stream(self, submission: Submission, name: str) -> str:
         ref = submission.streams.get(name)

@@ -3,8 +3,10 @@
 A pure function (``dashboard_view``) counts and summarises the outcomes; the template
 only lays them out: counts by status and outcome, the score distribution as an inline
 SVG bar chart (no script, nothing fetched), pass rates per test with hidden test names
-shown (the page is for the instructor, never for students), the students not graded
-with the reason, late students with what lateness cost, and the grading notes. No clock
+shown (the page is for the instructor, never for students), the students whose
+integrity flags say they need a look (with links to their instructor pages), the
+students not graded with the reason, late students with what lateness cost, and the
+grading notes. No clock
 is read, so the same outcomes always give the same bytes.
 """
 
@@ -15,12 +17,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from grader.config import Assignment
 from grader.records import Grade, ScoredStatus, StudentOutcome, TestScore
 from grader.reports.excerpt import printable
 from grader.reports.feedback import STATUS_WORDS, moment_text, number_text
+from grader.reports.instructor import INSTRUCTOR_DIR
 from grader.reports.templating import render
+from grader.roster import id_problem
 from grader.scoring.late import describe_lateness
 
 DASHBOARD_FILE = "dashboard.html"
@@ -75,6 +80,16 @@ class StudentLine:
 
 
 @dataclass(frozen=True)
+class FlaggedStudent:
+    """A student whose integrity flags need a look, and where their instructor page is."""
+
+    student_id: str
+    name: str
+    link: str  # relative to the dashboard; "" when the id cannot be a file name
+    flags: tuple[str, ...]  # "kind: reason"
+
+
+@dataclass(frozen=True)
 class DashboardView:
     """Everything the dashboard shows."""
 
@@ -91,6 +106,7 @@ class DashboardView:
     chart_height: int
     tests: tuple[TestRate, ...]
     test_statuses: tuple[str, ...]
+    needs_look: tuple[FlaggedStudent, ...]
     not_graded: tuple[StudentLine, ...]
     late: tuple[StudentLine, ...]
     notes: tuple[StudentLine, ...]
@@ -125,6 +141,7 @@ def dashboard_view(outcomes: Sequence[StudentOutcome], assignment: Assignment) -
         chart_height=CHART_HEIGHT,
         tests=test_rates(grades),
         test_statuses=tuple(STATUS_WORDS[s] for s in TEST_STATUSES),
+        needs_look=tuple(_flagged(o) for o in outcomes if o.flags),
         not_graded=tuple(_line(o, o.outcome, o.reason) for o in outcomes if o.status != "graded"),
         late=tuple(_late_line(o) for o in outcomes if o.lateness.total_seconds() > 0),
         notes=tuple(
@@ -212,6 +229,17 @@ def _late_line(outcome: StudentOutcome) -> StudentLine:
     else:
         cost = grade.late.reason
     return _line(outcome, late, cost)
+
+
+def _flagged(outcome: StudentOutcome) -> FlaggedStudent:
+    student = outcome.student
+    page = "" if id_problem(student.student_id) else f"{INSTRUCTOR_DIR}/{student.student_id}.html"
+    return FlaggedStudent(
+        printable(student.student_id),
+        printable(student.name),
+        quote(page),
+        tuple(printable(f"{f.kind}: {f.reason}") for f in outcome.flags),
+    )
 
 
 def _line(outcome: StudentOutcome, what: str, detail: str) -> StudentLine:

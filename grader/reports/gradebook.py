@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from grader.records import StudentOutcome
-from grader.reports.excerpt import safe_text
+from grader.reports.excerpt import printable, safe_text
 
 COLUMNS = (
     "student_id",
@@ -37,6 +37,7 @@ COLUMNS = (
     "email",
     "section",
     "notes",
+    "flags",
 )
 """Gradebook columns in order; scripts rely on the first six (DESIGN.md).
 
@@ -100,6 +101,7 @@ def gradebook_row(outcome: StudentOutcome) -> dict[str, Any]:
         "email": outcome.student.email,
         "section": outcome.student.section,
         "notes": safe_text("; ".join(notes)),
+        "flags": safe_text(printable("; ".join(f"{f.kind}: {f.reason}" for f in outcome.flags))),
     }
 
 

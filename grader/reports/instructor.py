@@ -1,12 +1,13 @@
 """The instructor's view of one student's result: ``instructor/<student_id>.md`` and ``.html``.
 
 Where ``feedback/`` shows a student what they may see, this shows the instructor
-everything: hidden test names and messages, grading notes, the engine's status, the
-submission and archive, the build output and the end of the debug log. It lives in its
-own folder, each page says it is not for students, and nothing from ``feedback/``
-links here. Every piece of program output goes through ``excerpt`` (escapes removed,
-controls visible, cut by lines and bytes with a notice) before a template sees it, and
-the templates escape it again (HTML autoescape, Markdown ``md``/``fence``).
+everything: hidden test names and messages, grading notes, integrity flags, the
+engine's status, the submission and archive, the build output and the end of the debug
+log. It lives in its own folder, each page says it is not for students, and nothing
+from ``feedback/`` links here. Every piece of program output goes through ``excerpt``
+(escapes removed, controls visible, cut by lines and bytes with a notice) before a
+template sees it, and the templates escape it again (HTML autoescape, Markdown
+``md``/``fence``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ class InstructorTest:
 
 
 @dataclass(frozen=True)
+class FlagLine:
+    """One integrity flag: what kind, and what disagreed."""
+
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class InstructorView:
     """Everything known about one student's result, output already made printable."""
 
@@ -73,6 +82,7 @@ class InstructorView:
     attempts: int
     archive_sha256: str
     notes: tuple[str, ...]
+    flags: tuple[FlagLine, ...]
     tests: tuple[InstructorTest, ...]
     build_output: str
     debug_log: str
@@ -129,6 +139,7 @@ def instructor_view(outcome: StudentOutcome) -> InstructorView:
         attempts=outcome.attempts,
         archive_sha256=printable(outcome.archive_sha256 or ""),
         notes=tuple(_short(note) for note in grade.warnings) if grade else (),
+        flags=tuple(FlagLine(printable(f.kind), _short(f.reason)) for f in outcome.flags),
         tests=tuple(_test(t) for t in grade.tests) if grade else (),
         build_output=excerpt(outcome.build_output, max_lines=BUILD_LINES, max_bytes=BUILD_BYTES),
         debug_log=excerpt(outcome.debug_log, max_lines=LOG_LINES, max_bytes=LOG_BYTES, keep="tail"),

@@ -57,6 +57,7 @@ def student_view(outcome: StudentOutcome, material: HiddenMaterial) -> StudentVi
         grade=_grade_view(grade, labels, clean) if grade else None,
         build_output=clean(outcome.build_output),
         debug_log="",
+        flags=(),
     )
     return StudentView(**{f.name: getattr(seen, f.name) for f in fields(StudentOutcome)})
 

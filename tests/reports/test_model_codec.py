@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+import json
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
@@ -12,6 +13,7 @@ from grader.codec import from_json, to_json
 from grader.config import Assignment, LatePolicy, LateTier, TestRule
 from grader.records import (
     Grade,
+    IntegrityFlag,
     LatePenalty,
     Outcome,
     StudentOutcome,
@@ -94,6 +96,7 @@ ASSIGNMENTS = st.builds(
     clock=st.sampled_from(["commit_date", "first_seen"]),
     branch=st.none() | TEXT,
     lms=st.dictionaries(TEXT, TEXT, max_size=2),
+    hidden_files=st.lists(TEXT, max_size=2).map(tuple),
 )
 OUTCOMES = st.builds(
     StudentOutcome,
@@ -113,6 +116,7 @@ OUTCOMES = st.builds(
     debug_log=TEXT,
     archive_sha256=st.none() | TEXT,
     attempts=st.integers(0, 10),
+    flags=st.lists(st.builds(IntegrityFlag, TEXT, TEXT), max_size=2).map(tuple),
 )
 
 
@@ -122,6 +126,21 @@ def test_student_outcome_round_trips_through_the_codec(outcome: StudentOutcome) 
     back = from_json(StudentOutcome, text)
     assert back == outcome
     assert to_json(back) == text  # and writes the same bytes again
+
+
+@given(OUTCOMES)
+def test_a_row_stored_before_flags_and_hidden_files_existed_still_reads(
+    outcome: StudentOutcome,
+) -> None:
+    stored = json.loads(to_json(outcome))
+    del stored["flags"]
+    del stored["assignment"]["hidden_files"]
+    back = from_json(StudentOutcome, json.dumps(stored))
+    assert back.flags == ()
+    assert back.assignment.hidden_files == ()
+    assert replace(back, flags=outcome.flags) == replace(
+        outcome, assignment=replace(outcome.assignment, hidden_files=())
+    )
 
 
 @given(TEST_OUTCOMES)
@@ -147,6 +166,7 @@ def test_student_outcome_has_exactly_the_fields_the_pipeline_fills() -> None:
         "debug_log",
         "archive_sha256",
         "attempts",
+        "flags",
     ]
 
 
