@@ -27,6 +27,7 @@ GraderError                      exit 1 unless a subclass says otherwise
 │       ├── RateLimitedError     429 (undocumented but real)
 │       └── ServerError          5xx
 ├── SandboxError                 the local engine could not set up isolation
+├── TreeError (also an OSError)  a folder a submission wrote cannot be removed or copied
 ├── StateError                   exit 2: the SQLite state is unusable (too new, corrupt)
 ├── RunInterruptedError          exit 130: Ctrl-C; everything finished is kept
 └── ExportError                  exit 2: an LMS export cannot be written (missing identities)
@@ -250,6 +251,13 @@ def api_error_class(http_status: int, error_code: int | None) -> type[ApiError]:
 
 class SandboxError(GraderError):
     """The local engine cannot isolate student code as asked."""
+
+
+class TreeError(GraderError, OSError):
+    """The local engine cannot remove, copy or walk a folder (one a submission wrote).
+
+    Also an ``OSError``: code that handles a failing file operation handles this one.
+    """
 
 
 class StateError(GraderError):

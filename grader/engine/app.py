@@ -25,7 +25,6 @@ from grader.engine.forms import Form, FormLimits, check_length, read_form
 from grader.engine.guard import TokenGuard
 from grader.engine.service import Clock, Engine, NewSubmission, RunFunction, utc_now
 from grader.engine.settings import EngineConfig
-from grader.engine.store import remove_tree
 from grader.engine.workspaces import (
     MAX_PAGE,
     STATE_NAMES,
@@ -276,7 +275,7 @@ async def create_submission(request: Request) -> JSONResponse:
         form = await _read_form(request, engine.config, staging / "streams" / "source")
         project_id = _required(form.fields, "project_id")
     except BaseException:
-        remove_tree(staging)
+        engine.trash.discard(staging)
         raise
     new = NewSubmission(
         project_id=project_id,

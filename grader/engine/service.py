@@ -1,8 +1,13 @@
 """The local engine's core, below HTTP: accept, queue, run and record submissions.
 
-``Engine`` owns the store, the slots, the queue and two thread pools (one worker per
-slot for the blocking runner, two for file work such as unpacking uploads). The runner
-is injected (default: ``grader.engine.runner.run_submission``), and so is the clock.
+``Engine`` owns the store, the slots, the queue, two thread pools (one worker per slot
+for the blocking runner, two for file work such as unpacking uploads) and the trash
+(one thread removing what submissions left, ``trash.py``). The runner is injected
+(default: ``grader.engine.runner.run_submission``), and so is the clock.
+
+Nothing a submission leaves behind can stop the engine: its folders are moved into the
+trash (a rename) and removed in the background, after its result is recorded; a start
+finishes every submission a stop interrupted (20) before anything else runs.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from grader.engine import projects
 from grader.engine.scheduler import Scheduler, Slots
 from grader.engine.settings import EngineConfig
 from grader.engine.spec import STAGE_ORDER, Cancel, RunOutcome, RunSpec
-from grader.engine.store import Finished, StageRecord, Store, SubmissionRecord, remove_tree
+from grader.engine.store import Finished, StageRecord, Store, SubmissionRecord
+from grader.engine.trash import Trash
 from grader.engine.uploads import UploadLimits, unpack_workspace
 from grader.engine.views import STREAM_NAMES, canonical_stream
 from grader.engine.workspaces import Workspaces
@@ -34,6 +40,7 @@ from grader.errors import (
     CreationFailedError,
     NotFoundError,
     StreamNotFoundError,
+    TreeError,
 )
 
 log = logging.getLogger("grader.engine")
@@ -80,6 +87,7 @@ class Engine:
         self.clock = clock
         self._runner = runner or default_runner
         self.store = Store(config.data_dir)
+        self.trash = Trash(self.store.trash_dir)
         self.slots = Slots(config.slot_count)
         self.scheduler = Scheduler(self.slots, self._execute)
         self.workspaces = Workspaces(
@@ -94,16 +102,20 @@ class Engine:
     # --- life cycle -----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Recover from the last stop, then run what was waiting."""
-        self.store.clear_incoming()
-        self.store.remove_orphans()
+        """Recover from the last stop, then run what was waiting.
+
+        Submissions the stop interrupted end as 20; what the last run left is moved into
+        the trash and removed in the background: a start never waits for a removal.
+        """
+        for path in self.store.leftovers():
+            self.trash.discard(path)
+        self.trash.start()
         for submission_id in self.store.submission_ids(
             (StatusCode.PREPARATION, StatusCode.EXECUTION)
         ):
             await self._abandon(submission_id, "the engine stopped while this submission ran")
         self.workspaces.recover()
         for submission_id in self.store.submission_ids((StatusCode.WAITING,)):
-            await self._in_files(remove_tree, self.store.work_dir(submission_id))
             self.scheduler.submit(submission_id)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
@@ -122,6 +134,7 @@ class Engine:
             self._record_internal(submission_id, "the runner did not stop when the engine did")
         self._runners.shutdown(wait=not stuck, cancel_futures=True)
         self._files.shutdown(wait=True)
+        self.trash.stop()
         self.store.close()
 
     async def _sweep_forever(self) -> None:
@@ -177,7 +190,7 @@ class Engine:
                 await self._in_files(self._unpack, request.staging)
             return await self._record(request, project)
         except BaseException:
-            await self._in_files(remove_tree, request.staging)
+            self.trash.discard(request.staging)
             raise
 
     def _unpack(self, staging: Path) -> None:
@@ -270,7 +283,8 @@ class Engine:
             record.config, record.requested_scenario, source=source
         )
         work_dir = self.store.work_dir(record.id)
-        remove_tree(work_dir)
+        if not self.trash.discard(work_dir):
+            raise TreeError(f"submission {record.id}: its last work folder cannot be set aside")
         work_dir.mkdir(parents=True)
         upload_dir = self.store.upload_dir(record.id)
         upload_dir.mkdir(parents=True, exist_ok=True)
@@ -301,19 +315,32 @@ class Engine:
                     notes = (*notes, f"engine: ignored stream {name!r} from the runner")
         for note in notes:
             _append(streams / "debug_log", note)
-        remove_tree(work_dir)
-        remove_tree(self.store.upload_dir(submission_id))
+        self._discard_folders(submission_id)
         return _sizes(streams, STREAM_NAMES)
 
+    def _discard_folders(self, submission_id: int) -> None:
+        """The run's folders go to the trash: the result never waits for their removal."""
+        self.trash.discard(self.store.work_dir(submission_id))
+        self.trash.discard(self.store.upload_dir(submission_id))
+
     async def _finish_problem(self, submission_id: int, reason: str, status: int) -> None:
+        """Record ``status`` with ``reason`` in debug_log; a failure to write the note or
+        set the folders aside is logged, and the status is recorded all the same."""
+
         def write() -> dict[str, int]:
             streams = self.store.streams_dir(submission_id)
-            _append(streams / "debug_log", reason)
-            remove_tree(self.store.work_dir(submission_id))
-            remove_tree(self.store.upload_dir(submission_id))
+            try:
+                _append(streams / "debug_log", reason)
+            except OSError as exc:
+                log.warning("submission %s: cannot write debug_log: %s", submission_id, exc)
+            self._discard_folders(submission_id)
             return _sizes(streams, STREAM_NAMES)
 
-        sizes = await self._in_files(write)
+        try:
+            sizes = await self._in_files(write)
+        except OSError as exc:
+            log.warning("submission %s: cannot read its streams: %s", submission_id, exc)
+            sizes = {}
         self.store.finish_submission(submission_id, _skipped(status), sizes, self.clock())
 
     async def _abandon(self, submission_id: int, reason: str) -> None:

@@ -4,11 +4,13 @@
 data_dir/
   engine.sqlite3            submissions and workspaces
   incoming/<random>/        an upload being received; renamed to submissions/<id>/
+  trash/<name>.<random>/    folders no longer needed, being removed (``trash.py``)
   submissions/<id>/
     streams/<name>          source, debug_log, stage_<stage>_<output|error>, tests_report
     upload/                 the archive's workspace/ contents (until the run ends)
     work/                   the runner's folder (until the run ends)
 ```
+Folders a submission wrote are never removed in place: they are moved into ``trash/``.
 Rows are written only from the event loop's thread; the lock makes a stray call from a
 worker thread safe rather than corrupting.
 """
@@ -17,11 +19,9 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import sqlite3
-import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -134,7 +134,7 @@ class Store:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        for folder in (data_dir, data_dir / "incoming", data_dir / "submissions"):
+        for folder in (data_dir, data_dir / "incoming", data_dir / "submissions", self.trash_dir):
             folder.mkdir(parents=True, exist_ok=True)
         path = data_dir / DB_FILE
         try:
@@ -175,17 +175,30 @@ class Store:
         (staging / "upload").mkdir()
         return staging
 
-    def clear_incoming(self) -> None:
-        """Uploads interrupted by a stop never became submissions: drop them."""
-        for leftover in (self.data_dir / "incoming").iterdir():
-            remove_tree(leftover)
+    @property
+    def trash_dir(self) -> Path:
+        return self.data_dir / "trash"
 
-    def remove_orphans(self) -> None:
-        """Submission folders without a row (a crash between rename and commit)."""
-        known = {row[0] for row in self._query("SELECT id FROM submissions")}
-        for folder in (self.data_dir / "submissions").iterdir():
-            if not folder.name.isdigit() or int(folder.name) not in known:
-                remove_tree(folder)
+    def leftovers(self) -> list[Path]:
+        """What a stopped engine left that nothing needs (call before anything runs).
+
+        Uploads interrupted by the stop, submission folders without a row (a crash
+        between rename and commit), every ``work/`` folder, and the ``upload/`` of every
+        submission that will not run again (all but the waiting ones).
+        """
+        found = list(_children(self.data_dir / "incoming"))
+        statuses = {
+            int(row[0]): int(row[1]) for row in self._query("SELECT id, status FROM submissions")
+        }
+        for folder in _children(self.data_dir / "submissions"):
+            status = statuses.get(int(folder.name)) if folder.name.isdigit() else None
+            if status is None:
+                found.append(folder)
+                continue
+            found.append(folder / "work")
+            if status != 0:
+                found.append(folder / "upload")
+        return [path for path in found if path.exists() or path.is_symlink()]
 
     # --- streams ------------------------------------------------------------------
 
@@ -212,7 +225,7 @@ class Store:
         """Insert a row and move ``staging`` to the submission's folder, atomically enough.
 
         The folder is renamed before the commit: a crash in between leaves a folder
-        without a row, which ``remove_orphans`` deletes on the next start.
+        without a row, which the next start finds among the ``leftovers``.
         """
         with self._transaction() as db:
             cursor = db.execute(
@@ -231,8 +244,8 @@ class Store:
             if finished is not None:
                 self._write_finished(db, submission_id, finished, streams, created_at)
             target = self.submission_dir(submission_id)
-            if target.exists():  # a leftover of an uncommitted insert
-                remove_tree(target)
+            if target.exists() or target.is_symlink():  # a leftover of an uncommitted insert
+                target.rename(self.trash_dir / f"orphan-{target.name}.{secrets.token_hex(6)}")
             staging.rename(target)
         return submission_id
 
@@ -415,23 +428,11 @@ def _date(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def remove_tree(path: Path) -> None:
-    """Delete a folder (or file) a sandbox may have left read-only: chmod and retry."""
-
-    def retry(func: Callable[..., Any], target: str, exc: BaseException) -> None:
-        if isinstance(exc, FileNotFoundError):
-            return
-        Path(target).parent.chmod(0o700)
-        func(target)
-
-    if path.is_symlink() or path.is_file():
-        path.unlink(missing_ok=True)
-    elif not path.exists():
-        return
-    elif sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=retry)
-    else:
-        shutil.rmtree(path, onerror=lambda func, target, info: retry(func, target, info[1]))
+def _children(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except FileNotFoundError:
+        return []
 
 
 SQLITE_MAX_INTEGER = 2**63 - 1

@@ -13,7 +13,6 @@ from grader.engine.store import (
     StageRecord,
     Store,
     WorkspaceRecord,
-    remove_tree,
 )
 from grader.errors import StateError
 
@@ -66,16 +65,34 @@ def test_staging_becomes_the_submission_folder(tmp_path: Path) -> None:
     store.close()
 
 
-def test_start_up_cleans_interrupted_uploads_and_orphan_folders(tmp_path: Path) -> None:
+def test_leftovers_are_everything_no_submission_will_need(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    sid = new_submission(store)
+    waiting, finished = new_submission(store), new_submission(store)
+    store.finish_submission(finished, Finished(15), {"source": 2}, WHEN)
+    for sid in (waiting, finished):
+        (store.work_dir(sid) / "home").mkdir(parents=True)
+        store.upload_dir(sid).mkdir(exist_ok=True)
     half = store.new_staging()
     orphan = tmp_path / "submissions" / "99"
     orphan.mkdir()
-    store.clear_incoming()
-    store.remove_orphans()
-    assert not half.exists() and not orphan.exists()
-    assert store.submission_dir(sid).is_dir()
+    assert sorted(store.leftovers()) == sorted(
+        [
+            half,
+            orphan,
+            store.work_dir(waiting),
+            store.work_dir(finished),
+            store.upload_dir(finished),
+        ]
+    )
+    store.close()
+
+
+def test_a_folder_left_by_an_uncommitted_insert_goes_to_the_trash(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    (store.submission_dir(1) / "work").mkdir(parents=True)
+    sid = new_submission(store)
+    assert sid == 1 and not (store.work_dir(sid)).exists()
+    assert [p.name.split(".")[0] for p in store.trash_dir.iterdir()] == ["orphan-1"]
     store.close()
 
 
@@ -119,12 +136,3 @@ def test_a_corrupt_database_is_a_state_error_naming_the_file(tmp_path: Path) -> 
     (tmp_path / "engine.sqlite3").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StateError, match=r"engine\.sqlite3"):
         Store(tmp_path)
-
-
-def test_remove_tree_removes_read_only_folders(tmp_path: Path) -> None:
-    folder = tmp_path / "work" / "ro"
-    folder.mkdir(parents=True)
-    (folder / "f").write_text("x")
-    folder.chmod(0o500)
-    remove_tree(tmp_path / "work")
-    assert not (tmp_path / "work").exists()

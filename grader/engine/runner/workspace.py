@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from grader import harness
-from grader.engine import evaluate
+from grader.engine import evaluate, trees
 from grader.engine.sandbox import HARNESS_MODULE, INNER_UID, Cell
 from grader.engine.spec import RunSpec
 from grader.errors import SandboxError
@@ -41,12 +41,8 @@ def prepare_cell(spec: RunSpec, cell: Cell, student: Cell) -> tuple[tuple[str, .
     folders = (cell.workspace, cell.runtime, cell.toolkit, cell.lib, cell.etc, cell.streams)
     for folder in (*folders, student.etc):
         folder.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(
-        spec.project_dir,
-        cell.workspace,
-        symlinks=True,
-        dirs_exist_ok=True,
-        ignore=lambda folder, names: ["config.json"] if Path(folder) == spec.project_dir else [],
+    trees.copy_tree(
+        spec.project_dir, cell.workspace, admit=lambda relative, _: relative != "config.json"
     )
     dropped = overlay(spec.upload_dir, cell.workspace, cell.read_only)
     # Pinned: what the project itself has at a read-only path; a link is never pinned, as
@@ -72,29 +68,24 @@ def _real(root: Path, relative: str) -> bool:
 
 
 def overlay(upload: Path, workspace: Path, read_only: Sequence[str]) -> list[str]:
-    """Copy ``upload`` over ``workspace``; returns the dropped paths (read-only places)."""
+    """Copy ``upload`` over ``workspace``; returns the dropped paths (read-only places).
+
+    Links are copied as links, never followed; a submitted entry replaces what the
+    project has at its path, except that folders merge.
+    """
     dropped: list[str] = []
-    for top, dirs, files in os.walk(upload):
-        here = Path(top).relative_to(upload)
-        for name in sorted(dirs):
-            relative = (here / name).as_posix()
-            source = Path(top) / name
-            if source.is_symlink():
-                files.append(name)  # copied as a link below, never followed
-            elif _blocked(relative, read_only, is_folder=True):
-                dropped += [f"{relative}/{p}" for p in _files_under(source)] or [relative + "/"]
-            else:
-                _make_folder(workspace / relative)
-                continue
-            dirs.remove(name)
-        for name in sorted(files):
-            relative = (here / name).as_posix()
-            if _blocked(relative, read_only, is_folder=False):
-                dropped.append(relative)
-                continue
-            target = workspace / relative
-            _remove(target)
-            shutil.copy2(Path(top) / name, target, follow_symlinks=False)
+
+    def admit(relative: str, is_folder: bool) -> bool:
+        if not _blocked(relative, read_only, is_folder=is_folder):
+            return True
+        if is_folder:
+            files = [e.relative for e in trees.entries(upload / relative) if not e.is_folder]
+            dropped.extend([f"{relative}/{name}" for name in files] or [relative + "/"])
+        else:
+            dropped.append(relative)
+        return False
+
+    trees.copy_tree(upload, workspace, admit=admit)
     return sorted(dropped)
 
 
@@ -106,20 +97,6 @@ def _blocked(relative: str, read_only: Sequence[str], *, is_folder: bool) -> boo
         if pinned.startswith(relative + "/") and not is_folder:
             return True
     return False
-
-
-def _files_under(folder: Path) -> list[str]:
-    return sorted(
-        (Path(top) / name).relative_to(folder).as_posix()
-        for top, _, names in os.walk(folder)
-        for name in names
-    )
-
-
-def _make_folder(path: Path) -> None:
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
-        path.unlink()
-    path.mkdir(exist_ok=True)
 
 
 def restore_pins(spec: RunSpec, cell: Cell) -> None:
@@ -143,24 +120,18 @@ def restore_pins(spec: RunSpec, cell: Cell) -> None:
         _remove(target)
         source = spec.project_dir / pinned
         if source.is_dir() and not source.is_symlink():
-            shutil.copytree(source, target, symlinks=True)
+            trees.copy_tree(source, target)
         else:
             shutil.copy2(source, target, follow_symlinks=False)
         _own_pinned(cell, pinned)
 
 
-def _walk(root: Path) -> list[Path]:
-    if root.is_symlink() or not root.is_dir():
-        return []
-    return [Path(top) / name for top, dirs, files in os.walk(root) for name in dirs + files]
-
-
-def _read_only_mode(path: Path, *, private: bool = False) -> int | None:
+def _read_only_mode(info: os.stat_result, *, private: bool = False) -> int | None:
     """0755 or 0644; without the bits for others when ``private`` (root's, the harness's
     group: for the rlimits fallback, where only permissions keep students out)."""
-    if path.is_symlink():
+    if stat.S_ISLNK(info.st_mode):
         return None
-    mode = 0o755 if path.is_dir() or path.stat().st_mode & 0o111 else 0o644
+    mode = 0o755 if stat.S_ISDIR(info.st_mode) or info.st_mode & 0o111 else 0o644
     return mode & 0o750 if private else mode
 
 
@@ -177,9 +148,12 @@ def _own_pinned(cell: Cell, pinned: str) -> None:
     and with a uid of the harness's own, is readable by the harness's group alone."""
     private = pinned in cell.private and cell.kind == "rlimits" and cell.uid is not None
     gid = cell.uid if private else None
-    target = cell.workspace / pinned
-    for item in [target, *_walk(target)]:
-        _own(item, 0, _read_only_mode(item, private=private), cell, gid)
+    trees.set_owner(
+        cell.workspace / pinned,
+        0 if cell.uid is not None else None,
+        lambda info: _read_only_mode(info, private=private),
+        gid=gid,
+    )
 
 
 def _set_owners(cell: Cell, student: Cell, pinned: Sequence[str]) -> None:
@@ -194,8 +168,7 @@ def _set_owners(cell: Cell, student: Cell, pinned: Sequence[str]) -> None:
         above.update((cell.workspace / path).parents)
     above = {folder for folder in above if folder == cell.home or cell.home in folder.parents}
     if student.uid is not None and cell.uid is not None:
-        for item in _walk(cell.home):
-            os.lchown(item, student.uid, student.uid)
+        trees.set_owner(cell.home, student.uid, lambda _: None)  # home itself: root's below
         os.lchown(cell.runtime, cell.uid, cell.uid)
     cell.runtime.chmod(0o700)
     if (cell.home / ".tmp").exists():
@@ -280,10 +253,7 @@ def clear_results(runtime: Path) -> None:
 
 
 def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.is_symlink() or path.exists():
-        path.unlink()
+    trees.remove_tree(path)
 
 
 def normalize_read_only(paths: Sequence[str]) -> tuple[tuple[str, ...], list[str]]:

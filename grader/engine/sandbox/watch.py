@@ -14,6 +14,7 @@ from pathlib import Path
 from subprocess import Popen
 from typing import IO, Any, Literal
 
+from grader.engine import trees
 from grader.engine.sandbox.layout import MB, PRIVATE_TMPFS, TMP, Cell, stage_argv
 from grader.engine.sandbox.procs import memory_kb, stage_processes, sweep
 from grader.engine.sandbox.syscalls import bpf_program
@@ -335,23 +336,11 @@ def _close(process: subprocess.Popen[bytes]) -> None:
 
 
 def disk_usage(roots: Sequence[Path], pids: Sequence[int]) -> tuple[int, int]:
-    """Bytes and entries under ``roots`` (links not followed) plus the private /tmp's use."""
-    used, files = 0, 0
-    stack = [str(root) for root in roots]
-    while stack and files <= MAX_FILES:
-        try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    files += 1
-                    try:
-                        info = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    used += info.st_blocks * 512
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-        except OSError:
-            continue
+    """Bytes and entries under ``roots`` (links not followed) plus the private /tmp's use.
+
+    The walk survives any depth, name or mode the stage leaves (``trees.disk_usage``).
+    """
+    used, files = trees.disk_usage(roots, MAX_FILES)
     for pid in pids[:1]:
         try:
             for tmpfs in PRIVATE_TMPFS:
