@@ -196,7 +196,7 @@ class Store:
                 found.append(folder)
                 continue
             found.append(folder / "work")
-            if status != 0:
+            if status != 0:  # only a waiting submission (0) still needs its upload
                 found.append(folder / "upload")
         return [path for path in found if path.exists() or path.is_symlink()]
 

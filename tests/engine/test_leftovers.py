@@ -29,7 +29,11 @@ from appkit import (
     wait_for,
 )
 from runner_kit import needs_root, needs_sandbox
-from treekit import (
+
+from grader.engine.settings import EngineConfig
+from grader.engine.spec import Cancel, RunOutcome, RunSpec
+from grader.engine.store import Finished, Store
+from tests.support.treekit import (
     ATTACK,
     ATTACK_DONE,
     deep_tree,
@@ -38,10 +42,6 @@ from treekit import (
     reaches_past_path_max,
     remove_trees_under,
 )
-
-from grader.engine.settings import EngineConfig
-from grader.engine.spec import Cancel, RunOutcome, RunSpec
-from grader.engine.store import Finished, Store
 
 NOBODY = 65534
 INTERRUPTED = "the engine stopped while this submission ran"

@@ -3,12 +3,14 @@ crash (SIGKILL) followed by a restart on the same data."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +20,16 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.treekit import ATTACK, reaches_past_path_max, remove_trees_under
+
 pytestmark = pytest.mark.sandbox
+
+
+@pytest.fixture(autouse=True)
+def _no_tree_outlives_the_test(tmp_path: Path) -> Iterator[None]:
+    yield
+    remove_trees_under(tmp_path)
+
 
 TOKEN = "served-token-3c7a"
 JUNIT = (
@@ -249,3 +260,74 @@ def test_a_killed_engine_finishes_the_interrupted_run_as_20_and_reruns_the_waiti
         except OSError:
             continue
     assert leftovers == [], "the killed engine's sandbox outlived it"
+
+
+def attack_scenario(projects: Path) -> bytes:
+    """An "attack" scenario for EXAMPLE (every kind of tree, then a long sleep); the
+    archive that carries the attack (and the sources the default scenario lists)."""
+    config_path = projects / "EXAMPLE" / "config.json"
+    config = json.loads(config_path.read_text())
+    run = f'python3 attack.py . "$HOME/junk" && {SLOW}'
+    config["scenarios"]["attack"] = {"stages": {"run": {"command": run, "timeout": 60}}}
+    config_path.write_text(json.dumps(config))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in (("attack.py", ATTACK.encode()), ("src/a.txt", b"a\n")):
+            info = tarfile.TarInfo(f"workspace/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def start_attack(client: httpx.Client, data: Path, source: bytes) -> int:
+    """Submit the attack and wait until its trees exist (the links come last)."""
+    sid: int = client.post(
+        "submissions",
+        data={"project_id": "EXAMPLE", "scenario": "attack"},
+        files={"source": source},
+    ).json()["id"]
+    home = data / "submissions" / str(sid) / "work" / "home"
+    last = [home / "workspace" / "passwd-link", home / "junk" / "passwd-link"]
+    deadline = time.monotonic() + 60
+    while not all(link.is_symlink() for link in last):
+        assert time.monotonic() < deadline, "the attack did not run"
+        time.sleep(0.05)
+    assert reaches_past_path_max(home / "junk")
+    return sid
+
+
+def test_an_engine_stopped_or_killed_while_a_run_left_every_kind_of_tree_starts_again(
+    tmp_path: Path, launch: Any
+) -> None:
+    example_project(tmp_path / "projects")
+    source = attack_scenario(tmp_path / "projects")
+    data = tmp_path / "data"
+    params = {"access_token": TOKEN}
+    first = launch(slots=1)
+    with httpx.Client(base_url=first.url + "/", params=params) as client:
+        stopped = start_attack(client, data, source)
+    first.process.send_signal(signal.SIGTERM)  # a clean stop cancels the run
+    assert first.process.wait(timeout=60) in (0, -signal.SIGTERM)
+    second = launch(slots=1)
+    with httpx.Client(base_url=second.url + "/", params=params) as client:
+        assert client.get(f"submissions/{stopped}").json()["result"]["status"]["code"] == 20
+        killed = start_attack(client, data, source)
+        waiting = client.post(
+            "submissions", data={"project_id": "EXAMPLE"}, files={"source": source}
+        ).json()["id"]
+    second.process.kill()  # no shutdown at all: the run and its trees stay as they were
+    second.process.wait()
+    third = launch(slots=1)
+    with httpx.Client(base_url=third.url + "/", params=params) as client:
+        interrupted = client.get(f"submissions/{killed}").json()
+        assert interrupted["result"]["status"]["code"] == 20
+        assert "the engine stopped while this submission ran" in (
+            client.get(f"submissions/{killed}/debug_log").text
+        )
+        assert wait_done(third.url, waiting, tmp_path)["result"]["status"]["code"] == 15
+        deadline = time.monotonic() + 60
+        while any((data / "trash").iterdir()):
+            assert time.monotonic() < deadline, "the trash was not emptied"
+            time.sleep(0.1)
+    for folder in (data / "submissions").iterdir():
+        assert sorted(p.name for p in folder.iterdir()) == ["streams"]

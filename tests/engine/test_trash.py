@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from runner_kit import needs_root
-from treekit import deep_tree, reaches_past_path_max, remove_trees_under
 
 from grader.engine.trash import MAX_RETRY_SECONDS, Trash, retry_delay
+from tests.support.treekit import deep_tree, reaches_past_path_max, remove_trees_under
 
 
 @pytest.fixture(autouse=True)

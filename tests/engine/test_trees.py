@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 from runner_kit import REPO, needs_root
-from treekit import (
+
+from grader.engine import trees
+from grader.engine.sandbox.watch import MAX_FILES
+from grader.errors import TreeError
+from tests.support.treekit import (
     ATTACK,
     ATTACK_DONE,
     ATTACK_ENTRIES,
@@ -26,10 +30,6 @@ from treekit import (
     reaches_past_path_max,
     remove_trees_under,
 )
-
-from grader.engine import trees
-from grader.engine.sandbox.watch import MAX_FILES
-from grader.errors import TreeError
 
 NOBODY = 65534
 
