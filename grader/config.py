@@ -24,7 +24,8 @@ STATE_DIR = ".grader"
 DEFAULT_CONCURRENCY = 8
 DEFAULT_REQUESTS_PER_SECOND = 10.0
 DEFAULT_TOKEN_ENV = "SPHERE_ENGINE_TOKEN"  # noqa: S105 - the variable's name, not a token
-DEFAULT_SUBMISSION_TIMEOUT = timedelta(minutes=15)
+DEFAULT_SUBMISSION_TIMEOUT = timedelta(minutes=15)  # when a project's stages are unknown here
+DEFAULT_SUBMISSION_MARGIN = timedelta(minutes=2)  # over the stages' timeouts (deadlines.py)
 DEFAULT_INFRA_RETRIES = 2
 DEFAULT_REQUEST_TIMEOUT = 30.0
 DEFAULT_MAX_ATTEMPTS = 6
@@ -49,7 +50,8 @@ class EngineSettings:
     concurrency: int = DEFAULT_CONCURRENCY
     requests_per_second: float | None = None  # None: 10/s remote, unlimited on this machine
     poll_interval: float | None = None  # None: adapt (fast locally, seconds on the cloud)
-    submission_timeout: timedelta = DEFAULT_SUBMISSION_TIMEOUT
+    submission_timeout: timedelta | None = None  # None: the stages' timeouts plus the margin
+    submission_margin: timedelta = DEFAULT_SUBMISSION_MARGIN
     infra_retries: int = DEFAULT_INFRA_RETRIES
     slots: int | None = None  # in-process engine slots; None: CPU count
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # seconds for one HTTP exchange
@@ -294,6 +296,7 @@ def _engine(table: _Reader) -> EngineSettings:
     if url is not None and not re.match(r"https?://", url):
         raise table.error("url", "must start with http:// or https://")
     timeout = table.get("submission_timeout", str, None)
+    margin = table.get("submission_margin", str, None)
     settings = EngineSettings(
         url=url.rstrip("/") if url else None,
         token_env=table.get("token_env", str, DEFAULT_TOKEN_ENV),
@@ -304,9 +307,10 @@ def _engine(table: _Reader) -> EngineSettings:
             else None
         ),
         poll_interval=_optional_number(table, "poll_interval"),
-        submission_timeout=_duration(table, "submission_timeout", timeout)
-        if timeout
-        else DEFAULT_SUBMISSION_TIMEOUT,
+        submission_timeout=_duration(table, "submission_timeout", timeout) if timeout else None,
+        submission_margin=_duration(table, "submission_margin", margin)
+        if margin
+        else DEFAULT_SUBMISSION_MARGIN,
         infra_retries=int(table.number("infra_retries", DEFAULT_INFRA_RETRIES)),
         slots=_optional_int(table, "slots"),
         request_timeout=table.number("request_timeout", DEFAULT_REQUEST_TIMEOUT, minimum=0.1),

@@ -22,6 +22,7 @@ from grader.archive import Archive, build_archive
 from grader.codec import to_json
 from grader.config import COURSE_FILE, Assignment, Course
 from grader.connect import EngineChoice, open_client
+from grader.deadlines import deadline_for
 from grader.errors import ArchiveError, GraderError, SourceError, TestReportError
 from grader.integrity import evidence_of, integrity_flags
 from grader.policy import GiveUp
@@ -118,6 +119,19 @@ def project_test_names(course: Course, assignment: Assignment) -> frozenset[str]
     return defined_test_names(files) | exact
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def project_config(projects_dir: Path, project: str) -> str | None:
+    """``projects/<id>/config.json`` as text; None when this machine has no usable one."""
+    try:
+        with (projects_dir / project / "config.json").open("rb") as fp:
+            raw = fp.read(MAX_CONFIG_BYTES + 1)
+        return raw.decode("utf-8") if len(raw) <= MAX_CONFIG_BYTES else None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def lateness_of(choice: CommitChoice, assignment: Assignment, student_id: str) -> timedelta:
     return max(timedelta(), choice.at - assignment.due_for(student_id))
 
@@ -153,6 +167,14 @@ class Pipeline:
             a: project_test_names(self.course, self.course.assignment(a))
             for a in request.assignments
         }
+        self.deadlines = {
+            a: deadline_for(
+                self.course.engine,
+                self.course.assignment(a).scenario,
+                project_config(self.course.projects_dir, self.course.assignment(a).project),
+            ).total_seconds()
+            for a in request.assignments
+        }
 
     async def run(self) -> RunSummary:
         run_id = self.state.start_run(
@@ -172,9 +194,7 @@ class Pipeline:
             # one cheap call first: an unreachable engine or a refused token stops the run
             # here (exit 3) instead of turning every student into "not graded"
             await client.test()
-            watcher = SubmissionWatcher(
-                client, timeout=self.course.engine.submission_timeout.total_seconds()
-            )
+            watcher = SubmissionWatcher(client)  # each wait gets its assignment's deadline
             submitter = Submitter(
                 state=self.state,
                 client=client,
@@ -256,7 +276,13 @@ class Pipeline:
         key = submission_key(
             archive.sha256, assignment.project, assignment.scenario, self.digests[assignment.id]
         )
-        target = Target(assignment, student.student_id, key, str(self.course.root / COURSE_FILE))
+        target = Target(
+            assignment,
+            student.student_id,
+            key,
+            str(self.course.root / COURSE_FILE),
+            self.deadlines[assignment.id],
+        )
         try:
             executed = await submitter.execute(target, archive)
         except ArchiveError as exc:

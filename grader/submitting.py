@@ -59,6 +59,7 @@ class Target:
     student_id: str
     key: str  # grader.pipeline.submission_key
     course_file: str  # course.toml, named by errors about the project
+    deadline: float | None = None  # seconds to follow one submission (grader.deadlines)
 
 
 class Submitter:
@@ -112,7 +113,7 @@ class Submitter:
                 submission = from_json(Submission, stored.result_json)
                 return Executed(submission, stored, reuse.handle.engine_id, reuse.attempts)
             if isinstance(reuse, Follow):
-                followed = await self._follow(reuse.handle)
+                followed = await self._follow(reuse.handle, target.deadline)
                 if isinstance(followed, Executed):
                     return followed
                 last = followed
@@ -130,7 +131,7 @@ class Submitter:
             if isinstance(step, GiveUp):
                 return step
             if isinstance(step, Follow):
-                outcome = await self._follow(step.handle)
+                outcome = await self._follow(step.handle, target.deadline)
             else:
                 outcome = await self._create(target, archive, step)
             if isinstance(outcome, Executed):
@@ -175,12 +176,15 @@ class Submitter:
                     raise verdict.error from exc
                 return self._setback(row_id, verdict)
             self.created += 1
-            return await self._follow(Handle(row_id, engine_id))
+            return await self._follow(Handle(row_id, engine_id), target.deadline)
 
-    async def _follow(self, handle: Handle) -> Executed | Setback:
-        """Wait for a created submission and store its result; a passing fault keeps its id."""
+    async def _follow(self, handle: Handle, deadline: float | None) -> Executed | Setback:
+        """Wait for a created submission and store its result; a passing fault keeps its id.
+
+        Past ``deadline`` (seconds) it is an engine failure: retried, then not graded.
+        """
         try:
-            submission = await self.watcher.wait(handle.engine_id)
+            submission = await self.watcher.wait(handle.engine_id, deadline)
             if submission.result.status.code == StatusCode.INTERNAL_ERROR:
                 debug = await self._stream(submission, "debug_log")
                 return self._setback(handle.row_id, after_engine_fault(handle, debug))

@@ -54,6 +54,7 @@ class PollSchedule:
 class _Watch:
     future: asyncio.Future[Submission]
     deadline: float
+    seconds: float  # the wait's length, for the timeout's message
 
 
 class SubmissionWatcher:
@@ -78,10 +79,12 @@ class SubmissionWatcher:
         self._task: asyncio.Task[None] | None = None
         self._quiet = 0
 
-    async def wait(self, submission_id: int) -> Submission:
-        """The submission once final; SubmissionTimeoutError past the deadline."""
+    async def wait(self, submission_id: int, seconds: float | None = None) -> Submission:
+        """The submission once final; SubmissionTimeoutError after ``seconds`` (the
+        watcher's ``timeout`` when None)."""
         future: asyncio.Future[Submission] = asyncio.get_running_loop().create_future()
-        watch = _Watch(future, self.clock() + self.timeout)
+        seconds = self.timeout if seconds is None else seconds
+        watch = _Watch(future, self.clock() + seconds, seconds)
         self._watches.setdefault(submission_id, []).append(watch)
         if self._task is None or self._task.done():
             # The interval keeps growing across loop restarts: between two waves of a
@@ -187,7 +190,7 @@ class SubmissionWatcher:
         for sid, watches in list(self._watches.items()):
             for watch in [w for w in watches if w.deadline <= now]:
                 if not watch.future.done():
-                    message = f"submission {sid} not final after {self.timeout:g} s"
+                    message = f"submission {sid} not final after {watch.seconds:g} s"
                     watch.future.set_exception(SubmissionTimeoutError(message, submission_id=sid))
                     count += 1
                 self._forget(sid, watch)

@@ -118,6 +118,31 @@ def test_submission_past_its_deadline_times_out() -> None:
     assert info.value.submission_id == 7 and 30 <= now[0] <= 35
 
 
+def test_each_wait_can_have_its_own_deadline() -> None:
+    engine = FakeEngine(rounds_to_finish=10**6)
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+        await asyncio.sleep(0)  # let the waiter whose deadline passed run
+
+    async def go() -> tuple[float, str]:
+        async with make_client(engine, Sleeps()) as c:
+            watcher = SubmissionWatcher(c, timeout=300, clock=lambda: now[0], sleep=sleep)
+            longer = asyncio.ensure_future(watcher.wait(8))
+            try:
+                await watcher.wait(7, 12)
+            except SubmissionTimeoutError as exc:
+                assert not longer.done()
+                return now[0], str(exc)
+            finally:
+                await watcher.aclose()
+            raise AssertionError("the short wait did not time out")
+
+    when, message = run(go())
+    assert 12 <= when <= 22 and message == "submission 7 not final after 12 s"
+
+
 def test_id_missing_from_batch_reaches_its_waiter_as_not_found() -> None:
     engine = FakeEngine(rounds_to_finish=1, missing=frozenset({5}))
 

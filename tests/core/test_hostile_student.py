@@ -9,6 +9,7 @@ on the same course (the same .grader/engine, nothing deleted by hand) does too.
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,15 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.course_kit import PROJECT, write_course
+from tests.support.course_kit import PROJECT, write_course, write_project
 from tests.support.repos import GOOD, HALF, ON_TIME, commit
-from tests.support.served import grader_env
+from tests.support.served import grader_env, served_engine
 from tests.support.treekit import ATTACK, ATTACK_DONE, remove_trees_under
 
 pytestmark = pytest.mark.sandbox
 
 RUN_LIMIT = 300  # seconds: a run that takes longer has hung on the attacker
 STUDENTS = {"s01": GOOD, "s02": HALF, "attacker": GOOD + ATTACK}
+SLEEPER = "import time\ntime.sleep(600)\n"  # at import, when the checks load solution.py
 
 
 @pytest.fixture(autouse=True)
@@ -33,16 +35,25 @@ def _no_tree_outlives_the_test(tmp_path: Path) -> Iterator[None]:
     remove_trees_under(tmp_path)
 
 
-def grade(course: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def grade(
+    course: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "grader", "grade", str(course), *args],
-        env=grader_env(),
+        env={**grader_env(), **(env or {})},
         cwd=course.parent,
         capture_output=True,
         text=True,
         timeout=RUN_LIMIT,
         check=False,
     )
+
+
+def with_timeouts(config_file: Path, run: float, test: float) -> None:
+    config = json.loads(config_file.read_text())
+    stages = config["scenarios"]["grade"]["stages"]
+    stages["run"]["timeout"], stages["test"]["timeout"] = run, test
+    config_file.write_text(json.dumps(config))
 
 
 def graded(course: Path) -> dict[str, tuple[str, str]]:
@@ -72,3 +83,29 @@ def test_a_student_leaving_every_kind_of_tree_stops_neither_this_grade_nor_the_n
     assert again.returncode == 0, again.stdout + again.stderr
     assert attack_outputs(course) == 2
     assert graded(course) == expected
+
+
+def test_a_submission_past_its_deadline_is_not_graded_and_the_run_goes_on(tmp_path: Path) -> None:
+    """The course's copy of the project says its stages end within 3 s; the engine's copy
+    lets the run stage take ten minutes (an engine out of step with the course, or a
+    broken one). Past 3 s plus the margin the grader records an engine failure for that
+    student alone, grades everyone else, and exits 1."""
+    repos = tmp_path / "repos"
+    for student, solution in {"s01": GOOD, "sleeper": SLEEPER + GOOD}.items():
+        commit(repos / student, {"solution.py": f"# {student}\n{solution}"}, "solve", ON_TIME)
+    course = write_course(tmp_path / "course", repos, students=("s01", "sleeper"), infra_retries=0)
+    toml = course / "course.toml"
+    fixed, margin = 'submission_timeout = "2m"', 'submission_margin = "1s"'
+    toml.write_text(toml.read_text().replace(fixed, margin))
+    with_timeouts(course / "projects" / PROJECT / "config.json", run=2, test=1)
+    engine_projects = tmp_path / "engine-projects"
+    write_project(engine_projects)
+    with_timeouts(engine_projects / PROJECT / "config.json", run=600, test=10)
+    with served_engine(engine_projects, tmp_path / "served") as engine:
+        token = {"SPHERE_ENGINE_TOKEN": engine.token}
+        result = grade(course, "--engine", engine.url, env=token)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "not final after 4 s" in result.stdout + result.stderr
+    rows = graded(course)
+    assert rows["s01"] == ("graded", "10.0")
+    assert rows["sleeper"][0] == "not graded" and rows["sleeper"][1] == ""
