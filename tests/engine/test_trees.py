@@ -268,3 +268,32 @@ class _traversable:  # noqa: N801 - used as a context manager, like contextlib's
     def __exit__(self, *exc: object) -> None:
         for folder, mode in self.changed:
             folder.chmod(stat.S_IMODE(mode))
+
+
+def test_a_folder_moved_under_a_long_walk_stops_it_instead_of_leading_it_astray(
+    tmp_path: Path,
+) -> None:
+    """Past OPEN_FOLDERS levels an ancestor is reopened through "..": it must be the very
+    folder the walk left, else the walk could climb out of the tree it was given."""
+    top = tmp_path / "top"
+    depth = trees.OPEN_FOLDERS + 10
+    top.joinpath(*["d"] * depth).mkdir(parents=True)
+    root = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    walk = trees._Descent(root, 0)
+    os.close(root)
+    try:
+        for _ in range(depth):
+            assert walk.enter("d")
+        assert walk.stack[1].fd is None and walk.stack[-1].fd is not None  # bounded
+        # Level 8 moves under level 2 while the walk is deep below it.
+        top.joinpath(*["d"] * 8).rename(top.joinpath(*["d"] * 2, "moved"))
+
+        def climb() -> None:
+            while walk.depth:
+                walk.leave()
+
+        with pytest.raises(TreeError, match="moved while it was walked"):
+            climb()
+        assert walk.depth == 7  # it stopped where ".." led elsewhere than level 7
+    finally:
+        walk.close()
