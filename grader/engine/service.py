@@ -328,19 +328,10 @@ class Engine:
         set the folders aside is logged, and the status is recorded all the same."""
 
         def write() -> dict[str, int]:
-            streams = self.store.streams_dir(submission_id)
-            try:
-                _append(streams / "debug_log", reason)
-            except OSError as exc:
-                log.warning("submission %s: cannot write debug_log: %s", submission_id, exc)
             self._discard_folders(submission_id)
-            return _sizes(streams, STREAM_NAMES)
+            return self._note(submission_id, reason)
 
-        try:
-            sizes = await self._in_files(write)
-        except OSError as exc:
-            log.warning("submission %s: cannot read its streams: %s", submission_id, exc)
-            sizes = {}
+        sizes = await self._in_files(write)
         self.store.finish_submission(submission_id, _skipped(status), sizes, self.clock())
 
     async def _abandon(self, submission_id: int, reason: str) -> None:
@@ -349,14 +340,24 @@ class Engine:
         )
 
     def _record_internal(self, submission_id: int, reason: str) -> None:
-        streams = self.store.streams_dir(submission_id)
-        _append(streams / "debug_log", f"internal error: {reason}")
+        sizes = self._note(submission_id, f"internal error: {reason}")
         self.store.finish_submission(
-            submission_id,
-            _skipped(StatusCode.INTERNAL_ERROR),
-            _sizes(streams, STREAM_NAMES),
-            self.clock(),
+            submission_id, _skipped(StatusCode.INTERNAL_ERROR), sizes, self.clock()
         )
+
+    def _note(self, submission_id: int, line: str) -> dict[str, int]:
+        """Append ``line`` to debug_log; the streams' sizes. Never raises for the files:
+        a submission whose folder is broken is still recorded as final (logged here)."""
+        streams = self.store.streams_dir(submission_id)
+        try:
+            _append(streams / "debug_log", line)
+        except OSError as exc:
+            log.warning("submission %s: cannot write debug_log: %s", submission_id, exc)
+        try:
+            return _sizes(streams, STREAM_NAMES)
+        except OSError as exc:
+            log.warning("submission %s: cannot read its streams: %s", submission_id, exc)
+            return {}
 
     async def offload(self, func: Callable[..., T], *args: Any) -> T:
         """Run blocking file work on the engine's file threads (never the event loop)."""

@@ -154,6 +154,29 @@ def test_a_start_finishes_what_ran_and_sets_every_leftover_aside(tmp_path: Path)
         assert sorted(p.name for p in folder.iterdir()) == ["streams"]
 
 
+def test_an_interrupted_submission_whose_folder_is_broken_still_ends_as_20(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(tmp_path)
+    store = Store(config.data_dir)
+    executing = plant(store, config, 3)
+    deep_tree(store.streams_dir(executing) / "debug_log")  # where the reason would go
+    store.close()
+    runner = GateRunner()
+    runner.release(5)
+
+    async def go() -> None:
+        async with engine_client(config, runner=runner) as client:
+            body = await wait_final(client, executing)
+            assert body["result"]["status"]["code"] == 20
+            new = (await submit(client)).json()["id"]
+            assert (await wait_final(client, new))["result"]["status"]["code"] == 15
+
+    with caplog.at_level(logging.WARNING, logger="grader.engine"):
+        run(go)
+    assert f"submission {executing}: cannot write debug_log" in caplog.text
+
+
 @needs_root
 def test_a_leftover_that_cannot_be_removed_stops_neither_a_start_nor_a_run(
     tmp_path: Path, immutable: list[Path], caplog: pytest.LogCaptureFixture
