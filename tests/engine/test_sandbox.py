@@ -15,6 +15,7 @@ from runner_kit import DEFAULT_KIND, KINDS_HERE, NAMESPACED, SMALL, needs_root, 
 from grader.engine.sandbox import (
     HOME,
     SANDBOX_UID_BASE,
+    SANDBOX_UIDS,
     Cell,
     StageExit,
     address_space_bytes,
@@ -27,7 +28,7 @@ from grader.engine.sandbox import (
     system_mounts,
 )
 from grader.engine.sandbox.detect import choose_sandbox
-from grader.engine.sandbox.uids import lock_path
+from grader.engine.sandbox.uids import CURSOR, lock_folder, lock_path
 from grader.engine.spec import Limits
 
 
@@ -165,9 +166,23 @@ def test_running_submissions_never_share_a_uid() -> None:
 
 
 @needs_root
+def test_uids_rotate_so_a_recent_submissions_uid_does_not_come_back() -> None:
+    seen = []
+    for _ in range(20):  # one after another: the lowest free uid would be the same each time
+        with sandbox_uid() as uid:
+            seen.append(uid)
+    assert len(set(seen)) == len(seen)
+    offset = int((lock_folder() / CURSOR).read_text())
+    assert 0 <= offset < SANDBOX_UIDS  # the cursor every engine process on this host shares
+
+
+@needs_root
 def test_a_uid_held_by_another_engine_process_is_skipped() -> None:
-    with sandbox_uid() as probe:
-        assert probe is not None
+    # the uid the cursor points at next, held by another process (as another engine would)
+    with sandbox_uid():
+        pass  # the cursor file exists
+    offset = int((lock_folder() / CURSOR).read_text())
+    probe = SANDBOX_UID_BASE + (offset + 1) % SANDBOX_UIDS
     holder = subprocess.Popen(
         [sys.executable, "-c", "import fcntl, sys, time\n"
          f"f = open({str(lock_path(probe))!r}, 'a')\n"

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import pyseccomp
@@ -104,6 +105,56 @@ def test_kernel_attack_surface_is_refused_under_bubblewrap(
     else:  # unshare: no filter (doctor says so); a keyring and ptrace work for the stage
         assert said["add_key"] == "ok" and said["ptrace"] == "ok", said
         assert not syscall_filter("unshare")[0]
+
+
+LEAVE_KEY = """
+import ctypes, errno, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+add_key = int(sys.argv[1])
+serial = libc.syscall(ctypes.c_long(add_key), b"user", sys.argv[2].encode(), b"the answer", 10,
+                      ctypes.c_long(-4))  # the user keyring, which outlives the stage
+print(os.getuid(), serial if serial >= 0 else errno.errorcode[ctypes.get_errno()])
+"""
+FIND_KEY = """
+import ctypes, errno, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+keyctl, name, serial = int(sys.argv[1]), sys.argv[2].encode(), int(sys.argv[3])
+def said(result):
+    return "found" if result >= 0 else errno.errorcode[ctypes.get_errno()]
+found = libc.syscall(ctypes.c_long(keyctl), 10, ctypes.c_long(-4), b"user", name, 0)  # SEARCH
+buffer = ctypes.create_string_buffer(64)
+read = libc.syscall(ctypes.c_long(keyctl), 11, ctypes.c_long(serial), buffer, 64)  # READ
+print(os.getuid(), said(found), said(read), buffer.value.decode(errors="replace"))
+"""
+
+
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_a_key_one_submission_leaves_cannot_be_read_by_the_next(tmp_path: Path, kind: str) -> None:
+    arch = pyseccomp.Arch.NATIVE
+    add_key, keyctl = (pyseccomp.resolve_syscall(arch, n) for n in ("add_key", "keyctl"))
+    name = f"grader-collude-{uuid.uuid4().hex[:8]}"
+    first = run_stage_script(
+        tmp_path / "first", kind, "run",
+        {"go.sh": f"python3 leave.py {add_key} {name}\n", "leave.py": LEAVE_KEY},
+    )  # fmt: skip
+    first_uid, left = text(first, "stage_run_output").split()
+    if kind == "bubblewrap":
+        assert left == "EPERM"  # the filter refuses the keyring
+        serial = "0"
+    else:
+        assert left.isdigit(), left  # no filter under unshare: the key is there
+        serial = left
+    second = run_stage_script(
+        tmp_path / "second", kind, "run",
+        {"go.sh": f"python3 find.py {keyctl} {name} {serial}\n", "find.py": FIND_KEY},
+    )  # fmt: skip
+    second_uid, found, read, value = [*text(second, "stage_run_output").split(), ""][:4]
+    assert second_uid != first_uid  # the next submission never gets the last one's uid
+    assert found != "found" and read != "found" and "answer" not in value
+    if kind == "bubblewrap":
+        assert found == read == "EPERM"
+    else:  # the key exists, but in another uid's keyring: not found, not readable
+        assert {found, read} <= {"ENOKEY", "EACCES"}
 
 
 ORDINARY = {

@@ -15,8 +15,11 @@ Under bubblewrap a seccomp filter (``syscalls``) refuses keyrings, new user name
 mounts, ptrace, bpf, perf_event_open and the like; the other kinds have none.
 
 In every kind the stage runs as a uid of its own (``SANDBOX_UID_BASE`` + n, one per
-running submission) when the engine is root, so ``RLIMIT_NPROC`` binds (it never binds
-root) and the stage owns nothing but its own files; ``setpriv`` drops every capability.
+running submission, handed out in rotation through ``SANDBOX_UIDS`` by every engine
+process on the host, so a recent submission's uid and the kernel state tied to it, such
+as keyrings, never reach the next) when the engine is root, so ``RLIMIT_NPROC`` binds
+(it never binds root) and the stage owns nothing but its own files; ``setpriv`` drops
+every capability.
 ``prlimit`` sets processes, open files, file size, CPU seconds, no core files and a
 generous address space. Memory is watched from outside: every ``POLL_SECONDS`` the sum of
 the stage's resident anonymous and shared memory is read from /proc, and past

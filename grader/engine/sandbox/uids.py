@@ -1,4 +1,5 @@
-"""Sandbox uids: one per running submission, never shared, even across engine processes."""
+"""Sandbox uids: one per running submission, never shared, even across engine processes,
+and handed out in rotation, so a uid comes back only after every other one has been used."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from grader.engine.sandbox.procs import is_zombie, processes_of
 from grader.errors import SandboxError
 
 SANDBOX_UID_BASE = 3_000_000  # far above login users, systemd's dynamic users and subuid ranges
-SANDBOX_UIDS = 256  # submissions that may run at once in one engine process
+# The range handed out in turn (two uids per submission: harness and student). Kernel
+# state keyed by uid (keyrings, which no namespace separates) could pass from one
+# submission to a later one only after the whole range; the seccomp filter refuses
+# keyrings where it runs.
+SANDBOX_UIDS = 4096
+CURSOR = "grader-sandbox-uid-cursor"  # the last uid handed out (an offset), in lock_folder()
 
 
 class _UidPool:
@@ -22,7 +28,9 @@ class _UidPool:
 
     Two engine processes on one host (``grader grade`` and ``grader engine serve``) must
     not share one either, or one's sweep would kill the other's stage: each uid in use is
-    held by an exclusive ``flock`` on a lock file, which the kernel drops if we die.
+    held by an exclusive ``flock`` on a lock file, which the kernel drops if we die. The
+    next uid is the first free one after the last handed out by any engine process (a
+    cursor file, read and written under its own ``flock``).
     """
 
     def __init__(self) -> None:
@@ -30,8 +38,11 @@ class _UidPool:
         self._held: dict[int, int] = {}  # uid -> lock file descriptor
 
     def take(self) -> int:
-        with self._lock:
-            for uid in range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + SANDBOX_UIDS):
+        with self._lock, _cursor() as cursor:
+            last = cursor.read()
+            for step in range(1, SANDBOX_UIDS + 1):
+                offset = (last + step) % SANDBOX_UIDS
+                uid = SANDBOX_UID_BASE + offset
                 if uid in self._held:
                     continue
                 fd = _try_lock(uid)
@@ -41,6 +52,7 @@ class _UidPool:
                     os.close(fd)
                     continue
                 self._held[uid] = fd
+                cursor.write(offset)
                 return uid
         raise SandboxError(f"all {SANDBOX_UIDS} sandbox uids are in use")
 
@@ -49,6 +61,33 @@ class _UidPool:
             fd = self._held.pop(uid, None)
         if fd is not None:
             os.close(fd)
+
+
+class _Cursor:
+    """The cursor file, locked: the offset of the uid handed out last."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def read(self) -> int:
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        text = os.read(self.fd, 32).decode(errors="replace").strip()
+        return int(text) % SANDBOX_UIDS if text.isdigit() else SANDBOX_UIDS - 1
+
+    def write(self, offset: int) -> None:
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{offset}\n".encode(), 0)
+
+
+@contextmanager
+def _cursor() -> Iterator[_Cursor]:
+    path = lock_folder() / CURSOR
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield _Cursor(fd)
+    finally:
+        os.close(fd)  # drops the flock
 
 
 def leftover_processes() -> list[int]:
@@ -72,11 +111,15 @@ def leftover_processes() -> list[int]:
     return leaked
 
 
+def lock_folder() -> Path:
+    """Where engine processes on this host meet: /run/lock, else the temporary folder."""
+    run_lock = Path("/run/lock")
+    return run_lock if os.access(run_lock, os.W_OK) else Path(tempfile.gettempdir())
+
+
 def lock_path(uid: int) -> Path:
     """The lock file an engine process holds while ``uid`` runs one of its submissions."""
-    run_lock = Path("/run/lock")
-    folder = run_lock if os.access(run_lock, os.W_OK) else Path(tempfile.gettempdir())
-    return folder / f"grader-sandbox-uid-{uid}.lock"
+    return lock_folder() / f"grader-sandbox-uid-{uid}.lock"
 
 
 def _try_lock(uid: int) -> int | None:
