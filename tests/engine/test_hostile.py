@@ -33,6 +33,7 @@ from runner_kit import (
 from grader.api.models import StatusCode
 from grader.engine.runner import run_submission
 from grader.engine.sandbox import SandboxInfo
+from grader.engine.sandbox.layout import SHM_FILES, TMP_FILES
 from grader.engine.spec import RunOutcome
 
 pytestmark = [pytest.mark.sandbox, needs_sandbox]
@@ -385,3 +386,30 @@ for i in range(100):
     # 16 MB of disk_mb shared by the workspace, /tmp and /dev/shm: full or killed, never 100
     full = "No space left on device" in text(outcome, "stage_run_error")
     assert full or "disk limit of 16 MB exceeded" in text(outcome, "debug_log")
+
+
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_a_million_empty_files_in_tmp_stop_at_the_inode_cap(tmp_path: Path, kind: str) -> None:
+    # empty files cost no bytes, only kernel memory no limit counts: the inode cap stops them
+    script = """import errno, os
+for folder in ("/tmp", "/dev/shm"):
+    made = 0
+    try:
+        while made < 1_000_000:
+            os.close(os.open(f"{folder}/f{made}", os.O_CREAT | os.O_WRONLY, 0o600))
+            made += 1
+    except OSError as exc:
+        print(folder, made, errno.errorcode[exc.errno])
+    else:
+        print(folder, made, "no cap")
+"""
+    outcome = hostile(tmp_path, script, timeout=30.0, kind=kind)
+    said = [line.split() for line in text(outcome, "stage_run_output").splitlines()]
+    assert len(said) == 2, text(outcome, "stage_run_error") + text(outcome, "debug_log")
+    for (folder, made, why), cap in zip(said, (TMP_FILES, SHM_FILES), strict=True):
+        assert why == "ENOSPC", said  # the kernel refused the next file
+        # the attack ran up to the cap (less the tmpfs's root and any folder made in it)
+        assert cap - 64 <= int(made) < cap, (folder, made)
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert str(tmp_path) not in mounts  # bubblewrap's host tmpfs mounts are gone
+    assert_next_submission_is_graded(tmp_path, kind)

@@ -28,6 +28,8 @@ from grader.engine.sandbox import (
     system_mounts,
 )
 from grader.engine.sandbox.detect import choose_sandbox
+from grader.engine.sandbox.layout import SHM_FILES, TMP_FILES
+from grader.engine.sandbox.tmpfs import capped
 from grader.engine.sandbox.uids import CURSOR, lock_folder, lock_path
 from grader.engine.spec import Limits
 
@@ -280,3 +282,23 @@ def test_without_root_bubblewrap_uses_a_user_namespace_and_no_setpriv(tmp_path: 
 
 def test_address_space_backstop_leaves_room_for_runtimes_that_reserve_memory() -> None:
     assert address_space_bytes(Limits(memory_mb=1024)) >= 8 * 2**30
+
+
+def _fail_inside_capped(cell: Cell) -> None:
+    with capped(cell) as stage_cell:
+        assert stage_cell.tmp is not None
+        fs = os.statvfs(stage_cell.tmp / "tmp")
+        assert (fs.f_files, fs.f_blocks * fs.f_frsize) == (TMP_FILES, SMALL.disk_mb * 2**20)
+        assert os.statvfs(stage_cell.tmp / "shm").f_files == SHM_FILES
+        raise RuntimeError("the stage failed")
+
+
+@needs_root
+@pytest.mark.skipif("bubblewrap" not in KINDS_HERE, reason="bubblewrap cannot run here")
+def test_the_host_tmpfs_of_a_stage_is_capped_and_unmounted_even_on_errors(tmp_path: Path) -> None:
+    with sandbox_uid() as uid:
+        cell = make_cell(tmp_path, "bubblewrap", uid)
+        with pytest.raises(RuntimeError, match="the stage failed"):
+            _fail_inside_capped(cell)
+    assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmpfs")] == []

@@ -25,7 +25,10 @@ generous address space. Memory is watched from outside: every ``POLL_SECONDS`` t
 the stage's resident anonymous and shared memory is read from /proc, and past
 ``memory_mb`` the stage is killed with SIGKILL (reported as a memory-limit kill).
 
-Disk (our choice): ``/tmp`` and ``/dev/shm`` are private size-capped tmpfs mounts; the
+Disk (our choice): ``/tmp`` and ``/dev/shm`` are private tmpfs mounts capped in bytes and
+in files (``TMP_FILES``, ``SHM_FILES``: each file costs kernel memory no limit counts;
+bubblewrap cannot cap inodes, so as root the engine mounts both on the host for the
+stage, ``tmpfs.capped``, and binds them in; unshare's script caps them itself); the
 home, workspace and runtime folders live on the host disk; every file is capped by
 ``RLIMIT_FSIZE``; and the watcher walks those folders (adding the tmpfs usage) every
 ``POLL_SECONDS`` (less often when a walk is slow) and kills the stage past ``disk_mb``.

@@ -35,8 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from grader.engine.sandbox.layout import BROKER_SOCKET, Cell, stage_argv, stage_env
+from grader.engine.sandbox.tmpfs import capped
 from grader.engine.sandbox.watch import start, watch_process
 from grader.engine.spec import Cancel
+from grader.errors import SandboxError
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +193,7 @@ class Broker:
                 with self._lock:
                     self.tally.refused += 1
                 _answer(connection, {"ok": False, "error": str(exc)})
-            except OSError as exc:  # the harness went away, or the sandbox would not start
+            except (OSError, SandboxError) as exc:  # the harness left, or no sandbox started
                 log.info("broker: %s", exc)
                 with self._lock:
                     self.tally.errors.append(str(exc))
@@ -225,10 +227,16 @@ class Broker:
         })  # fmt: skip
 
     def _start_and_watch(self, connection: socket.socket, request: Request, cancel: Cancel) -> Any:
+        with capped(self.cell) as cell:
+            return self._start_in(cell, connection, request, cancel)
+
+    def _start_in(
+        self, cell: Cell, connection: socket.socket, request: Request, cancel: Cancel
+    ) -> Any:
         timeout = max(min(request.timeout, self.deadline - time.monotonic()), 0.01)
         ours, theirs = _Ends(), _Ends()
         try:
-            process = self._start(request, timeout, ours, theirs)
+            process = self._start(cell, request, timeout, ours, theirs)
         finally:
             theirs.close()
         names = ours.names()
@@ -242,10 +250,10 @@ class Broker:
             ours.close()
         watching = threading.Thread(target=_until_killed, args=(connection, cancel), daemon=True)
         watching.start()
-        return watch_process(self.cell, process, timeout=timeout, cancel=cancel)
+        return watch_process(cell, process, timeout=timeout, cancel=cancel)
 
     def _start(
-        self, request: Request, timeout: float, ours: _Ends, theirs: _Ends
+        self, cell: Cell, request: Request, timeout: float, ours: _Ends, theirs: _Ends
     ) -> subprocess.Popen[bytes]:
         env = dict(self.env)
         if request.pipes:
@@ -261,13 +269,13 @@ class Broker:
             argv = ["/bin/sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", request.cwd, *argv]
         devnull = subprocess.DEVNULL
         return start(
-            stage_argv(self.cell, argv, timeout),
+            stage_argv(cell, argv, timeout),
             stdin=theirs.stdin if theirs.stdin is not None else devnull,
             stdout=theirs.stdout if theirs.stdout is not None else devnull,
             stderr=theirs.stderr if theirs.stderr is not None else devnull,
             pass_fds=() if theirs.control is None else (theirs.control,),
-            env=stage_env(self.cell, env),
-            cwd=str(self.cell.workspace) if self.cell.kind == "rlimits" else None,
+            env=stage_env(cell, env),
+            cwd=str(cell.workspace) if cell.kind == "rlimits" else None,
         )
 
 

@@ -13,6 +13,8 @@ from grader.engine.sandbox.layout import (
     KINDS,
     MB,
     SYSTEM_PATH,
+    TMP,
+    TMP_FILES,
     Mount,
     SandboxKind,
     base_env,
@@ -110,9 +112,17 @@ def _describe(kind: SandboxKind) -> str:
         except OSError:
             said = None
         name = (said.stdout.strip() if said else "") or "bubblewrap"
-        return f"{name}: mount, pid, ipc, uts and network namespaces, {who}, rlimits"
+        tmp = (
+            f"{TMP} capped at {TMP_FILES} files"
+            if os.geteuid() == 0
+            else f"{TMP} capped in bytes only (the engine is not root: no inode cap)"
+        )
+        return f"{name}: mount, pid, ipc, uts and network namespaces, {who}, rlimits, {tmp}"
     if kind == "unshare":
-        return f"unshare + chroot: mount, pid, ipc, uts and network namespaces, {who}, rlimits"
+        return (
+            "unshare + chroot: mount, pid, ipc, uts and network namespaces, "
+            f"{who}, rlimits, {TMP} capped at {TMP_FILES} files"
+        )
     return f"prlimit only, {who if os.geteuid() == 0 else 'the engine user'}"
 
 

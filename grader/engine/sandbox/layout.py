@@ -31,6 +31,9 @@ INNER_UID = 1000  # the uid a stage sees when the engine is not root (user names
 MB = 1024 * 1024
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 SHM_MB = 64  # /dev/shm (POSIX semaphores for multiprocessing), a tmpfs of its own
+# Files (inodes) each private tmpfs may hold: every one costs unswappable kernel memory
+# that no memory limit counts (a million empty files is about a GB)
+TMP_FILES, SHM_FILES = 16_384, 1_024
 # Paths inside the sandbox, private tmpfs mounts (S108 is about shared host /tmp: not these)
 TMP, SHM = "/tmp", "/dev/shm"  # noqa: S108
 PRIVATE_TMPFS = (TMP, SHM)  # counted with the workspace against disk_mb
@@ -70,7 +73,9 @@ class Cell:
     workspace paths pinned read-only, of which ``private`` are hidden from the student
     role; ``readable`` are host paths shown read-only at the same place. ``uid`` is the
     cell's own uid (``None``: the engine is not root); ``broker`` the host folder of the
-    broker's socket (harness role).
+    broker's socket (harness role). ``tmp``: a host folder whose ``tmp`` and ``shm`` are
+    size- and inode-capped tmpfs mounts made for this stage (``tmpfs.capped``), bound in
+    as ``/tmp`` and ``/dev/shm`` (``None``: the sandbox makes its own).
     """
 
     kind: SandboxKind
@@ -87,6 +92,7 @@ class Cell:
     role: Role = "harness"
     private: tuple[str, ...] = ()
     broker: Path | None = None
+    tmp: Path | None = None
 
     @property
     def workspace(self) -> Path:
@@ -236,11 +242,13 @@ def namespace_flags(uid: int | None, *, network: bool) -> list[str]:
 class Mount:
     """One step of building the sandbox's file system (rendered for bwrap or a script)."""
 
-    # dir: made 0755; hidden: an empty read-only folder laid over what is there
-    op: Literal["ro", "rw", "symlink", "dir", "tmpfs", "proc", "dev", "hidden"]
+    # dir: made 0755; hidden: an empty read-only folder laid over what is there; capped: a
+    # bind of a fresh tmpfs the engine mounted on the host (empty, like a tmpfs)
+    op: Literal["ro", "rw", "symlink", "dir", "tmpfs", "proc", "dev", "hidden", "capped"]
     dest: str
     source: str = ""
     size: int = 0
+    files: int = 0  # a tmpfs's inode cap (0: the kernel's default)
 
 
 def system_mounts(*, network: bool = False) -> list[Mount]:
@@ -266,9 +274,17 @@ def cell_mounts(cell: Cell) -> list[Mount]:
     mounts = [
         Mount("ro", "/etc/passwd", str(cell.etc / "passwd")),
         Mount("ro", "/etc/group", str(cell.etc / "group")),
-        Mount("tmpfs", TMP, size=cell.limits.disk_mb * MB),
-        Mount("tmpfs", SHM, size=min(cell.limits.disk_mb, SHM_MB) * MB),
     ]
+    if cell.tmp is not None:  # made on the host with an inode cap (bubblewrap has none)
+        mounts += [
+            Mount("capped", TMP, str(cell.tmp / "tmp")),
+            Mount("capped", SHM, str(cell.tmp / "shm")),
+        ]
+    else:
+        mounts += [
+            Mount("tmpfs", TMP, size=tmp_bytes(cell.limits), files=TMP_FILES),
+            Mount("tmpfs", SHM, size=shm_bytes(cell.limits), files=SHM_FILES),
+        ]
     mounts += [Mount("ro", path, path) for path in readable_paths(cell.readable)]
     mounts.append(Mount("rw", HOME, str(cell.home)))
     for relative in cell.read_only:
@@ -288,6 +304,14 @@ def cell_mounts(cell: Cell) -> list[Mount]:
         if cell.broker is not None:
             mounts.append(Mount("ro", BROKER, str(cell.broker)))
     return mounts
+
+
+def tmp_bytes(limits: Limits) -> int:
+    return limits.disk_mb * MB
+
+
+def shm_bytes(limits: Limits) -> int:
+    return min(limits.disk_mb, SHM_MB) * MB
 
 
 def readable_paths(paths: Sequence[str]) -> list[str]:
@@ -326,9 +350,9 @@ def plan(mounts: Sequence[Mount]) -> list[Mount]:
         steps.append(mount)
         if mount.op in ("ro", "rw"):
             binds.append(mount.dest)
-        if mount.op in ("ro", "rw", "tmpfs", "dev", "proc", "hidden"):
+        if mount.op in ("ro", "rw", "tmpfs", "dev", "proc", "hidden", "capped"):
             made = {folder for folder in made if not _under(folder, mount.dest)}
-        if mount.op in ("tmpfs", "dev", "proc", "hidden"):
+        if mount.op in ("tmpfs", "dev", "proc", "hidden", "capped"):
             made.add(mount.dest)  # a fresh, empty folder now
     return steps
 
@@ -341,7 +365,7 @@ def bwrap_mounts(mounts: Sequence[Mount]) -> list[str]:
             args += ["--perms", "0755", "--dir", m.dest]
         elif m.op == "ro":
             args += ["--ro-bind", m.source, m.dest]
-        elif m.op == "rw":
+        elif m.op in ("rw", "capped"):
             args += ["--bind", m.source, m.dest]
         elif m.op == "symlink":
             args += ["--symlink", m.source, m.dest]
@@ -399,7 +423,7 @@ _INIT = f'trap "" TERM INT; cd {WORKSPACE} || exit 125; "$@" <&3 3<&- & wait $!'
 def _script_mount(m: Mount, mount: str) -> list[str]:
     dest = f'"$R"{shlex.quote(m.dest)}'
     source = shlex.quote(m.source)
-    if m.op in ("ro", "rw"):
+    if m.op in ("ro", "rw", "capped"):
         make = f"if [ -d {source} ]; then mkdir -p {dest}; else touch {dest}; fi"
         lines = [make, f"{mount} --bind {source} {dest}"]
         if m.op == "ro":
@@ -410,7 +434,8 @@ def _script_mount(m: Mount, mount: str) -> list[str]:
     if m.op == "dir":
         return [f"mkdir -p -m 0755 {dest}"]
     if m.op == "tmpfs":
-        return [f"mkdir -p {dest}", f"{mount} -t tmpfs -o mode=1777,size={m.size} tmpfs {dest}"]
+        options = f"mode=1777,size={m.size}" + (f",nr_inodes={m.files}" if m.files else "")
+        return [f"mkdir -p {dest}", f"{mount} -t tmpfs -o {options} tmpfs {dest}"]
     if m.op == "proc":
         return [f"mkdir -p {dest}", f"{mount} -t proc proc {dest}"]
     if m.op == "hidden":

@@ -18,6 +18,7 @@ from grader.engine import trees
 from grader.engine.sandbox.layout import MB, PRIVATE_TMPFS, TMP, Cell, stage_argv
 from grader.engine.sandbox.procs import memory_kb, stage_processes, sweep
 from grader.engine.sandbox.syscalls import bpf_program
+from grader.engine.sandbox.tmpfs import capped
 from grader.engine.spec import Cancel
 from grader.errors import SandboxError
 
@@ -54,10 +55,10 @@ def run_stage(
     Output goes to ``stdout``/``stderr``, each capped at ``limits.output_bytes`` with a
     marker line. Raises ``SandboxError`` only for faults of the engine, never the stage's.
     """
-    argv = stage_argv(cell, command, timeout)
     cwd = str(cell.workspace) if cell.kind == "rlimits" else None
     cap = cell.limits.output_bytes
-    with _Capped(stdout, cap) as out, _Capped(stderr, cap) as err:
+    with capped(cell) as cell, _Capped(stdout, cap) as out, _Capped(stderr, cap) as err:
+        argv = stage_argv(cell, command, timeout)
         try:
             process = start(
                 argv,

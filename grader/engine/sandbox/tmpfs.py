@@ -1,0 +1,73 @@
+"""Size- and inode-capped ``/tmp`` and ``/dev/shm`` for bubblewrap cells, mounted on the host.
+
+bubblewrap's ``--tmpfs`` takes ``--size`` but no inode cap, and every empty file in a
+tmpfs costs kernel memory that no limit counts. When the engine is root it mounts both
+tmpfs itself, under the submission's work folder, with ``size`` and ``nr_inodes``, binds
+them in, and unmounts them (lazily: nothing can hold them open once the stage's
+processes are gone) when the stage or student process ends, on errors too. The unshare
+sandbox's script passes ``nr_inodes`` itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import replace
+from pathlib import Path
+
+from grader.engine.sandbox.layout import SHM_FILES, TMP_FILES, Cell, shm_bytes, tmp_bytes
+from grader.errors import SandboxError
+
+log = logging.getLogger(__name__)
+
+MS_NOSUID, MS_NODEV = 2, 4
+MNT_DETACH = 2
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@contextmanager
+def capped(cell: Cell) -> Iterator[Cell]:
+    """``cell`` with ``tmp`` set to fresh capped tmpfs mounts while the block runs (the cell
+    unchanged where it makes its own: not bubblewrap, or not root)."""
+    if cell.kind != "bubblewrap" or cell.uid is None:
+        yield cell
+        return
+    folder = Path(tempfile.mkdtemp(prefix=".tmpfs-", dir=cell.home.parent))
+    mounted: list[Path] = []
+    try:
+        try:
+            for name, size, files in (
+                ("tmp", tmp_bytes(cell.limits), TMP_FILES),
+                ("shm", shm_bytes(cell.limits), SHM_FILES),
+            ):
+                target = folder / name
+                target.mkdir()
+                mount_tmpfs(target, size, files)
+                mounted.append(target)
+        except OSError as exc:
+            raise SandboxError(f"cannot make the stage's /tmp: {exc}") from exc
+        yield replace(cell, tmp=folder)
+    finally:
+        for target in mounted:
+            unmount(target)
+        for target in (folder / "tmp", folder / "shm", folder):
+            with suppress(OSError):  # still mounted: logged by unmount
+                target.rmdir()
+
+
+def mount_tmpfs(target: Path, size: int, files: int) -> None:
+    options = f"mode=1777,size={size},nr_inodes={files}".encode()
+    flags = MS_NOSUID | MS_NODEV
+    if _libc.mount(b"tmpfs", os.fsencode(target), b"tmpfs", flags, options) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"cannot mount a tmpfs on {target}: {os.strerror(error)}")
+
+
+def unmount(target: Path) -> None:
+    if _libc.umount2(os.fsencode(target), MNT_DETACH) != 0:
+        error = ctypes.get_errno()
+        log.warning("cannot unmount the stage's tmpfs %s: %s", target, os.strerror(error))
