@@ -302,3 +302,14 @@ def test_the_host_tmpfs_of_a_stage_is_capped_and_unmounted_even_on_errors(tmp_pa
             _fail_inside_capped(cell)
     assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmpfs")] == []
+
+
+@needs_sandbox
+@pytest.mark.sandbox
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_the_stage_ignores_no_signal(tmp_path: Path, kind: str) -> None:
+    # unshare's pid 1 ignores SIGTERM and SIGINT; a stage that inherited that would hang
+    # in multiprocessing.Pool's terminate() and outlive every polite kill
+    with sandbox_uid() as uid:
+        exit, out, err = run(make_cell(tmp_path, kind, uid), "grep SigIgn /proc/self/status")
+    assert (exit.exit_code, out) == (0, "SigIgn:\t0000000000000000\n"), err

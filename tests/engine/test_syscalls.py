@@ -175,7 +175,9 @@ ORDINARY = {
     "work.py": textwrap.dedent("""\
         import multiprocessing, subprocess, threading
         if __name__ == "__main__":
-            threading.Thread(target=print, args=("thread ok",)).start()
+            thread = threading.Thread(target=print, args=("thread ok",))
+            thread.start()
+            thread.join()  # before the pool forks: a fork while it prints could deadlock
             with multiprocessing.Pool(2) as pool:
                 print("pool", sum(pool.map(abs, [-1, -2, -3])))
             print(subprocess.run(["echo", "subprocess ok"], capture_output=True, text=True).stdout.strip())

@@ -7,10 +7,12 @@ rlimits. Nothing here starts a process.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -144,9 +146,23 @@ def stage_argv(cell: Cell, command: str | Sequence[str], timeout: float) -> list
         script = _chroot_script(cell)
         # unshare has no --die-with-parent: the kernel kills it if our thread dies
         dies_with_us = [which("setpriv"), "--pdeathsig", "KILL", "--"]
+        # the stage must not inherit the ignored SIGTERM and SIGINT of pid 1 (_INIT)
+        inner = [*default_signals(), *inner]
         argv = [*unshare_prefix(cell.network), "/bin/sh", "-c", script, "sandbox", *inner]
         return [*dies_with_us, *argv]
     return inner
+
+
+@functools.cache
+def default_signals() -> list[str]:
+    """``env --default-signal`` (coreutils 8.31+): every signal back to its default action
+    (``[]`` where env lacks the option)."""
+    argv = [which("env"), "--default-signal"]
+    try:
+        done = subprocess.run([*argv, "true"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return argv if done.returncode == 0 else []
 
 
 def stage_env(cell: Cell, extra: dict[str, str]) -> dict[str, str]:

@@ -102,7 +102,10 @@ def _program(seccomp: Any) -> bytes:
         rules.add_rule(refuse, name)
     new_user = seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER)
     rules.add_rule(refuse, "unshare", new_user)
-    rules.add_rule(refuse, "clone", new_user)  # the flags are clone's first argument here
+    if seccomp.system_arch() not in (seccomp.Arch.S390, seccomp.Arch.S390X):
+        rules.add_rule(refuse, "clone", new_user)  # flags come first (second on s390)
+    else:
+        rules.add_rule(refuse, "clone", seccomp.Arg(1, seccomp.MASKED_EQ, *[CLONE_NEWUSER] * 2))
     # clone3's flags sit in memory a filter cannot read: ENOSYS makes the C library fall
     # back to clone, whose flags it can
     rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
