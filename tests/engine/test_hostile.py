@@ -7,6 +7,7 @@ the next ordinary submission is still graded correctly.
 
 from __future__ import annotations
 
+import os
 import socket
 import stat
 import uuid
@@ -34,6 +35,7 @@ from grader.api.models import StatusCode
 from grader.engine.runner import run_submission
 from grader.engine.sandbox import SandboxInfo
 from grader.engine.sandbox.layout import SHM_FILES, TMP_FILES
+from grader.engine.sandbox.tmpfs import BASE
 from grader.engine.spec import RunOutcome
 
 pytestmark = [pytest.mark.sandbox, needs_sandbox]
@@ -411,5 +413,5 @@ for folder in ("/tmp", "/dev/shm"):
         # the attack ran up to the cap (less the tmpfs's root and any folder made in it)
         assert cap - 64 <= int(made) < cap, (folder, made)
     mounts = Path("/proc/self/mountinfo").read_text()
-    assert str(tmp_path) not in mounts  # bubblewrap's host tmpfs mounts are gone
+    assert f"{BASE}/{os.getpid()}-" not in mounts  # bubblewrap's host tmpfs mounts are gone
     assert_next_submission_is_graded(tmp_path, kind)

@@ -10,7 +10,15 @@ import threading
 from pathlib import Path
 
 import pytest
-from runner_kit import DEFAULT_KIND, KINDS_HERE, NAMESPACED, SMALL, needs_root, needs_sandbox
+from runner_kit import (
+    DEFAULT_KIND,
+    KINDS_HERE,
+    NAMESPACED,
+    REPO,
+    SMALL,
+    needs_root,
+    needs_sandbox,
+)
 
 from grader.engine.sandbox import (
     HOME,
@@ -29,7 +37,7 @@ from grader.engine.sandbox import (
 )
 from grader.engine.sandbox.detect import choose_sandbox
 from grader.engine.sandbox.layout import SHM_FILES, TMP_FILES
-from grader.engine.sandbox.tmpfs import capped
+from grader.engine.sandbox.tmpfs import capped, sweep
 from grader.engine.sandbox.uids import CURSOR, lock_folder, lock_path
 from grader.engine.spec import Limits
 
@@ -284,9 +292,10 @@ def test_address_space_backstop_leaves_room_for_runtimes_that_reserve_memory() -
     assert address_space_bytes(Limits(memory_mb=1024)) >= 8 * 2**30
 
 
-def _fail_inside_capped(cell: Cell) -> None:
+def _fail_inside_capped(cell: Cell, seen: list[Path]) -> None:
     with capped(cell) as stage_cell:
         assert stage_cell.tmp is not None
+        seen.append(stage_cell.tmp)
         fs = os.statvfs(stage_cell.tmp / "tmp")
         assert (fs.f_files, fs.f_blocks * fs.f_frsize) == (TMP_FILES, SMALL.disk_mb * 2**20)
         assert os.statvfs(stage_cell.tmp / "shm").f_files == SHM_FILES
@@ -296,12 +305,46 @@ def _fail_inside_capped(cell: Cell) -> None:
 @needs_root
 @pytest.mark.skipif("bubblewrap" not in KINDS_HERE, reason="bubblewrap cannot run here")
 def test_the_host_tmpfs_of_a_stage_is_capped_and_unmounted_even_on_errors(tmp_path: Path) -> None:
+    seen: list[Path] = []
     with sandbox_uid() as uid:
         cell = make_cell(tmp_path, "bubblewrap", uid)
         with pytest.raises(RuntimeError, match="the stage failed"):
-            _fail_inside_capped(cell)
+            _fail_inside_capped(cell, seen)
+    assert seen and not seen[0].exists()
+    assert str(seen[0]) not in Path("/proc/self/mountinfo").read_text()
     assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmpfs")] == []
+
+
+@needs_root
+@pytest.mark.skipif("bubblewrap" not in KINDS_HERE, reason="bubblewrap cannot run here")
+def test_the_host_tmpfs_an_engine_killed_mid_stage_left_is_swept(tmp_path: Path) -> None:
+    make_cell(tmp_path, "bubblewrap", SANDBOX_UID_BASE)
+    script = (
+        "import sys, time\nfrom pathlib import Path\nsys.path.insert(0, sys.argv[1])\n"
+        "from grader.engine.sandbox.layout import Cell\n"
+        "from grader.engine.sandbox.tmpfs import capped\nfrom grader.engine.spec import Limits\n"
+        "t = Path(sys.argv[2])\n"
+        "cell = Cell('bubblewrap', t / 'home', t / 'runtime', t / 'streams', t / 'toolkit',"
+        " t / 'etc', 3000000, Limits())\n"
+        "with capped(cell) as inside:\n"
+        "    print(inside.tmp, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    engine = subprocess.Popen(
+        [sys.executable, "-c", script, str(REPO), str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert engine.stdout is not None
+        left = Path(engine.stdout.readline().strip())
+        assert (left / "tmp").is_mount() and (left / "shm").is_mount()
+    finally:
+        engine.kill()  # SIGKILL mid-stage: nothing unmounts
+        engine.wait()
+        engine.stdout.close()  # type: ignore[union-attr]
+    assert (left / "tmp").is_mount()  # the attack (a crash) left its mounts
+    sweep()
+    assert not left.exists() and not left.parent.exists()
+    assert str(left) not in Path("/proc/self/mountinfo").read_text()
 
 
 @needs_sandbox

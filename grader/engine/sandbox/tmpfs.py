@@ -2,15 +2,21 @@
 
 bubblewrap's ``--tmpfs`` takes ``--size`` but no inode cap, and every empty file in a
 tmpfs costs kernel memory that no limit counts. When the engine is root it mounts both
-tmpfs itself, under the submission's work folder, with ``size`` and ``nr_inodes``, binds
-them in, and unmounts them (lazily: nothing can hold them open once the stage's
-processes are gone) when the stage or student process ends, on errors too. The unshare
-sandbox's script passes ``nr_inodes`` itself.
+tmpfs itself with ``size`` and ``nr_inodes``, binds them in, and unmounts them (lazily:
+nothing can hold them open once the stage's processes are gone) when the stage or student
+process ends, on errors too. The unshare sandbox's script passes ``nr_inodes`` itself.
+
+The mounts live under ``BASE``, never in a submission's folder (where a mount left by an
+engine killed mid-stage would make the folder impossible to remove): each engine process
+has a folder there, named after a lock file it holds for its whole life; the first stage
+an engine process runs unmounts and removes the folders whose lock nobody holds.
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
+import functools
 import logging
 import os
 import tempfile
@@ -24,6 +30,7 @@ from grader.errors import SandboxError
 
 log = logging.getLogger(__name__)
 
+BASE = Path("/run/grader-tmpfs")
 MS_NOSUID, MS_NODEV = 2, 4
 MNT_DETACH = 2
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -36,7 +43,10 @@ def capped(cell: Cell) -> Iterator[Cell]:
     if cell.kind != "bubblewrap" or cell.uid is None:
         yield cell
         return
-    folder = Path(tempfile.mkdtemp(prefix=".tmpfs-", dir=cell.home.parent))
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="stage-", dir=_own_folder()))
+    except OSError as exc:
+        raise SandboxError(f"cannot make the stage's /tmp: {exc}") from exc
     mounted: list[Path] = []
     try:
         try:
@@ -57,6 +67,48 @@ def capped(cell: Cell) -> Iterator[Cell]:
         for target in (folder / "tmp", folder / "shm", folder):
             with suppress(OSError):  # still mounted: logged by unmount
                 target.rmdir()
+
+
+@functools.cache
+def _own_folder() -> Path:
+    """This engine process's folder under ``BASE`` (after sweeping dead engines' folders)."""
+    BASE.mkdir(mode=0o700, exist_ok=True)
+    sweep()
+    fd, name = tempfile.mkstemp(prefix=f"{os.getpid()}-", suffix=".lock", dir=BASE)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # held until this process ends (never closed)
+    lock = Path(name)
+    folder = lock.with_suffix("")
+    folder.mkdir(mode=0o700)
+    return folder
+
+
+def sweep() -> None:
+    """Unmount and remove the folders of engine processes that ended (their lock is free)."""
+    for lock in BASE.glob("*.lock"):
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live engine's
+            folder = lock.with_suffix("")
+            stages = list(folder.iterdir()) if folder.is_dir() else []
+            for stage in stages:
+                for target in (stage / "tmp", stage / "shm"):
+                    if target.is_mount():
+                        unmount(target)
+                    with suppress(OSError):
+                        target.rmdir()
+                with suppress(OSError):
+                    stage.rmdir()
+            with suppress(OSError):
+                folder.rmdir()
+                lock.unlink()
+        finally:
+            os.close(fd)
 
 
 def mount_tmpfs(target: Path, size: int, files: int) -> None:
