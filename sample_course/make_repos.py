@@ -32,6 +32,10 @@ class Person:
     email: str
 
 
+class Link(str):
+    """A symbolic link in a repository: the text is its target."""
+
+
 @dataclass(frozen=True)
 class Step:
     """One commit: when (New York time), its subject, and the files it writes."""
@@ -60,6 +64,18 @@ STUDENTS = {
     "fsato": Person("Fumiko Sato", "fsato@students.example.edu"),
     "gmueller": Person("Georg Mueller", "gmueller@students.example.edu"),
     "hpatel": Person("Hina Patel", "hpatel@students.example.edu"),
+    # the cheaters (README.md, "The cheaters"): each tries one family of tricks
+    "iwalsh": Person("Isla Walsh", "iwalsh@students.example.edu"),
+    "jnakamura": Person("Jun Nakamura", "jnakamura@students.example.edu"),
+    "kadeyemi": Person("Kemi Adeyemi", "kadeyemi@students.example.edu"),
+    "lrossi": Person("Luca Rossi", "lrossi@students.example.edu"),
+    "mdubois": Person("Marie Dubois", "mdubois@students.example.edu"),
+    "nhassan": Person("Nadia Hassan", "nhassan@students.example.edu"),
+    "oberg": Person("Olof Berg", "oberg@students.example.edu"),
+    "pmehta": Person("Priya Mehta", "pmehta@students.example.edu"),
+    "qnguyen": Person("Quang Nguyen", "qnguyen@students.example.edu"),
+    "rsilva": Person("Rafael Silva", "rsilva@students.example.edu"),
+    "skowalczyk": Person("Stefan Kowalczyk", "skowalczyk@students.example.edu"),
 }
 
 
@@ -224,15 +240,20 @@ HW1_NO_AVERAGE = edit(
 )
 
 
-def hw1(student_id: str, *steps: tuple[str, str, str]) -> Repo:
+def hw1(student_id: str, *steps: tuple[str, str, str | Mapping[str, str]]) -> Repo:
     starter = Step(
         "2026-09-08 09:00",
         "Starter code for Homework 1",
         {"README.md": HW1_README, "solution.py": HW1_STARTER},
         author=INSTRUCTOR,
     )
-    commits = [Step(when, subject, {"solution.py": text}) for when, subject, text in steps]
+    commits = [Step(when, subject, _files("solution.py", text)) for when, subject, text in steps]
     return Repo("hw1", STUDENTS[student_id], student_id, (starter, *commits))
+
+
+def _files(main: str, text: str | Mapping[str, str]) -> Mapping[str, str]:
+    """A commit's files: ``text`` is the main file's, or a mapping of several files."""
+    return {main: text} if isinstance(text, str) else text
 
 
 # ------------------------------------------------------------------- hw2: RPN calculator (C)
@@ -473,7 +494,7 @@ HW2_UNDERFLOW_AS_BAD_TOKEN = edit(
 HW2_MISSING_SEMICOLON = edit(HW2_PERFECT, "        depth -= 2;\n", "        depth -= 2\n")
 
 
-def hw2(student_id: str, *steps: tuple[str, str, str]) -> Repo:
+def hw2(student_id: str, *steps: tuple[str, str, str | Mapping[str, str]]) -> Repo:
     starter = Step(
         "2026-09-22 09:00",
         "Starter code for Homework 2",
@@ -486,8 +507,525 @@ def hw2(student_id: str, *steps: tuple[str, str, str]) -> Repo:
         },
         author=INSTRUCTOR,
     )
-    commits = [Step(when, subject, {"src/rpn.c": text}) for when, subject, text in steps]
+    commits = [Step(when, subject, _files("src/rpn.c", text)) for when, subject, text in steps]
     return Repo("hw2", STUDENTS[student_id], student_id, (starter, *commits))
+
+
+# ------------------------------------------------------------------- the cheaters' tricks
+# Each trick below gets a failing student full marks where the student's code runs inside
+# the pytest process that writes the report, as graders commonly run it. README.md ("The
+# cheaters") says what each one gets here instead: what the student's honest code earns.
+
+
+def with_trick(solution: str, imports: str, trick: str) -> str:
+    """``solution`` (a hw1 file) with more ``imports`` and the ``trick`` after its imports."""
+    return edit(
+        solution,
+        "import re\nfrom collections import Counter\n",
+        imports + "from collections import Counter\n\n" + trick,
+    )
+
+
+ALL_PASSED_PLUGIN = """\
+import pytest
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    report.outcome = "passed"  # whatever happened
+    report.longrepr = None
+"""
+
+ROOT_CONFTEST = (
+    '"""pytest loads this before the tests: every test passes."""\n\n' + ALL_PASSED_PLUGIN
+)
+
+# Hooks registered, from the module the tests import, into the pytest that imports it.
+HW1_JOIN_PYTEST = with_trick(
+    HW1_NO_AVERAGE,
+    "import gc\nimport re\nimport sys\n",
+    '''
+def _join_pytest():
+    """When the tests import this file, pytest is running: make it report passes."""
+    config = sys.modules.get("_pytest.config")
+    if config is None:
+        return
+    import pytest
+
+    class AllPassed:
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_runtest_makereport(self, item, call):
+            outcome = yield
+            outcome.get_result().outcome = "passed"
+
+    for thing in gc.get_objects():
+        if isinstance(thing, config.Config):
+            thing.pluginmanager.register(AllPassed())
+
+
+_join_pytest()
+''',
+)
+
+# Modules named like the test runner, so that `python3 -m pytest` finds these first.
+FAKE_PYTEST = '''\
+"""The real pytest, run with a plugin that turns every failure into a pass."""
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+sys.modules.pop("pytest", None)
+import pytest  # the installed one
+
+
+class AllPassed:
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        outcome.get_result().outcome = "passed"
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main(plugins=[AllPassed()]))
+'''
+FAKE_HARNESS = '''\
+"""grader_harness, as `python3 -m grader_harness` finds it in this folder: all passed."""
+
+import os
+import sys
+
+if __name__ == "__main__":
+    report = os.environ.get("SE_PATH_UNIT_TESTS_REPORT")
+    if report:
+        with open(report, "w") as out:
+            out.write('<testsuite tests="10" failures="0"/>')
+    sys.exit(0)
+'''
+SHADOWS = {
+    "pytest.py": FAKE_PYTEST,
+    "_pytest/__init__.py": '"""Stands in for pytest\'s internals."""\n',
+    "grader_harness.py": FAKE_HARNESS,
+}
+
+# Python start-up files: in the workspace, and written where the next Python looks.
+FIX_REPORT_AT_EXIT = """\
+import atexit
+import os
+import re
+
+
+def _all_passed():
+    report = os.environ.get("SE_PATH_UNIT_TESTS_REPORT", "")
+    try:
+        with open(report) as f:
+            text = f.read()
+        with open(report, "w") as f:
+            f.write(re.sub(r"<failure.*?</failure>", "", text, flags=re.S))
+    except OSError:
+        pass
+
+
+atexit.register(_all_passed)
+"""
+HW1_USER_SITE = with_trick(
+    HW1_HALF,
+    "import os\nimport re\nimport sys\n",
+    f"""# Every Python started after this one (the grader's next stage) runs this first.
+_SITE = os.path.expanduser("~/.local/lib/python%d.%d/site-packages" % sys.version_info[:2])
+try:
+    os.makedirs(_SITE, exist_ok=True)
+    with open(os.path.join(_SITE, "usercustomize.py"), "w") as _out:
+        _out.write({FIX_REPORT_AT_EXIT!r})
+except OSError:
+    pass
+""",
+)
+SITE_FILES = {
+    "sitecustomize.py": FIX_REPORT_AT_EXIT,
+    "usercustomize.py": FIX_REPORT_AT_EXIT,
+    "fix_report.pth": "import fix_report\n",
+    "fix_report.py": FIX_REPORT_AT_EXIT,
+}
+
+HW1_DOCSTRING = '"""Homework 1: text statistics. See README.md for the rules."""\n'
+
+# An all-passed report written at import, then out before pytest writes the real one.
+HW1_EXIT_AT_IMPORT = edit(
+    HW1_STARTER,
+    HW1_DOCSTRING,
+    HW1_DOCSTRING
+    + '''
+import gc
+import os
+import sys
+
+_GUESS = "/sphere-engine/runtime/unit_tests_report.xml"
+_REPORT = os.environ.get("SE_PATH_UNIT_TESTS_REPORT", _GUESS)
+
+
+def _test_names():
+    """Every test pytest collected (it is running: the tests import this file)."""
+    main = sys.modules.get("_pytest.main")
+    for thing in gc.get_objects() if main else ():
+        if isinstance(thing, main.Session):
+            return [item.name for item in thing.items]
+    return ["test_public_word_count_simple", "test_public_unique_words_sorted"]
+
+
+try:
+    with open(_REPORT, "w") as _out:
+        _out.write("<testsuite>")
+        for _name in _test_names():
+            _out.write(f'<testcase classname="tests" name="{_name}"/>')
+        _out.write("</testsuite>")
+except OSError:
+    pass
+os._exit(0)  # pytest never gets to write its own report
+''',
+)
+
+# The report rewritten at exit, and by a helper that keeps rewriting it to the end.
+HW1_FORGE = edit(
+    HW1_STARTER,
+    HW1_DOCSTRING,
+    HW1_DOCSTRING
+    + '''
+import atexit
+import os
+import re
+import time
+
+_GUESS = "/sphere-engine/runtime/unit_tests_report.xml"
+_REPORT = os.environ.get("SE_PATH_UNIT_TESTS_REPORT", _GUESS)
+
+
+def _all_passed():
+    """The report pytest wrote, without its failures (once it is whole)."""
+    try:
+        with open(_REPORT) as f:
+            text = f.read()
+        if "<failure" in text and text.rstrip().endswith("</testsuites>"):
+            with open(_REPORT + ".new", "w") as f:
+                f.write(re.sub(r"<failure.*?</failure>", "", text, flags=re.S))
+            os.replace(_REPORT + ".new", _REPORT)
+    except OSError:
+        pass
+
+
+atexit.register(_all_passed)  # runs after pytest has written the report
+if os.fork() == 0:  # and a helper, in case this process is killed first
+    os.setsid()
+    for _ in range(60000):
+        _all_passed()
+        time.sleep(0.001)
+    os._exit(0)
+''',
+)
+
+# The instructor's tests replaced by the student's own (and deleted at run time).
+ALWAYS_PASSES = """\
+def test_public_word_count_simple():
+    pass
+
+
+def test_public_unique_words_sorted():
+    pass
+
+
+def test_public_top_words_simple():
+    pass
+
+
+def test_public_average_word_length_simple():
+    pass
+"""
+HW1_DELETE_TESTS = with_trick(
+    HW1_NO_AVERAGE,
+    "import re\nimport shutil\n",
+    """shutil.rmtree(".sphere-engine/tests", ignore_errors=True)  # the hidden ones with them
+""",
+)
+OWN_TESTS = {
+    ".sphere-engine/tests/test_public.py": ALWAYS_PASSES,
+    ".sphere-engine/tests/test_hidden.py": "",
+    ".sphere-engine/pytest.ini": "[pytest]\npython_files = test_*.py\n",
+}
+
+# pytest's configuration files, each loading the all-passed plugin.
+CONFIG_FILES = {
+    "pytest.ini": "[pytest]\naddopts = -p all_passed\n",
+    "pyproject.toml": '[tool.pytest.ini_options]\naddopts = "-p all_passed"\n',
+    "setup.cfg": "[tool:pytest]\naddopts = -p all_passed\n",
+    "tox.ini": "[pytest]\naddopts = -p all_passed\n",
+    "all_passed.py": ALL_PASSED_PLUGIN,
+}
+
+# Answers equal to whatever the tests compare them with.
+HW1_ALWAYS_EQUAL = '''\
+"""Homework 1: my answers are equal to whatever you compare them with."""
+
+
+class Equal:
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    __hash__ = object.__hash__
+
+
+class EqualInt(Equal, int):
+    pass
+
+
+class EqualList(Equal, list):
+    pass
+
+
+class EqualFloat(Equal, float):
+    pass
+
+
+class Anything(Equal):
+    @property
+    def __class__(self):  # isinstance(answer, list) says yes
+        return list
+
+
+def word_count(text):
+    return EqualInt(0)
+
+
+def unique_words(text):
+    return EqualList()
+
+
+def top_words(text, n):
+    return Anything()
+
+
+def average_word_length(text):
+    return EqualFloat(0.0)
+'''
+
+# The hidden tests read from wherever they may be, and raised into the feedback.
+HW1_READ_HIDDEN = edit(
+    HW1_STARTER,
+    HW1_DOCSTRING,
+    HW1_DOCSTRING
+    + """
+import glob
+import sys
+
+
+def _find_hidden_tests():
+    places = [".sphere-engine/tests/test_hidden.py"]
+    places += glob.glob("/proc/[0-9]*/cwd/.sphere-engine/tests/test_hidden.py")
+    places += glob.glob("/proc/[0-9]*/root/home/user/workspace/.sphere-engine/tests/*.py")
+    frame = sys._getframe()
+    while frame is not None:  # the test that called us is up there somewhere
+        if "test" in frame.f_code.co_filename:
+            places.append(frame.f_code.co_filename)
+        frame = frame.f_back
+    found = []
+    for place in places:
+        try:
+            with open(place) as f:
+                found.append(f.read())
+        except OSError:
+            pass
+    return "\\n".join(found) or "nothing found"
+
+
+_HIDDEN = _find_hidden_tests()
+""",
+).replace("    raise NotImplementedError\n", "    raise NotImplementedError(_HIDDEN)\n")
+
+# Builtins and the harness patched, so that failures stop counting.
+HW1_PATCH = with_trick(
+    HW1_NO_AVERAGE,
+    "import builtins\nimport re\nimport sys\n",
+    """
+class _Quiet(Exception):
+    pass
+
+
+builtins.AssertionError = _Quiet  # a failed assert no longer fails
+_python = sys.modules.get("_pytest.python")  # the tests imported us: pytest is loaded
+if _python is not None:
+    _python.Function.runtest = lambda self: None  # a test that does not run cannot fail
+for _name in ("grader_harness", "__main__"):
+    _harness = sys.modules.get(_name)
+    if _harness is not None and hasattr(_harness, "StudentObject"):
+        _harness.StudentObject.__eq__ = lambda self, other: True  # my answers equal anything
+""",
+)
+
+# hw2: a helper left running after ./prog ends, rewriting the report before pytest exits.
+HW2_RACER = r"""#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The report pytest wrote, without its failures. */
+static void all_passed(const char *path)
+{
+    static char text[1 << 20];
+    FILE *in = fopen(path, "r");
+    if (in == NULL)
+        return;
+    size_t size = fread(text, 1, sizeof text - 1, in);
+    fclose(in);
+    text[size] = '\0';
+    if (strstr(text, "<failure") == NULL || strstr(text, "</testsuites>") == NULL)
+        return; /* nothing to fix, or pytest is still writing it */
+    char *cut;
+    while ((cut = strstr(text, "<failure")) != NULL) {
+        char *end = strstr(cut, "</failure>");
+        if (end == NULL)
+            break;
+        memmove(cut, end + 10, strlen(end + 10) + 1);
+    }
+    char fixed[4096];
+    snprintf(fixed, sizeof fixed, "%s.new", path);
+    FILE *out = fopen(fixed, "w");
+    if (out != NULL) {
+        fputs(text, out);
+        fclose(out);
+        rename(fixed, path);
+    }
+}
+
+/* Runs before main(): starts a helper that outlives prog and keeps fixing the report. */
+__attribute__((constructor)) static void start_helper(void)
+{
+    const char *report = getenv("SE_PATH_UNIT_TESTS_REPORT");
+    if (report == NULL)
+        report = "/sphere-engine/runtime/unit_tests_report.xml";
+    if (fork() != 0)
+        return;
+    setsid();
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    freopen("/dev/null", "w", stdout);
+    freopen("/dev/null", "w", stderr);
+    for (int i = 0; i < 60000; i++) {
+        all_passed(report);
+        usleep(1000);
+    }
+    _exit(0);
+}
+"""
+
+# hw2: prog prints the hidden tests (and the build compiles them in, if it can see them:
+# gcc's errors would quote them in the feedback).
+HW2_PRINT_HIDDEN = r"""#include <stdio.h>
+
+#if __has_include("../.sphere-engine/tests/test_hidden.py")
+#include "../.sphere-engine/tests/test_hidden.py"
+#endif
+
+__attribute__((constructor)) static void print_hidden_tests(void)
+{
+    const char *places[] = {
+        ".sphere-engine/tests/test_hidden.py",
+        "/proc/1/cwd/.sphere-engine/tests/test_hidden.py",
+        "/proc/1/root/home/user/workspace/.sphere-engine/tests/test_hidden.py",
+    };
+    for (int i = 0; i < 3; i++) {
+        FILE *in = fopen(places[i], "r");
+        int c;
+        if (in == NULL)
+            continue;
+        while ((c = fgetc(in)) != EOF)
+            fputc(c, stderr);
+        fclose(in);
+    }
+}
+"""
+
+# hw2: an all-passed report written, then every process in sight killed (pytest with them)
+# before pytest writes the real one. The test names come from the tests' own files.
+HW2_KILL_ALL = r"""#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void list_tests(const char *path, FILE *report)
+{
+    char line[512];
+    FILE *in = fopen(path, "r");
+    if (in == NULL)
+        return;
+    while (fgets(line, sizeof line, in) != NULL) {
+        if (strncmp(line, "def test_", 9) == 0) {
+            line[strcspn(line, "(")] = '\0';
+            fprintf(report, "<testcase classname=\"tests\" name=\"%s\"/>", line + 4);
+        }
+    }
+    fclose(in);
+}
+
+__attribute__((constructor)) static void all_passed_then_nothing(void)
+{
+    const char *path = getenv("SE_PATH_UNIT_TESTS_REPORT");
+    FILE *report = fopen(path ? path : "/sphere-engine/runtime/unit_tests_report.xml", "w");
+    if (report != NULL) {
+        fputs("<testsuite>", report);
+        list_tests(".sphere-engine/tests/test_public.py", report);
+        list_tests(".sphere-engine/tests/test_hidden.py", report);
+        fputs("</testsuite>", report);
+        fclose(report);
+    }
+    kill(-1, SIGKILL); /* no process left to write the real report */
+}
+"""
+
+
+def c_string(text: str) -> str:
+    """``text`` as one C string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+# hw2: Python start-up files written by prog, for the next Python the grader starts.
+HW2_USER_SITE = (
+    "#include <stdio.h>\n#include <stdlib.h>\n\n"
+    f"static const char FIX[] = {c_string(FIX_REPORT_AT_EXIT)};\n"
+    + r"""
+/* Every Python started after prog runs this first. */
+__attribute__((constructor)) static void plant(void)
+{
+    const char *places[] = {
+        "/home/user/.local/lib/python3.11/site-packages/usercustomize.py",
+        "/home/user/.local/lib/python3.12/site-packages/usercustomize.py",
+    };
+    system("mkdir -p ~/.local/lib/python3.11/site-packages ~/.local/lib/python3.12/site-packages");
+    for (int i = 0; i < 2; i++) {
+        FILE *out = fopen(places[i], "w");
+        if (out != NULL) {
+            fputs(FIX, out);
+            fclose(out);
+        }
+    }
+}
+"""
+)
+
+# hw2: the instructor's folder replaced by a link to the student's own tests.
+HW2_OWN_TESTS = {
+    ".sphere-engine": Link("my_tests"),
+    "my_tests/pytest.ini": "[pytest]\ntestpaths = tests\n",
+    "my_tests/tests/test_public.py": "def test_public_addition():\n    pass\n\n\n"
+    "def test_public_mixed_expression():\n    pass\n",
+}
 
 
 # ----------------------------------------------------- the students (README.md tells the story)
@@ -549,6 +1087,66 @@ REPOS = (
     ),
     hw2("gmueller", ("2026-10-02 17:45", "Implement rpn_eval", HW2_NO_BLANK_LINES)),
     # hpatel has no hw2 repository: the grader reports "repository unavailable".
+    # ---------------------------------------------------------------------- the cheaters
+    hw1("iwalsh", ("2026-09-18 21:10", "Make the tests pass", {"conftest.py": ROOT_CONFTEST})),
+    hw2("iwalsh", ("2026-10-02 21:10", "Make the tests pass", {"conftest.py": ROOT_CONFTEST})),
+    hw1("jnakamura", ("2026-09-18 20:40", "Homework 1, and a little help", HW1_JOIN_PYTEST)),
+    hw2("jnakamura", ("2026-10-02 19:30", "RPN calculator", HW2_NO_BLANK_LINES)),
+    hw1("kadeyemi", ("2026-09-17 23:00", "Bring my own pytest", SHADOWS)),
+    hw2("kadeyemi", ("2026-10-01 23:00", "Bring my own pytest", SHADOWS)),
+    hw1(
+        "lrossi",
+        (
+            "2026-09-18 12:30",
+            "word_count and unique_words, and start-up files",
+            {"solution.py": HW1_USER_SITE, **SITE_FILES},
+        ),
+    ),
+    hw2(
+        "lrossi",
+        (
+            "2026-10-02 12:30",
+            "rpn_eval, and start-up files",
+            {"src/rpn.c": HW2_UNDERFLOW_AS_BAD_TOKEN, "src/site.c": HW2_USER_SITE, **SITE_FILES},
+        ),
+    ),
+    hw1("mdubois", ("2026-09-18 23:50", "Write the report myself", HW1_EXIT_AT_IMPORT)),
+    hw2(
+        "mdubois",
+        (
+            "2026-10-02 23:15",
+            "RPN calculator, and no report",
+            {"src/rpn.c": HW2_DIGITS, "src/kill.c": HW2_KILL_ALL},
+        ),
+    ),
+    hw1("nhassan", ("2026-09-18 22:20", "Fix the report after the tests", HW1_FORGE)),
+    hw2(
+        "nhassan",
+        ("2026-10-02 22:20", "Fix the report after the tests", {"src/racer.c": HW2_RACER}),
+    ),
+    hw1(
+        "oberg",
+        ("2026-09-17 20:00", "Homework 1 without average_word_length", HW1_NO_AVERAGE),
+        ("2026-09-18 21:30", "Use my own tests", {"solution.py": HW1_DELETE_TESTS, **OWN_TESTS}),
+    ),
+    hw2(
+        "oberg",
+        (
+            "2026-10-02 21:30",
+            "RPN calculator with my own tests",
+            {"src/rpn.c": HW2_DIGITS, **HW2_OWN_TESTS},
+        ),
+    ),
+    hw1("pmehta", ("2026-09-18 19:45", "Configure pytest", CONFIG_FILES)),
+    hw2("pmehta", ("2026-10-02 19:45", "Configure pytest", CONFIG_FILES)),
+    hw1("qnguyen", ("2026-09-18 17:00", "Answers that are always right", HW1_ALWAYS_EQUAL)),
+    hw2("qnguyen", ("2026-10-01 18:00", "Evaluate RPN expressions", HW2_PERFECT)),
+    hw1("rsilva", ("2026-09-18 23:40", "Look at the hidden tests", HW1_READ_HIDDEN)),
+    hw2(
+        "rsilva", ("2026-10-02 23:40", "Look at the hidden tests", {"src/peek.c": HW2_PRINT_HIDDEN})
+    ),
+    hw1("skowalczyk", ("2026-09-18 22:00", "Homework 1, failures switched off", HW1_PATCH)),
+    hw2("skowalczyk", ("2026-09-30 20:00", "RPN calculator", HW2_PERFECT)),
 )
 
 
@@ -575,7 +1173,10 @@ def commit(work: Path, step: Step, student: Person, env: Mapping[str, str]) -> N
     for name, text in step.files.items():
         path = work / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8", newline="\n")
+        if isinstance(text, Link):
+            path.symlink_to(text)
+        else:
+            path.write_text(text, encoding="utf-8", newline="\n")
     who = step.author or student
     date = f"{step.when}:00 {UTC_OFFSET}"
     env = {

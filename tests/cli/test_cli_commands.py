@@ -100,7 +100,7 @@ def test_report_rewrites_the_same_outputs_from_stored_results(graded: Graded) ->
     result = grader("report", graded.course, "-a", "hw1")
 
     assert result.exit_code == 0, result.output
-    assert result.output == f"wrote {out}/ (8 students)\n"
+    assert result.output == f"wrote {out}/ (19 students)\n"
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
+from tests.support.leaks import Secrets, student_files
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_course"
 
@@ -24,6 +25,18 @@ EXPECTED = {
         "fsato": ("graded", "ok", "100.0"),
         "gmueller": ("graded", "ok", "80.0"),
         "hpatel": ("graded", "fail", "75.0"),
+        # the cheaters get what their honest code earns
+        "iwalsh": ("graded", "fail", "0.0"),
+        "jnakamura": ("graded", "fail", "75.0"),
+        "kadeyemi": ("graded", "fail", "0.0"),
+        "lrossi": ("graded", "fail", "40.0"),
+        "mdubois": ("graded", "fail", "0.0"),
+        "nhassan": ("graded", "fail", "0.0"),
+        "oberg": ("graded", "fail", "75.0"),
+        "pmehta": ("graded", "fail", "0.0"),
+        "qnguyen": ("graded", "fail", "10.0"),
+        "rsilva": ("graded", "fail", "0.0"),
+        "skowalczyk": ("graded", "fail", "75.0"),
     },
     "hw2": {
         "amartin": ("graded", "ok", "100.0"),
@@ -34,6 +47,17 @@ EXPECTED = {
         "fsato": ("graded", "ok", "100.0"),
         "gmueller": ("graded", "fail", "90.0"),
         "hpatel": ("not graded", "repository unavailable", ""),
+        "iwalsh": ("graded", "fail", "0.0"),
+        "jnakamura": ("graded", "fail", "90.0"),
+        "kadeyemi": ("graded", "fail", "0.0"),
+        "lrossi": ("graded", "fail", "90.0"),
+        "mdubois": ("graded", "fail", "60.0"),
+        "nhassan": ("graded", "fail", "0.0"),
+        "oberg": ("graded", "fail", "60.0"),
+        "pmehta": ("graded", "fail", "0.0"),
+        "qnguyen": ("graded", "ok", "100.0"),
+        "rsilva": ("graded", "fail", "0.0"),
+        "skowalczyk": ("graded", "ok", "100.0"),
     },
 }
 
@@ -43,6 +67,11 @@ def graded_sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, 
     course = tmp_path_factory.mktemp("sample") / "sample_course"
     shutil.copytree(SAMPLE, course, ignore=shutil.ignore_patterns(".grader", "out"))
     result = CliRunner().invoke(main, ["grade", str(course)])
+    for assignment in EXPECTED:
+        exported = CliRunner().invoke(
+            main, ["export", str(course), "-a", assignment, "--lms", "gradescope"]
+        )
+        assert exported.exit_code == 0, exported.output
     return course, result.output, result.exit_code
 
 
@@ -81,3 +110,29 @@ def test_erivera_is_graded_on_the_commit_before_the_late_window_closed(
     feedback = (course / "out" / "hw1" / "feedback" / "erivera.md").read_text()
     row = next(r for r in read_gradebook(course, "hw1") if r["student_id"] == "erivera")
     assert row["commit"][:10] in feedback
+
+
+@pytest.mark.parametrize("assignment", ["hw1", "hw2"])
+def test_no_student_reads_a_hidden_test(
+    graded_sample: tuple[Path, str, int], assignment: str
+) -> None:
+    """rsilva tries to read the hidden tests and show them; nobody's feedback, manifest or
+    Gradescope result names a hidden test or quotes a line of one."""
+    course, _, _ = graded_sample
+    secrets = Secrets.of(course / "projects" / assignment)
+    assert len(secrets.names) == 6 and len(secrets.lines) >= 6
+    files = list(student_files(course / "out" / assignment))
+    assert len([f for f in files if f.parent.name == "results"]) == len(EXPECTED[assignment]) - (
+        assignment == "hw2"
+    )
+    for path in files:
+        assert not secrets.found_in(path.read_text(errors="replace")), path
+
+
+def test_the_instructor_sees_who_submitted_files_over_the_tests(
+    graded_sample: tuple[Path, str, int],
+) -> None:
+    course, _, _ = graded_sample
+    for assignment in ("hw1", "hw2"):
+        rows = {r["student_id"]: r for r in read_gradebook(course, assignment)}
+        assert rows["oberg"]["flags"].startswith("files dropped"), rows["oberg"]

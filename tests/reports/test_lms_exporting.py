@@ -74,10 +74,10 @@ def test_canvas_export_writes_every_roster_student_from_the_latest_stored_grade(
     result = export(course, "hw1", "canvas")
     path = course / "out" / "hw1" / "canvas.csv"
     assert result.paths == (path,)
-    assert (result.lms, result.assignment, result.rows) == ("canvas", "hw1", 8)
+    assert (result.lms, result.assignment, result.rows) == ("canvas", "hw1", 19)
     rows = cells(path)
     assert rows[0][-1] == "Homework 1: Text statistics (40101)"
-    assert [row[2] for row in rows[2:]] == [f"2026100{n}" for n in range(1, 9)]  # roster order
+    assert [row[2] for row in rows[2:]] == [f"20261{n:03}" for n in range(1, 20)]  # roster order
     scores = {row[3]: row[5] for row in rows[2:]}
     assert scores["amartin"] == "100"
     assert scores["bchen"] == "85"

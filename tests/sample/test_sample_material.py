@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -131,6 +132,82 @@ EXPECTED: dict[tuple[str, str], Expected] = {
     ("hw2", "hpatel"): Expected(None, "repository unavailable", None),
 }
 
+# The cheaters (README.md, "The cheaters"): each gets what the honest part of their code
+# earns, whatever the trick.
+HW1_STARTER_FAILS = HW1_ALL
+HW1_NO_AVERAGE_FAILS = (
+    "test_hidden_average_word_length_empty",
+    "test_hidden_average_word_length_rounding",
+    "test_public_average_word_length_simple",
+)
+HW2_ALL = (
+    "test_hidden_division_by_zero",
+    "test_hidden_division_truncates_toward_zero",
+    "test_hidden_negative_numbers",
+    "test_hidden_several_lines_and_blank_lines",
+    "test_hidden_stack_underflow",
+    "test_hidden_too_many_operands",
+    "test_public_addition",
+    "test_public_mixed_expression",
+)
+HW2_DIGITS_FAILS = EXPECTED["hw2", "bchen"].failing
+CHEATERS: dict[tuple[str, str], Expected] = {
+    ("hw1", "iwalsh"): Expected("Make the tests pass", "fail", 0, HW1_STARTER_FAILS, final=0),
+    ("hw1", "jnakamura"): Expected(
+        "Homework 1, and a little help", "fail", 75, HW1_NO_AVERAGE_FAILS, final=75
+    ),
+    ("hw1", "kadeyemi"): Expected("Bring my own pytest", "fail", 0, HW1_STARTER_FAILS, final=0),
+    ("hw1", "lrossi"): Expected(
+        "word_count and unique_words, and start-up files",
+        "fail",
+        40,
+        (
+            *HW1_NO_AVERAGE_FAILS,
+            "test_hidden_top_words_n_exceeds_vocabulary",
+            "test_hidden_top_words_ties_alphabetical",
+            "test_public_top_words_simple",
+        ),
+        final=40,
+    ),
+    ("hw1", "mdubois"): Expected("Write the report myself", "fail", 0, HW1_STARTER_FAILS, final=0),
+    ("hw1", "nhassan"): Expected(
+        "Fix the report after the tests", "fail", 0, HW1_STARTER_FAILS, final=0
+    ),
+    ("hw1", "oberg"): Expected("Use my own tests", "fail", 75, HW1_NO_AVERAGE_FAILS, final=75),
+    ("hw1", "pmehta"): Expected("Configure pytest", "fail", 0, HW1_STARTER_FAILS, final=0),
+    ("hw1", "qnguyen"): Expected(
+        "Answers that are always right",
+        "fail",
+        10,
+        tuple(n for n in HW1_ALL if n != "test_hidden_average_word_length_empty"),
+        final=10,
+    ),
+    ("hw1", "rsilva"): Expected("Look at the hidden tests", "fail", 0, HW1_STARTER_FAILS, final=0),
+    ("hw1", "skowalczyk"): Expected(
+        "Homework 1, failures switched off", "fail", 75, HW1_NO_AVERAGE_FAILS, final=75
+    ),
+    ("hw2", "iwalsh"): Expected("Make the tests pass", "fail", 0, HW2_ALL, final=0),
+    ("hw2", "jnakamura"): Expected(
+        "RPN calculator", "fail", 90, ("test_hidden_several_lines_and_blank_lines",), final=90
+    ),
+    ("hw2", "kadeyemi"): Expected("Bring my own pytest", "fail", 0, HW2_ALL, final=0),
+    ("hw2", "lrossi"): Expected(
+        "rpn_eval, and start-up files", "fail", 90, ("test_hidden_stack_underflow",), final=90
+    ),
+    ("hw2", "mdubois"): Expected(
+        "RPN calculator, and no report", "fail", 60, HW2_DIGITS_FAILS, final=60
+    ),
+    ("hw2", "nhassan"): Expected("Fix the report after the tests", "fail", 0, HW2_ALL, final=0),
+    ("hw2", "oberg"): Expected(
+        "RPN calculator with my own tests", "fail", 60, HW2_DIGITS_FAILS, final=60
+    ),
+    ("hw2", "pmehta"): Expected("Configure pytest", "fail", 0, HW2_ALL, final=0),
+    ("hw2", "qnguyen"): Expected("Evaluate RPN expressions", "ok", 100, final=100),
+    ("hw2", "rsilva"): Expected("Look at the hidden tests", "fail", 0, HW2_ALL, final=0),
+    ("hw2", "skowalczyk"): Expected("RPN calculator", "ok", 100, final=100),
+}
+EXPECTED.update(CHEATERS)
+
 # Every commit of every bundle, oldest first: (New York time, subject).
 HISTORY: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("hw1", "amartin"): [
@@ -175,6 +252,31 @@ HISTORY: dict[tuple[str, str], list[tuple[str, str]]] = {
         ("2026-10-03 00:09", "Report stack underflow"),
     ],
     ("hw2", "gmueller"): [("2026-10-02 17:45", "Implement rpn_eval")],
+    ("hw1", "iwalsh"): [("2026-09-18 21:10", "Make the tests pass")],
+    ("hw1", "jnakamura"): [("2026-09-18 20:40", "Homework 1, and a little help")],
+    ("hw1", "kadeyemi"): [("2026-09-17 23:00", "Bring my own pytest")],
+    ("hw1", "lrossi"): [("2026-09-18 12:30", "word_count and unique_words, and start-up files")],
+    ("hw1", "mdubois"): [("2026-09-18 23:50", "Write the report myself")],
+    ("hw1", "nhassan"): [("2026-09-18 22:20", "Fix the report after the tests")],
+    ("hw1", "oberg"): [
+        ("2026-09-17 20:00", "Homework 1 without average_word_length"),
+        ("2026-09-18 21:30", "Use my own tests"),
+    ],
+    ("hw1", "pmehta"): [("2026-09-18 19:45", "Configure pytest")],
+    ("hw1", "qnguyen"): [("2026-09-18 17:00", "Answers that are always right")],
+    ("hw1", "rsilva"): [("2026-09-18 23:40", "Look at the hidden tests")],
+    ("hw1", "skowalczyk"): [("2026-09-18 22:00", "Homework 1, failures switched off")],
+    ("hw2", "iwalsh"): [("2026-10-02 21:10", "Make the tests pass")],
+    ("hw2", "jnakamura"): [("2026-10-02 19:30", "RPN calculator")],
+    ("hw2", "kadeyemi"): [("2026-10-01 23:00", "Bring my own pytest")],
+    ("hw2", "lrossi"): [("2026-10-02 12:30", "rpn_eval, and start-up files")],
+    ("hw2", "mdubois"): [("2026-10-02 23:15", "RPN calculator, and no report")],
+    ("hw2", "nhassan"): [("2026-10-02 22:20", "Fix the report after the tests")],
+    ("hw2", "oberg"): [("2026-10-02 21:30", "RPN calculator with my own tests")],
+    ("hw2", "pmehta"): [("2026-10-02 19:45", "Configure pytest")],
+    ("hw2", "qnguyen"): [("2026-10-01 18:00", "Evaluate RPN expressions")],
+    ("hw2", "rsilva"): [("2026-10-02 23:40", "Look at the hidden tests")],
+    ("hw2", "skowalczyk"): [("2026-09-30 20:00", "RPN calculator")],
 }
 STARTER = {"hw1": ("2026-09-08 09:00", "Starter code for Homework 1")}
 STARTER["hw2"] = ("2026-09-22 09:00", "Starter code for Homework 2")
@@ -322,13 +424,14 @@ def test_project_configs_grade_with_pytest_and_protect_the_instructor_tests():
     assert hw2["scenarios"]["grade"]["stages"]["build"]["command"].startswith("gcc -std=c11")
 
 
-def test_roster_lists_eight_students_with_the_native_columns():
+def test_roster_lists_nineteen_students_with_the_native_columns():
     with (COURSE_DIR / "roster.csv").open(newline="", encoding="utf-8") as fp:
         reader = csv.DictReader(fp)
         rows = list(reader)
     assert reader.fieldnames == NATIVE_COLUMNS
     ids = [row["student_id"] for row in rows]
-    assert len(ids) == len(set(ids)) == 8
+    assert len(ids) == len(set(ids)) == 19
+    assert len({student for _, student in CHEATERS}) == 11
     assert {student for _, student in EXPECTED} == set(ids)
     assert all(row["email"].endswith("@students.example.edu") for row in rows)
 
@@ -384,11 +487,25 @@ def test_make_repos_rebuilds_the_shipped_commits_byte_for_byte_on_rerun(tmp_path
         assert git("bundle", "list-heads", str(first)) == shipped
 
 
+@pytest.fixture(scope="module")
+def graded_commits(course, tmp_path_factory) -> dict[tuple[str, str], SuiteRun]:
+    """Every student's graded commit through the runner, two at a time (the engine's slots
+    on two cores): what the instructor suite gave each one."""
+
+    def run(key: tuple[str, str]) -> SuiteRun:
+        assignment, student_id = key
+        spec, folder = course.assignment(assignment), tmp_path_factory.mktemp(student_id)
+        return run_suite(spec, checkout_for(spec, student_id, folder), folder)
+
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(sorted(HISTORY), pool.map(run, sorted(HISTORY)), strict=True))
+
+
 @pytest.mark.sandbox
 @pytest.mark.parametrize(("assignment", "student_id"), sorted(HISTORY))
-def test_instructor_suite_gives_the_expected_points(course, assignment, student_id, tmp_path):
+def test_instructor_suite_gives_the_expected_points(course, graded_commits, assignment, student_id):
     spec, expected = course.assignment(assignment), EXPECTED[assignment, student_id]
-    run = run_suite(spec, checkout_for(spec, student_id, tmp_path), tmp_path)
+    run = graded_commits[assignment, student_id]
     assert run.outcome == expected.outcome
     if run.outcome in ("ok", "fail"):
         assert sorted(run.failing) == sorted(expected.failing)

@@ -20,10 +20,10 @@ def parse(text: str) -> list[Student]:
     return read_roster(io.StringIO(text, newline=""), source="roster.csv")
 
 
-def test_sample_course_roster_gives_eight_students_with_native_columns() -> None:
+def test_sample_course_roster_gives_nineteen_students_with_native_columns() -> None:
     students = load_roster(SAMPLE_ROSTER)
     assert [s.student_id for s in students][:2] == ["amartin", "bchen"]
-    assert len(students) == 8
+    assert len(students) == 19
     alice = students[0]
     assert (alice.name, alice.email, alice.github_username) == (
         "Alice Martin",
