@@ -71,7 +71,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -733,17 +733,24 @@ def _start(
         }
         return _Brokered(path, request)
     _protect_instructor_files()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SE_PATH_UNIT", "SE_PATH_FINAL", "SE_PATH_SCENARIO"))
-    }
+    env = _student_env(os.environ)
     workspace = _workspace()
     folder = Path(os.path.normpath(workspace / cwd))
     if not _inside(folder, workspace):
         raise HarnessError(f"cwd {cwd!r} is outside the workspace")
     wrapped = ["/bin/sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", str(folder), *argv]
     return _Child(wrapped, control=control, pipes=pipes, env=env)
+
+
+def _student_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The tests' environment less what the student's process must not learn: pytest's
+    variables (``PYTEST_CURRENT_TEST`` names the running test, hidden ones too) and every
+    ``SE_PATH_*`` but the workspace (the report, the result, the stages' output files)."""
+    return {
+        key: value
+        for key, value in environ.items()
+        if key == "SE_PATH_WORKSPACE" or not key.startswith(("PYTEST_", "SE_PATH_"))
+    }
 
 
 def _workspace() -> Path:
