@@ -103,14 +103,16 @@ def _projects(course: Course) -> list[Check]:
 
 def _sandbox() -> list[Check]:
     from grader.engine import detect_sandbox
-    from grader.engine.sandbox.detect import separation, syscall_filter
+    from grader.engine.sandbox.detect import kernel_limits, separation, syscall_filter
 
     info = detect_sandbox()
     holds, what = separation(info.kind, root=os.geteuid() == 0)
     filtered, how = syscall_filter(info.kind)
+    bounded, which = kernel_limits(info.kind)
     guarantees = [
         Check("separation", "ok" if holds else "warning", what),
         Check("syscalls", "ok" if filtered else "warning", how),
+        Check("limits", "ok" if bounded else "warning", which),
     ]
     if info.warning:
         return [Check("sandbox", "warning", f"{info.kind}: {info.warning}"), *guarantees]

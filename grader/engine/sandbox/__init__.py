@@ -25,6 +25,15 @@ generous address space. Memory is watched from outside: every ``POLL_SECONDS`` t
 the stage's resident anonymous and shared memory is read from /proc, and past
 ``memory_mb`` the stage is killed with SIGKILL (reported as a memory-limit kill).
 
+The kernel bounds what polling cannot (``cgroups``, bubblewrap and unshare cells, when the
+engine is root and the machine has writable cgroups, v1 or delegated v2): every stage and
+every student process the broker starts joins a cgroup of its own before its sandbox
+starts, with a memory limit counting kernel memory (``memory_mb`` plus its tmpfs pages
+plus ``KERNEL_MB``: an OOM kill there is a memory-limit kill too), ``pids.max`` (its
+``processes`` plus the sandbox's own) and the same CPU weight as every other stage, so
+one submission's threads cannot starve its neighbours. Where a controller is missing,
+``grader doctor``'s ``limits`` line says which guarantee is weaker.
+
 Disk (our choice): ``/tmp`` and ``/dev/shm`` are private tmpfs mounts capped in bytes and
 in files (``TMP_FILES``, ``SHM_FILES``: each file costs kernel memory no limit counts;
 bubblewrap cannot cap inodes, so as root the engine mounts both on the host for the

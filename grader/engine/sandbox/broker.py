@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader.engine.sandbox.cgroups import Group, stage_group
 from grader.engine.sandbox.layout import BROKER_SOCKET, Cell, stage_argv, stage_env
 from grader.engine.sandbox.tmpfs import capped
 from grader.engine.sandbox.watch import start, watch_process
@@ -227,16 +228,21 @@ class Broker:
         })  # fmt: skip
 
     def _start_and_watch(self, connection: socket.socket, request: Request, cancel: Cancel) -> Any:
-        with capped(self.cell) as cell:
-            return self._start_in(cell, connection, request, cancel)
+        with capped(self.cell) as cell, stage_group(cell.kind, cell.limits) as group:
+            return self._start_in(cell, group, connection, request, cancel)
 
     def _start_in(
-        self, cell: Cell, connection: socket.socket, request: Request, cancel: Cancel
+        self,
+        cell: Cell,
+        group: Group | None,
+        connection: socket.socket,
+        request: Request,
+        cancel: Cancel,
     ) -> Any:
         timeout = max(min(request.timeout, self.deadline - time.monotonic()), 0.01)
         ours, theirs = _Ends(), _Ends()
         try:
-            process = self._start(cell, request, timeout, ours, theirs)
+            process = self._start(cell, group, request, timeout, ours, theirs)
         finally:
             theirs.close()
         names = ours.names()
@@ -250,10 +256,16 @@ class Broker:
             ours.close()
         watching = threading.Thread(target=_until_killed, args=(connection, cancel), daemon=True)
         watching.start()
-        return watch_process(cell, process, timeout=timeout, cancel=cancel)
+        return watch_process(cell, process, timeout=timeout, cancel=cancel, group=group)
 
     def _start(
-        self, cell: Cell, request: Request, timeout: float, ours: _Ends, theirs: _Ends
+        self,
+        cell: Cell,
+        group: Group | None,
+        request: Request,
+        timeout: float,
+        ours: _Ends,
+        theirs: _Ends,
     ) -> subprocess.Popen[bytes]:
         env = dict(self.env)
         if request.pipes:
@@ -270,6 +282,7 @@ class Broker:
         devnull = subprocess.DEVNULL
         return start(
             stage_argv(cell, argv, timeout),
+            group=group,
             stdin=theirs.stdin if theirs.stdin is not None else devnull,
             stdout=theirs.stdout if theirs.stdout is not None else devnull,
             stderr=theirs.stderr if theirs.stderr is not None else devnull,

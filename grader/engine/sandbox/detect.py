@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from grader.engine.sandbox.cgroups import describe
 from grader.engine.sandbox.layout import (
     KINDS,
     MB,
@@ -178,3 +179,9 @@ def syscall_filter(kind: SandboxKind) -> tuple[bool, str]:
             "bubblewrap"
         )
     return False, f"NO SYSCALL FILTER without namespaces: {weaker}; install bubblewrap"
+
+
+def kernel_limits(kind: SandboxKind) -> tuple[bool, str]:
+    """Whether the kernel bounds each stage's memory (kernel memory too), processes and CPU
+    share here (``cgroups``), in words."""
+    return describe(kind)

@@ -44,7 +44,7 @@ def capped(cell: Cell) -> Iterator[Cell]:
         yield cell
         return
     try:
-        folder = Path(tempfile.mkdtemp(prefix="stage-", dir=_own_folder()))
+        folder = Path(tempfile.mkdtemp(prefix="stage-", dir=engine_folder()))
     except OSError as exc:
         raise SandboxError(f"cannot make the stage's /tmp: {exc}") from exc
     mounted: list[Path] = []
@@ -70,8 +70,9 @@ def capped(cell: Cell) -> Iterator[Cell]:
 
 
 @functools.cache
-def _own_folder() -> Path:
-    """This engine process's folder under ``BASE`` (after sweeping dead engines' folders)."""
+def engine_folder() -> Path:
+    """This engine process's folder under ``BASE`` (after sweeping dead engines' folders);
+    its name also names the engine's cgroups (``cgroups``)."""
     BASE.mkdir(mode=0o700, exist_ok=True)
     sweep()
     fd, name = tempfile.mkstemp(prefix=f"{os.getpid()}-", suffix=".lock", dir=BASE)
@@ -97,6 +98,10 @@ def sweep() -> None:
             folder = lock.with_suffix("")
             stages = list(folder.iterdir()) if folder.is_dir() else []
             for stage in stages:
+                if not stage.is_dir():  # a cgroup join marker (cgroups.Group)
+                    with suppress(OSError):
+                        stage.unlink()
+                    continue
                 for target in (stage / "tmp", stage / "shm"):
                     if target.is_mount():
                         unmount(target)
@@ -109,6 +114,23 @@ def sweep() -> None:
                 lock.unlink()
         finally:
             os.close(fd)
+
+
+def is_live(name: str) -> bool:
+    """Whether the engine process named ``name`` (its folder under ``BASE``) still runs."""
+    try:
+        fd = os.open(BASE / f"{name}.lock", os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # unknown: never sweep what may be a live engine's
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # drops the lock if we took it
+    return False
 
 
 def mount_tmpfs(target: Path, size: int, files: int) -> None:

@@ -15,6 +15,7 @@ from subprocess import Popen
 from typing import IO, Any, Literal
 
 from grader.engine import trees
+from grader.engine.sandbox.cgroups import Group, stage_group
 from grader.engine.sandbox.layout import MB, PRIVATE_TMPFS, TMP, Cell, stage_argv
 from grader.engine.sandbox.procs import memory_kb, stage_processes, sweep
 from grader.engine.sandbox.syscalls import bpf_program
@@ -57,11 +58,17 @@ def run_stage(
     """
     cwd = str(cell.workspace) if cell.kind == "rlimits" else None
     cap = cell.limits.output_bytes
-    with capped(cell) as cell, _Capped(stdout, cap) as out, _Capped(stderr, cap) as err:
+    with (
+        capped(cell) as cell,
+        stage_group(cell.kind, cell.limits) as group,
+        _Capped(stdout, cap) as out,
+        _Capped(stderr, cap) as err,
+    ):
         argv = stage_argv(cell, command, timeout)
         try:
             process = start(
                 argv,
+                group=group,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -70,7 +77,7 @@ def run_stage(
             )
         except OSError as exc:
             raise SandboxError(f"cannot start the sandbox: {exc}") from exc
-        watch = _Watch(cell, process, timeout, cancel)
+        watch = _Watch(cell, process, timeout, cancel, group=group)
         try:
             return watch.run(out, err)
         finally:
@@ -110,16 +117,22 @@ _Sinks = dict[int, "_Capped"]  # pipe fd -> its stream file
 _Ending = Literal["exited", "timeout", "cancel", "memory", "disk"]
 
 
-def start(argv: list[str], *, pass_fds: tuple[int, ...] = (), **options: Any) -> Popen[bytes]:
-    """Start a confined command line in a session of its own.
+def start(
+    argv: list[str], *, group: Group | None = None, pass_fds: tuple[int, ...] = (), **options: Any
+) -> Popen[bytes]:
+    """Start a confined command line in a session of its own (in ``group``'s cgroups,
+    joined before the sandbox starts: ``Group.join_prefix``).
 
     bubblewrap's options (host paths: the mounts' sources) go through a file descriptor
     (``--args``), so the sandbox's pid 1, bubblewrap itself, shows none of them in
     /proc/1/cmdline; the seccomp filter (``syscalls``) through another (``--seccomp``).
     bubblewrap closes both before the command runs.
     """
+    join = group.join_prefix() if group is not None else []
     if Path(argv[0]).name != "bwrap" or "--" not in argv:
-        return subprocess.Popen(argv, pass_fds=pass_fds, start_new_session=True, **options)
+        return subprocess.Popen(
+            [*join, *argv], pass_fds=pass_fds, start_new_session=True, **options
+        )
     end = argv.index("--")
     options_fd = _memfd("bwrap-options")
     fds = [options_fd]
@@ -132,7 +145,7 @@ def start(argv: list[str], *, pass_fds: tuple[int, ...] = (), **options: Any) ->
         _fill(options_fd, b"".join(arg.encode() + b"\0" for arg in [*seccomp, *argv[1:end]]))
         short = [argv[0], "--args", str(options_fd), *argv[end:]]
         return subprocess.Popen(
-            short, pass_fds=(*pass_fds, *fds), start_new_session=True, **options
+            [*join, *short], pass_fds=(*pass_fds, *fds), start_new_session=True, **options
         )
     finally:
         for fd in fds:
@@ -155,7 +168,12 @@ def _fill(fd: int, data: bytes) -> None:
 
 
 def watch_process(
-    cell: Cell, process: subprocess.Popen[bytes], *, timeout: float, cancel: Cancel
+    cell: Cell,
+    process: subprocess.Popen[bytes],
+    *,
+    timeout: float,
+    cancel: Cancel,
+    group: Group | None = None,
 ) -> StageExit:
     """Enforce time, memory and ``cancel`` on a student process the broker started (its
     stdio belongs to the harness); returns when it and all it started are gone.
@@ -164,7 +182,7 @@ def watch_process(
     processes at once); it is never swept by uid, which would end its siblings too. Its pid
     namespace (or process group, without namespaces) takes what it started with it.
     """
-    watch = _Watch(cell, process, timeout, cancel, alone=False)
+    watch = _Watch(cell, process, timeout, cancel, alone=False, group=group)
     try:
         return watch.run(None, None)
     finally:
@@ -176,7 +194,8 @@ class _Watch:
 
     ``alone``: the stage is the only thing running under its uid (a stage, not one of the
     broker's student processes): its processes are found and swept by uid, and its disk
-    is measured.
+    is measured. ``group``: its cgroups (``None``: none here), whose OOM kills are
+    memory-limit kills and whose processes are killed at the end.
     """
 
     def __init__(
@@ -187,9 +206,10 @@ class _Watch:
         cancel: Cancel | None,
         *,
         alone: bool = True,
+        group: Group | None = None,
     ) -> None:
         self.cell, self.process, self.timeout, self.cancel = cell, process, timeout, cancel
-        self.alone = alone
+        self.alone, self.group = alone, group
         self.started = time.monotonic()
         self.peak_kb = 0
         self.status: int | None = None  # the wait status, once reaped
@@ -227,6 +247,11 @@ class _Watch:
         seconds = time.monotonic() - self.started
         assert self.status is not None  # kill() waited
         peak = self.peak_kb
+        if self.group is not None:
+            if ended == "exited" and not self.group.joined():
+                raise SandboxError("the stage could not join its cgroup")
+            if ended in ("exited", "timeout") and self.group.oom_killed():
+                ended = "memory"  # the kernel killed a process of it at the cgroup's limit
         if ended == "exited":
             code, sig = _decode(self.status)
             return StageExit(code, sig, seconds, peak)
@@ -260,6 +285,8 @@ class _Watch:
             self._pump(selector, sinks, min(next_check, deadline) - now)
 
     def _check_limits(self, now: float) -> Literal["memory", "disk"] | None:
+        if self.group is not None and self.group.oom_killed():
+            return "memory"
         self.pids = stage_processes(self.cell.uid if self.alone else None, self.process.pid)
         samples = [memory_kb(pid) for pid in self.pids]
         used = sum(now for now, _ in samples)
@@ -300,6 +327,8 @@ class _Watch:
             _, status = os.waitpid(self.process.pid, 0)
             self.process.returncode = os.waitstatus_to_exitcode(status)
             self.status = status
+        if self.group is not None:
+            self.group.kill(seconds=0)
         if self.cell.uid is not None and self.alone:
             sweep(self.cell.uid, seconds=0)
 
