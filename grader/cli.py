@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from grader import __version__
-from grader.errors import ConfigError, GraderError, UnauthorizedError
+from grader.config import load_course
+from grader.errors import EXIT_CONFIG, EXIT_OK, ConfigError, GraderError, UnauthorizedError
 from grader.grading import GradeOptions, GradeReport, grade, report
 from grader.progress import make_progress
 from grader.reports.lms import LMS_CHOICES, LMS_OPTIONS
@@ -241,6 +242,52 @@ def engine_serve(
         base_url=f"http://{host}:{port}/api/v1",
     )
     serve(config, host=host, port=port)
+
+
+@engine_group.command("prepare")
+@click.argument(
+    "course_dir",
+    required=False,
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+)
+@click.option(
+    "--projects",
+    "projects_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="A served engine's projects (with --data), instead of COURSE_DIR.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The served engine's data folder (default: ./engine-data).",
+)
+@_guard
+def engine_prepare(
+    course_dir: Path | None, projects_dir: Path | None, data_dir: Path | None
+) -> int:
+    """Build each project's environment (its requirements.txt) before a run.
+
+    COURSE_DIR: for the built-in engine of that course. --projects/--data: for
+    `grader engine serve` with the same options.
+    """
+    from grader.engine.environments import prepare
+
+    if (course_dir is None) == (projects_dir is None):
+        raise click.UsageError("give either COURSE_DIR or --projects (with --data)")
+    if course_dir is not None:
+        if data_dir is not None:
+            raise click.UsageError("--data goes with --projects; COURSE_DIR has its own")
+        course = load_course(course_dir)
+        projects_dir, data_dir = course.projects_dir, course.state_dir / "engine"
+    elif projects_dir is None:  # unreachable: one of the two was given
+        raise click.UsageError("give either COURSE_DIR or --projects")
+    states = prepare(projects_dir.resolve(), (data_dir or Path("engine-data")).resolve())
+    for state in states:
+        click.echo(f"{state.project}: {state.detail}")
+    if not states:
+        click.echo(f"no project in {projects_dir}")
+    return EXIT_OK if all(state.ready for state in states) else EXIT_CONFIG
 
 
 @main.command("status")

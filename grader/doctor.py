@@ -49,6 +49,7 @@ def run_checks(course_dir: Path, *, engine_url: str | None = None) -> list[Check
         return [*checks, Check("engine", "error", str(exc))]
     if engine.is_local:
         checks.extend(_sandbox())
+        checks.extend(_environments(course, engine.data_dir))
     checks.extend(asyncio.run(_engine(engine, course)))
     return checks
 
@@ -98,6 +99,30 @@ def _projects(course: Course) -> list[Check]:
                     "(fine if the project only exists on the Sphere Engine service)",
                 )
             )
+    return checks
+
+
+def _environments(course: Course, data_dir: Path) -> list[Check]:
+    """Each project with a requirements.txt: is its environment built on this engine?"""
+    from grader.engine.environments import Environments
+
+    environments = Environments(data_dir / "environments")
+    checks = []
+    for project in sorted({assignment.project for assignment in course.assignments.values()}):
+        folder = course.projects_dir / project
+        if not (folder / "config.json").is_file():
+            continue
+        state = environments.state(folder, project)
+        if state.key is None and state.ready:
+            continue  # no requirements.txt: the engine's own Python
+        if state.ready:
+            checks.append(Check(f"environment {project}", "ok", state.detail))
+        elif state.key is None:
+            checks.append(Check(f"environment {project}", "error", state.detail))
+        else:
+            detail = f"{state.detail}: the first submission builds it, or run `grader engine "
+            detail += f"prepare {course.root}` now"
+            checks.append(Check(f"environment {project}", "warning", detail))
     return checks
 
 

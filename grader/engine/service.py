@@ -20,13 +20,14 @@ import math
 import shutil
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from grader.api.models import FINAL_STATUSES, StatusCode
 from grader.engine import projects
+from grader.engine.environments import Environments
 from grader.engine.scheduler import Scheduler, Slots
 from grader.engine.settings import EngineConfig
 from grader.engine.spec import STAGE_ORDER, Cancel, RunOutcome, RunSpec
@@ -88,6 +89,7 @@ class Engine:
         self._runner = runner or default_runner
         self.store = Store(config.data_dir)
         self.trash = Trash(self.store.trash_dir)
+        self.environments = Environments(config.data_dir / "environments")
         self.slots = Slots(config.slot_count)
         self.scheduler = Scheduler(self.slots, self._execute)
         self.workspaces = Workspaces(
@@ -251,8 +253,13 @@ class Engine:
         """Prepare, run in a worker thread, record."""
         record = self.submission(submission_id)
         self.store.set_status(submission_id, StatusCode.PREPARATION)
+        loop = asyncio.get_running_loop()
         try:
             spec = await self._in_files(self._prepare, record)
+            # built once per requirement set, on a runner thread: it may take a while
+            environment = await loop.run_in_executor(
+                self._runners, self.environments.ensure, spec.project_dir, spec.project_id
+            )
         except (ConfigError, CreationFailedError) as exc:
             reason = exc.api_message if isinstance(exc, CreationFailedError) else str(exc)
             await self._finish_problem(
@@ -265,10 +272,10 @@ class Engine:
             self.store.set_status(submission_id, StatusCode.WAITING)
             return
         self.store.set_status(submission_id, StatusCode.EXECUTION)
+        spec = replace(spec, environment=environment)
         cancel = Cancel()
         self._cancels[submission_id] = cancel
         try:
-            loop = asyncio.get_running_loop()
             outcome = await loop.run_in_executor(self._runners, self._run, spec, cancel)
         finally:
             self._cancels.pop(submission_id, None)

@@ -75,6 +75,7 @@ class RunSpec:
     read_only: tuple[str, ...] = ()  # workspace-relative paths a submission may not change
     network: bool = False
     limits: Limits = field(default_factory=Limits)
+    environment: Path | None = None  # the project's built environment (environments.py)
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,7 @@ class _Submission:
             readable=(*dict.fromkeys([sys.prefix, sys.base_prefix]), *spec.limits.read_only_paths),
             network=spec.network,
             private=normalize_read_only(private)[0],
+            environment=spec.environment,
         )
         self.student = replace(
             self.cell, role="student", uid=uids[1], etc=work / "etc-student", broker=None

@@ -51,6 +51,7 @@ Layout inside (bubblewrap, unshare)::
     /sphere-engine/bin       se_utils_cli (read-only, first on PATH)
     /sphere-engine/runtime   unit-tests XML, tests report, scenario result (writable)
     /sphere-engine/streams   earlier stages' outputs (read-only)
+    /sphere-engine/env       the project's own Python environment, when it has one (ro)
     /tmp, /dev/shm           private tmpfs mounts
     /usr, /lib*, /etc pieces read-only system; sys.prefix and sys.base_prefix read-only
 

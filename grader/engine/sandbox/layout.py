@@ -45,6 +45,7 @@ WORKSPACE = f"{HOME}/workspace"
 TOOLKIT = "/sphere-engine/bin"
 LIB = "/sphere-engine/lib"  # grader_harness.py (on PYTHONPATH; host: toolkit/lib)
 BROKER = "/sphere-engine/broker"  # the broker's socket, harness cells only
+ENVIRONMENT = "/sphere-engine/env"  # the project's own Python environment, when it has one
 HARNESS_MODULE = "grader_harness.py"
 BROKER_SOCKET = "socket"
 EMPTY_FILE = "/dev/null"  # what a student cell finds at a private read-only file
@@ -77,7 +78,9 @@ class Cell:
     cell's own uid (``None``: the engine is not root); ``broker`` the host folder of the
     broker's socket (harness role). ``tmp``: a host folder whose ``tmp`` and ``shm`` are
     size- and inode-capped tmpfs mounts made for this stage (``tmpfs.capped``), bound in
-    as ``/tmp`` and ``/dev/shm`` (``None``: the sandbox makes its own).
+    as ``/tmp`` and ``/dev/shm`` (``None``: the sandbox makes its own). ``environment``:
+    the project's built Python environment (``engine/environments.py``), shown read-only
+    and first on ``PATH`` after the toolkit (``None``: the engine's own Python).
     """
 
     kind: SandboxKind
@@ -95,6 +98,7 @@ class Cell:
     private: tuple[str, ...] = ()
     broker: Path | None = None
     tmp: Path | None = None
+    environment: Path | None = None
 
     @property
     def workspace(self) -> Path:
@@ -105,7 +109,10 @@ class Cell:
         return self.toolkit / "lib"
 
     def inside(
-        self, place: Literal["home", "workspace", "runtime", "streams", "toolkit", "lib", "broker"]
+        self,
+        place: Literal[
+            "home", "workspace", "runtime", "streams", "toolkit", "lib", "broker", "environment"
+        ],
     ) -> str:
         """Where ``place`` is as the stage sees it (host paths when nothing is isolated)."""
         if self.kind == "rlimits":
@@ -118,6 +125,7 @@ class Cell:
             "toolkit": TOOLKIT,
             "lib": LIB,
             "broker": BROKER,
+            "environment": ENVIRONMENT,
         }[place]
 
 
@@ -140,6 +148,8 @@ def stage_argv(cell: Cell, command: str | Sequence[str], timeout: float) -> list
             "--remount-ro",
             "/",
             "--",  # watch.start passes what comes before through a file descriptor
+            # signals the engine ignores (SIGHUP under nohup) are not the stage's to inherit
+            *default_signals(),
             *inner,
         ]
     if cell.kind == "unshare":
@@ -174,8 +184,11 @@ def stage_env(cell: Cell, extra: dict[str, str]) -> dict[str, str]:
     # Without a private /tmp, temporary files go to the home the disk watcher walks.
     tmp = f"{cell.home}/.tmp" if cell.kind == "rlimits" else TMP
     lib = cell.inside("lib")
+    toolkit = cell.inside("toolkit")
+    if cell.environment is not None:  # its python3 before the engine's and the system's
+        toolkit += f":{cell.inside('environment')}/bin"
     env = {
-        **base_env(cell.inside("home"), cell.inside("toolkit"), tmp),
+        **base_env(cell.inside("home"), toolkit, tmp),
         "PYTHONPATH": lib,
         "PYTHONNOUSERSITE": "1",
         "GRADER_HARNESS_WORKER": f"{lib}/{HARNESS_MODULE}",
@@ -311,6 +324,8 @@ def cell_mounts(cell: Cell) -> list[Mount]:
         else:
             mounts.append(Mount("ro", dest, str(host)))
     mounts.append(Mount("ro", LIB, str(cell.lib)))
+    if cell.environment is not None:
+        mounts.append(Mount("ro", ENVIRONMENT, str(cell.environment)))
     if cell.role == "harness":
         mounts += [
             Mount("rw", RUNTIME, str(cell.runtime)),
