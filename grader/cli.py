@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,12 +16,14 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from grader import __version__
 from grader.config import load_course
 from grader.errors import EXIT_CONFIG, EXIT_OK, ConfigError, GraderError, UnauthorizedError
 from grader.grading import GradeOptions, GradeReport, grade, report
 from grader.progress import make_progress
+from grader.publish.results import PROBLEMS as PUBLISH_PROBLEMS
 from grader.reports.lms import LMS_CHOICES, LMS_OPTIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -330,3 +333,57 @@ def doctor_command(course_dir: Path, engine_url: str | None) -> int:
         console.print(f"{marks[check.level]:>8}  {check.name}: ", end="")
         console.print(check.message, markup=False)
     return exit_code(checks)
+
+
+@main.command("publish")
+@course_dir_argument
+@click.option("-a", "--assignment", required=True, help="The assignment to publish.")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    type=click.Choice(("canvas",), case_sensitive=False),
+    help="Where grades and feedback go.",
+)
+@click.option(
+    "-s", "--student", "students", multiple=True, help="Only this student id (repeatable)."
+)
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--feedback-only", is_flag=True, help="Send feedback comments, no grades.")
+@_guard
+def publish_command(
+    course_dir: Path,
+    assignment: str,
+    target: str,
+    students: Sequence[str],
+    dry_run: bool,
+    feedback_only: bool,
+) -> int:
+    """Send stored grades and feedback to an LMS (only what changed since the last time)."""
+    from grader.publishing import PublishOptions, publish
+
+    options = PublishOptions(
+        course_dir=course_dir,
+        assignment=assignment,
+        to=target.lower(),
+        students=tuple(students),
+        dry_run=dry_run,
+        feedback_only=feedback_only,
+    )
+    result = publish(options)
+    console = _console()
+    title = f"{assignment} -> {result.target}" + (" (dry run: nothing sent)" if dry_run else "")
+    table = Table(title=title, title_justify="left")
+    for column in ("student", "name", "old", "new", "result", "detail"):
+        table.add_column(column)
+    for line in result.lines:
+        style = "bold red" if line.result in PUBLISH_PROBLEMS else ""
+        # roster names and LMS messages are data, never rich markup
+        cells = (line.student_id, line.name, line.old, line.new, line.result, line.detail)
+        table.add_row(*(Text(cell, style=style if i == 4 else "") for i, cell in enumerate(cells)))
+    console.print(table)
+    if result.settled:
+        console.print(f"settled {result.settled} send(s) an interrupted publish had left open")
+    counts = Counter(line.result for line in result.lines)
+    console.print(", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "no students")
+    return result.exit_code

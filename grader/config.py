@@ -32,6 +32,9 @@ DEFAULT_MAX_ATTEMPTS = 6
 DEFAULT_BACKOFF_BASE = 0.5
 DEFAULT_BACKOFF_CAP = 30.0
 DEFAULT_RETRY_DEADLINE = 300.0
+DEFAULT_CANVAS_TOKEN_ENV = "CANVAS_TOKEN"  # noqa: S105 - the variable's name, not a token
+DEFAULT_MOODLE_TOKEN_ENV = "MOODLE_TOKEN"  # noqa: S105 - the variable's name, not a token
+DEFAULT_FEEDBACK_BRANCH = "feedback"
 DEFAULT_MAX_ARCHIVE_BYTES = 20 * 1024 * 1024
 DEFAULT_EXCLUDE = (".git/**", "**/__pycache__/**", "**/*.pyc", ".DS_Store", "**/.DS_Store")
 
@@ -59,6 +62,39 @@ class EngineSettings:
     backoff_base: float = DEFAULT_BACKOFF_BASE  # first retry waits up to this, then doubles
     backoff_cap: float = DEFAULT_BACKOFF_CAP  # no single wait is longer
     retry_deadline: float = DEFAULT_RETRY_DEADLINE  # seconds one call may spend retrying
+
+
+@dataclass(frozen=True)
+class CanvasSettings:
+    """``[lms.canvas]``: where `grader publish --to canvas` sends grades and comments."""
+
+    url: str  # the Canvas base URL, e.g. https://canvas.example.edu
+    course_id: str  # digits, or Canvas's "sis_course_id:..." form
+    token_env: str = DEFAULT_CANVAS_TOKEN_ENV
+
+
+@dataclass(frozen=True)
+class MoodleSettings:
+    """``[lms.moodle]``: the Moodle site whose web services `--to moodle` calls."""
+
+    url: str  # the site's base URL, e.g. https://moodle.example.edu
+    token_env: str = DEFAULT_MOODLE_TOKEN_ENV
+
+
+@dataclass(frozen=True)
+class GitFeedbackSettings:
+    """``[lms.git]``: the branch of each student's repository that gets FEEDBACK.md."""
+
+    branch: str = DEFAULT_FEEDBACK_BRANCH
+
+
+@dataclass(frozen=True)
+class LmsSettings:
+    """The ``[lms]`` table: which LMS APIs `grader publish` may use (None: not set up)."""
+
+    canvas: CanvasSettings | None = None
+    moodle: MoodleSettings | None = None
+    git: GitFeedbackSettings = field(default_factory=GitFeedbackSettings)
 
 
 @dataclass(frozen=True)
@@ -134,6 +170,7 @@ class Course:
     engine: EngineSettings
     assignments: Mapping[str, Assignment]
     projects_dir: Path
+    lms: LmsSettings = field(default_factory=LmsSettings)
 
     @property
     def state_dir(self) -> Path:
@@ -262,6 +299,7 @@ def parse_course(data: Mapping[str, Any], root: Path, file: Path) -> Course:
     projects_dir = root / course.get("projects", str, "projects")
     course.reject_unknown()
     engine = _engine(top.table("engine"))
+    lms = _lms_settings(top.table("lms"))
     tables = top.get("assignments", dict, {})
     top.used.add("assignments")
     top.reject_unknown()
@@ -272,7 +310,7 @@ def parse_course(data: Mapping[str, Any], root: Path, file: Path) -> Course:
     }
     if not assignments:
         raise ConfigError("no assignments: add an [assignments.<id>] table", file=str(file))
-    return Course(root, name, roster, engine, assignments, projects_dir)
+    return Course(root, name, roster, engine, assignments, projects_dir, lms)
 
 
 def _is_table(reader: _Reader, key: str, value: object) -> bool:
@@ -321,6 +359,42 @@ def _engine(table: _Reader) -> EngineSettings:
     )
     table.reject_unknown()
     return settings
+
+
+def _lms_settings(table: _Reader) -> LmsSettings:
+    canvas = moodle = None
+    if "canvas" in table.data:
+        section = table.table("canvas")
+        course_id = str(section.require("course_id", (str, int))).strip()
+        if not re.fullmatch(r"\d+|sis_course_id:\S+", course_id):
+            raise section.error("course_id", "expected the course's number (or sis_course_id:...)")
+        canvas = CanvasSettings(
+            url=_site_url(section),
+            course_id=course_id,
+            token_env=section.get("token_env", str, DEFAULT_CANVAS_TOKEN_ENV),
+        )
+        section.reject_unknown()
+    if "moodle" in table.data:
+        section = table.table("moodle")
+        moodle = MoodleSettings(
+            url=_site_url(section),
+            token_env=section.get("token_env", str, DEFAULT_MOODLE_TOKEN_ENV),
+        )
+        section.reject_unknown()
+    git = table.table("git")
+    branch = git.get("branch", str, DEFAULT_FEEDBACK_BRANCH).strip()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", branch) or ".." in branch:
+        raise git.error("branch", f"{branch!r} is not a usable branch name")
+    git.reject_unknown()
+    table.reject_unknown()
+    return LmsSettings(canvas=canvas, moodle=moodle, git=GitFeedbackSettings(branch))
+
+
+def _site_url(table: _Reader) -> str:
+    url: str = table.require("url", str).strip()
+    if not re.match(r"https?://[^/\s]+", url):
+        raise table.error("url", "must start with https:// (or http://) and name a host")
+    return url.rstrip("/")
 
 
 def _optional_number(table: _Reader, key: str) -> float | None:

@@ -30,7 +30,13 @@ GraderError                      exit 1 unless a subclass says otherwise
 ├── TreeError (also an OSError)  a folder a submission wrote cannot be removed or copied
 ├── StateError                   exit 2: the SQLite state is unusable (too new, corrupt)
 ├── RunInterruptedError          exit 130: Ctrl-C; everything finished is kept
-└── ExportError                  exit 2: an LMS export cannot be written (missing identities)
+├── ExportError                  exit 2: an LMS export cannot be written (missing identities)
+└── LmsError                     an LMS's API (Canvas, Moodle) or a student's remote answered
+    │                            with an error; what was sent is in the publish ledger
+    ├── LmsUnreachableError      exit 3: connection/timeouts after every retry
+    ├── LmsUnauthorizedError     exit 3: the LMS refused the token (401)
+    └── LmsThrottledError        the LMS asked us to slow down (Canvas 403 "Rate Limit
+                                 Exceeded", 429): retried, never surfaced unless it lasts
 ```
 
 Exit codes (DESIGN.md): 0 all graded; 1 some students not graded; 2 usage or
@@ -276,3 +282,36 @@ class ExportError(GraderError):
     """An LMS file cannot be written as asked."""
 
     exit_code = EXIT_CONFIG
+
+
+class LmsError(GraderError):
+    """An LMS (or a student's remote) refused or failed a publish request.
+
+    ``lms`` names it ("Canvas"); the message never carries the token: requests send it
+    in a header, and texts are scrubbed by the client that holds it.
+    """
+
+    def __init__(self, message: str, *, lms: str = "", http_status: int | None = None):
+        self.lms = lms
+        self.http_status = http_status
+        super().__init__(message)
+
+
+class LmsUnreachableError(LmsError):
+    """The LMS could not be reached after every retry."""
+
+    exit_code = EXIT_ENGINE
+
+
+class LmsUnauthorizedError(LmsError):
+    """The LMS refused the token (HTTP 401)."""
+
+    exit_code = EXIT_ENGINE
+
+
+class LmsThrottledError(LmsError):
+    """The LMS refused a request because of its rate limit; nothing was done, retry later."""
+
+    def __init__(self, message: str, *, lms: str = "", retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(message, lms=lms, http_status=403)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from grader.errors import StateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATE_FILE = "state.sqlite3"
 
 SubmissionState = Literal["creating", "created", "final", "infra", "lost"]
@@ -97,6 +97,25 @@ _MIGRATIONS: dict[int, str] = {
         created_at TEXT NOT NULL
     );
     CREATE INDEX grades_by_student ON grades (assignment, student_id, id);
+    """,
+    # the publish ledger (grader/publish/ledger.py): what went where, for idempotence
+    2: """
+    CREATE TABLE publications (
+        id INTEGER PRIMARY KEY,
+        target TEXT NOT NULL,
+        assignment TEXT NOT NULL,
+        student_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        value TEXT,
+        comment_sha256 TEXT,
+        ref TEXT NOT NULL,
+        state TEXT NOT NULL,
+        job TEXT,
+        started_at TEXT NOT NULL,
+        sent_at TEXT,
+        detail TEXT
+    );
+    CREATE INDEX publications_by_student ON publications (target, assignment, student_id, id);
     """,
 }
 

@@ -1,0 +1,269 @@
+"""`grader publish --to canvas`: the ledger-guarded driver over ``CanvasClient``.
+
+1. Students enrolled in the course are listed (all pages) and matched to the roster by
+   ``canvas_id``, else ``sis_user_id``, else ``sis_login_id``; the unmatched are listed.
+2. Ledger rows an earlier run left ``sending`` are settled first: their Progress is read
+   (and followed); a job that failed, or a request that never got an answer, is checked
+   against the submissions' comments, which carry each row's reference.
+3. Each student's delivery is planned (``plan.py``) against what Canvas last confirmed.
+4. Deliveries go out in bulk (``update_grades``, BULK_SIZE students a request) and the
+   Progress is followed; students a failed job did not reach are sent one at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from grader.config import CanvasSettings
+from grader.errors import LmsError, LmsUnauthorizedError, LmsUnreachableError
+from grader.publish.canvas_api import (
+    CanvasClient,
+    CanvasProgress,
+    CanvasSubmission,
+    CanvasUser,
+    canvas_names,
+)
+from grader.publish.ledger import LastSent, Ledger, Publication
+from grader.publish.plan import Delivery, grade_value, plan_delivery, with_ref
+from grader.publish.results import LineResult, PublishLine
+from grader.reports.feedback import number_text
+from grader.reports.student_view import StudentView
+from grader.roster import Student
+
+BULK_SIZE = 50  # students per update_grades request
+
+
+@dataclass(frozen=True)
+class CanvasJob:
+    """One assignment's publish to Canvas: who, what, and how."""
+
+    settings: CanvasSettings
+    assignment_id: str  # Canvas's id of the assignment
+    target: str  # the ledger's key for this course and assignment
+    assignment: str  # our assignment id
+    views: tuple[StudentView, ...]
+    feedback: Mapping[str, str]  # student id -> feedback text
+    dry_run: bool = False
+    feedback_only: bool = False
+
+
+def match_student(student: Student, names: Mapping[str, CanvasUser]) -> CanvasUser | None:
+    """The Canvas user of a roster row: canvas_id, else sis_user_id, else sis_login_id."""
+    if student.canvas_id:
+        return names.get(f"id:{student.canvas_id}")
+    if student.sis_user_id:
+        return names.get(f"sis:{student.sis_user_id}")
+    if student.sis_login_id:
+        return names.get(f"login:{student.sis_login_id}")
+    return None
+
+
+def _unknown_detail(student: Student) -> str:
+    for column, value in (
+        ("canvas_id", student.canvas_id),
+        ("sis_user_id", student.sis_user_id),
+        ("sis_login_id", student.sis_login_id),
+    ):
+        if value:
+            return f"no student with {column} {value!r} in the Canvas course"
+    return "no canvas_id, sis_user_id or sis_login_id in the roster"
+
+
+class CanvasPublisher:
+    """Runs one ``CanvasJob`` against Canvas, recording every send in the ledger."""
+
+    def __init__(self, job: CanvasJob, client: CanvasClient, ledger: Ledger) -> None:
+        self.job = job
+        self.client = client
+        self.ledger = ledger
+        self.course_id = job.settings.course_id
+
+    async def run(self) -> tuple[list[PublishLine], int]:
+        """Every student's line, and how many rows of an interrupted run were settled."""
+        names = canvas_names(await self.client.students(self.course_id))
+        pending = (
+            [] if self.job.dry_run else self.ledger.pending(self.job.target, self.job.assignment)
+        )
+        if pending:
+            await self._settle(pending)
+        unsettled = {
+            r.student_id for r in self.ledger.pending(self.job.target, self.job.assignment)
+        }
+        canvas_values = await self._canvas_values() if self.job.dry_run else {}
+        last = self.ledger.last_sent(self.job.target, self.job.assignment)
+        lines: dict[str, PublishLine] = {}
+        outgoing: list[tuple[Delivery, CanvasUser]] = []
+        for view in self.job.views:
+            student_id = view.student.student_id
+            user = match_student(view.student, names)
+            old = last[student_id].value if student_id in last else None
+            if user is not None and self.job.dry_run:
+                old = canvas_values.get(user.id, old)
+            new = "" if self.job.feedback_only else (grade_value(view) or "")
+            result, detail = self._decide(view, user, last, unsettled)
+            if result == "pending" and isinstance(detail, Delivery) and user is not None:
+                outgoing.append((detail, user))
+            why = detail.why if isinstance(detail, Delivery) else detail
+            lines[student_id] = PublishLine(
+                student_id, view.student.name, old or "", new, result, why
+            )
+        for start in range(0, len(outgoing), BULK_SIZE):
+            for student_id, result, why in await self._send(outgoing[start : start + BULK_SIZE]):
+                lines[student_id] = replace(
+                    lines[student_id], result=result, detail=why or lines[student_id].detail
+                )
+        return [lines[v.student.student_id] for v in self.job.views], len(pending)
+
+    def _decide(
+        self,
+        view: StudentView,
+        user: CanvasUser | None,
+        last: Mapping[str, LastSent],
+        unsettled: set[str],
+    ) -> tuple[LineResult, str | Delivery]:
+        """What happens to one student: a result and why (a Delivery when one goes out)."""
+        student_id = view.student.student_id
+        if grade_value(view) is None and not self.job.feedback_only:
+            return "not graded", view.reason
+        if user is None:
+            return "unknown", _unknown_detail(view.student)
+        if student_id in unsettled:
+            return "pending", "an earlier send is not confirmed yet"
+        delivery = plan_delivery(
+            view,
+            self.job.feedback[student_id],
+            last.get(student_id, LastSent()),
+            feedback_only=self.job.feedback_only,
+        )
+        if delivery is None:
+            return "unchanged", ""
+        if self.job.dry_run:
+            return "would send", delivery.why
+        return "pending", delivery
+
+    async def _canvas_values(self) -> dict[str, str]:
+        values = {}
+        for sub in await self.client.submissions(self.course_id, self.job.assignment_id):
+            if sub.score is not None:
+                values[sub.user_id] = number_text(sub.score)
+            elif sub.grade:
+                values[sub.user_id] = sub.grade
+        return values
+
+    # sending ----------------------------------------------------------------------------
+    async def _send(
+        self, batch: Sequence[tuple[Delivery, CanvasUser]]
+    ) -> list[tuple[str, LineResult, str]]:
+        rows: list[Publication] = []
+        with self.ledger.state.transaction():
+            for delivery, user in batch:
+                rows.append(
+                    self.ledger.begin(
+                        self.job.target,
+                        self.job.assignment,
+                        delivery.student_id,
+                        recipient=user.id,
+                        value=delivery.value,
+                        comment_sha256=delivery.comment_sha256,
+                    )
+                )
+        comments = {
+            row.id: with_ref(d.comment, row.ref) for row, (d, _) in zip(rows, batch, strict=True)
+        }
+        grade_data: dict[str, dict[str, str]] = {}
+        for row in rows:
+            entry = {"text_comment": comments[row.id]}
+            if row.value is not None:
+                entry["posted_grade"] = row.value
+            grade_data[row.recipient] = entry
+        progress = await self.client.update_grades(
+            self.course_id, self.job.assignment_id, grade_data
+        )
+        self.ledger.job_started(rows, progress.id)
+        progress = await self.client.follow(progress)
+        return await self._after_job(rows, progress, comments)
+
+    async def _after_job(
+        self, rows: Sequence[Publication], progress: CanvasProgress, comments: Mapping[int, str]
+    ) -> list[tuple[str, LineResult, str]]:
+        if progress.workflow_state == "completed":
+            self.ledger.sent(rows)
+            return [(r.student_id, "sent", "") for r in rows]
+        if not progress.done:
+            return [
+                (
+                    r.student_id,
+                    "pending",
+                    f"Canvas job {progress.id} still running: run publish again",
+                )
+                for r in rows
+            ]
+        # a failed job may have reached some students: whoever carries the ref got it
+        reached, missed = self._reached(rows, await self._comments())
+        self.ledger.sent(reached)
+        results: list[tuple[str, LineResult, str]] = [(r.student_id, "sent", "") for r in reached]
+        for row in missed:
+            results.append(await self._send_one(row, comments[row.id], progress.message))
+        return results
+
+    async def _send_one(
+        self, row: Publication, comment: str, why: str
+    ) -> tuple[str, LineResult, str]:
+        try:
+            await self.client.grade_one(
+                self.course_id,
+                self.job.assignment_id,
+                row.recipient,
+                posted_grade=row.value,
+                comment=comment,
+            )
+        except (LmsUnreachableError, LmsUnauthorizedError):
+            raise  # unanswered: the row stays 'sending' for the next run to settle
+        except LmsError as exc:
+            self.ledger.failed([row], str(exc))
+            return row.student_id, "failed", str(exc)
+        self.ledger.sent([row], f"one at a time after the bulk job failed: {why}".strip(": "))
+        return row.student_id, "sent", ""
+
+    # settling an interrupted run --------------------------------------------------------
+    async def _settle(self, pending: Sequence[Publication]) -> None:
+        by_job: dict[str | None, list[Publication]] = {}
+        for row in pending:
+            by_job.setdefault(row.job, []).append(row)
+        unknown: list[Publication] = list(by_job.pop(None, []))
+        for job, rows in by_job.items():
+            try:
+                progress = await self.client.follow(await self.client.progress(str(job)))
+            except LmsError as exc:
+                if exc.http_status != 404:
+                    raise
+                unknown += rows  # Canvas forgot the job: look for the comments instead
+                continue
+            if progress.workflow_state == "completed":
+                self.ledger.sent(rows, "confirmed after an interrupted run")
+            elif progress.done:
+                unknown += rows
+            # still running: left pending, and those students wait for the next run
+        if not unknown:
+            return
+        reached, missed = self._reached(unknown, await self._comments())
+        self.ledger.sent(reached, "found in Canvas after an interrupted run")
+        self.ledger.failed(missed, "not in Canvas after an interrupted run; sent again")
+
+    async def _comments(self) -> dict[str, CanvasSubmission]:
+        subs = await self.client.submissions(self.course_id, self.job.assignment_id)
+        return {s.user_id: s for s in subs}
+
+    @staticmethod
+    def _reached(
+        rows: Sequence[Publication], subs: Mapping[str, CanvasSubmission]
+    ) -> tuple[list[Publication], list[Publication]]:
+        reached: list[Publication] = []
+        missed: list[Publication] = []
+        for row in rows:
+            sub = subs.get(row.recipient)
+            marker = f"ref {row.ref})"
+            found = sub is not None and any(marker in c for c in sub.comments)
+            (reached if found else missed).append(row)
+        return reached, missed

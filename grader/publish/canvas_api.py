@@ -1,0 +1,389 @@
+"""Canvas's REST API, the parts `grader publish --to canvas` needs, resilient under throttling.
+
+Every request goes through one path: a requests-per-second limiter, a tenacity retry
+loop, one HTTP exchange, and the error mapping. The token travels in the
+``Authorization: Bearer`` header (never a URL), is scrubbed from logs by a
+``TokenFilter`` and never appears in an error text.
+
+Canvas throttles by cost (a leaky bucket per token): a throttled request is answered
+``403 Forbidden (Rate Limit Exceeded)`` and was *not* performed, so it is retried with
+backoff, writes included; every answer says ``X-Rate-Limit-Remaining``, and the client
+slows down while the bucket runs low. Any other failure of a write (a dropped
+connection, a 5xx) is ambiguous and is never retried here: the caller's ledger settles
+it by reading Canvas back. Reads are retried on transport errors and 5xx too. Lists
+follow the ``Link: <...>; rel="next"`` header, only on the configured host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import httpx
+from aiolimiter import AsyncLimiter
+from tenacity import AsyncRetrying, RetryCallState
+
+from grader.api.redact import TokenFilter
+from grader.api.retry import RetryPolicy, backoff, parse_retry_after
+from grader.errors import (
+    LmsError,
+    LmsThrottledError,
+    LmsUnauthorizedError,
+    LmsUnreachableError,
+)
+
+log = logging.getLogger("grader.publish")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+LMS = "Canvas"
+PER_PAGE = 100  # Canvas's usual ceiling for per_page
+LOW_BUCKET = 150.0  # X-Rate-Limit-Remaining below this: pause before the next request
+LOW_BUCKET_PAUSE = 1.0  # seconds, scaled up as the bucket empties
+DEFAULT_RPS = 10.0
+RETRY_POLICY = RetryPolicy(max_attempts=8, backoff_base=1.0, backoff_cap=60.0, deadline=600.0)
+PROGRESS_POLL = 1.0  # seconds between Progress reads, growing to PROGRESS_POLL_CAP
+PROGRESS_POLL_CAP = 10.0
+PROGRESS_TIMEOUT = 900.0  # seconds of polling one bulk job before leaving it to the next run
+
+
+@dataclass(frozen=True)
+class CanvasUser:
+    """A student enrolled in the course, as ``GET /courses/:id/users`` lists them."""
+
+    id: str
+    name: str
+    sis_user_id: str
+    login_id: str
+
+
+@dataclass(frozen=True)
+class CanvasSubmission:
+    """One student's submission to the assignment: grade and comment texts."""
+
+    user_id: str
+    grade: str | None
+    score: float | None
+    comments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CanvasProgress:
+    """A Canvas Progress object (a background job): queued, running, completed, failed."""
+
+    id: str
+    workflow_state: str
+    message: str
+
+    @property
+    def done(self) -> bool:
+        return self.workflow_state in ("completed", "failed")
+
+
+@dataclass(frozen=True)
+class CanvasSettingsForClient:
+    """Where Canvas is; ``repr`` never shows the token."""
+
+    base_url: str
+    token: str = field(repr=False)
+    requests_per_second: float = DEFAULT_RPS
+    timeout: float = 30.0
+    retry: RetryPolicy = RETRY_POLICY
+
+
+class _BearerToken(httpx.Auth):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "_BearerToken('***')"
+
+
+class CanvasClient:
+    """Async access to one Canvas instance for one token."""
+
+    def __init__(
+        self,
+        settings: CanvasSettingsForClient,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.redaction = TokenFilter(settings.token)
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
+        self._limiter = AsyncLimiter(settings.requests_per_second, 1.0)
+        self._host = httpx.URL(settings.base_url).host
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url.rstrip("/") + "/api/v1",
+            auth=_BearerToken(settings.token),
+            timeout=settings.timeout,
+            transport=transport,
+            headers={"Accept": "application/json+canvas-string-ids, application/json"},
+        )
+        self.requests = 0
+        self.throttled = 0
+
+    async def __aenter__(self) -> CanvasClient:
+        self.redaction.attach()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._http.aclose()
+        self.redaction.detach()
+
+    # reads ------------------------------------------------------------------------------
+    async def students(self, course_id: str) -> list[CanvasUser]:
+        """Every student enrolled in the course (all pages)."""
+        params = {"enrollment_type[]": "student", "per_page": str(PER_PAGE)}
+        items = await self._pages(f"/courses/{course_id}/users", params)
+        return [
+            CanvasUser(
+                id=str(item["id"]),
+                name=str(item.get("name") or ""),
+                sis_user_id=str(item.get("sis_user_id") or ""),
+                login_id=str(item.get("login_id") or ""),
+            )
+            for item in items
+        ]
+
+    async def submissions(self, course_id: str, assignment_id: str) -> list[CanvasSubmission]:
+        """Every submission of the assignment with its comments (all pages)."""
+        params = {"include[]": "submission_comments", "per_page": str(PER_PAGE)}
+        path = f"/courses/{course_id}/assignments/{assignment_id}/submissions"
+        items = await self._pages(path, params)
+        return [_submission(item) for item in items]
+
+    async def progress(self, progress_id: str) -> CanvasProgress:
+        response = await self._call("GET", f"/progress/{progress_id}", write=False)
+        return _progress(response.json())
+
+    async def follow(self, progress: CanvasProgress) -> CanvasProgress:
+        """Poll a Progress until it completes or fails (or PROGRESS_TIMEOUT passes)."""
+        waited, interval = 0.0, PROGRESS_POLL
+        while not progress.done and waited < PROGRESS_TIMEOUT:
+            await self._sleep(interval)
+            waited += interval
+            interval = min(PROGRESS_POLL_CAP, interval * 1.5)
+            progress = await self.progress(progress.id)
+        return progress
+
+    # writes -----------------------------------------------------------------------------
+    async def update_grades(
+        self, course_id: str, assignment_id: str, grade_data: Mapping[str, Mapping[str, str]]
+    ) -> CanvasProgress:
+        """``POST .../submissions/update_grades``: many students at once; returns the job."""
+        form = {
+            f"grade_data[{user_id}][{key}]": value
+            for user_id, entry in grade_data.items()
+            for key, value in entry.items()
+        }
+        path = f"/courses/{course_id}/assignments/{assignment_id}/submissions/update_grades"
+        response = await self._call("POST", path, data=form, write=True)
+        return _progress(response.json())
+
+    async def grade_one(
+        self,
+        course_id: str,
+        assignment_id: str,
+        user_id: str,
+        *,
+        posted_grade: str | None,
+        comment: str | None,
+    ) -> None:
+        """``PUT .../submissions/:user_id``: one student's grade and comment, at once."""
+        form: dict[str, str] = {}
+        if posted_grade is not None:
+            form["submission[posted_grade]"] = posted_grade
+        if comment is not None:
+            form["comment[text_comment]"] = comment
+        path = f"/courses/{course_id}/assignments/{assignment_id}/submissions/{user_id}"
+        await self._call("PUT", path, data=form, write=True)
+
+    # one path for every request ---------------------------------------------------------
+    async def _pages(self, path: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        url: str | None = path
+        query: Mapping[str, str] | None = params
+        while url:
+            response = await self._call("GET", url, params=query, write=False)
+            body = response.json()
+            if not isinstance(body, list):
+                raise LmsError(f"{LMS}: GET {path}: expected a list", lms=LMS)
+            items += [item for item in body if isinstance(item, dict)]
+            url, query = self._next_page(response), None
+        return items
+
+    def _next_page(self, response: httpx.Response) -> str | None:
+        url = response.links.get("next", {}).get("url")
+        if not url:
+            return None
+        if httpx.URL(url).host != self._host:
+            # the token goes wherever we follow: only ever to the configured Canvas
+            raise LmsError(f"{LMS}: a next page on another host was refused", lms=LMS)
+        return url
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+        write: bool,
+    ) -> httpx.Response:
+        where = f"{method} {httpx.URL(path).path}"
+        retrying = AsyncRetrying(
+            sleep=self._sleep,
+            stop=self._stop,
+            wait=self._wait,
+            retry=_retry_if(write),
+            before_sleep=lambda state: log.info(
+                "%s: %s, retrying in %.1f s", where, _error_of(state), state.upcoming_sleep
+            ),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._exchange(method, path, params, data, where)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        data: Mapping[str, str] | None,
+        where: str,
+    ) -> httpx.Response:
+        async with self._limiter:
+            self.requests += 1
+            try:
+                response = await self._http.request(method, path, params=params, data=data)
+            except httpx.TransportError as exc:
+                detail = self.redaction.redact(f"{type(exc).__name__}: {exc}")
+                raise LmsUnreachableError(f"{LMS}: {where}: {detail}", lms=LMS) from None
+        await self._pace(response)
+        if response.is_success:
+            return response
+        raise self._error(response, where)
+
+    async def _pace(self, response: httpx.Response) -> None:
+        remaining = _number(response.headers.get("X-Rate-Limit-Remaining"))
+        if remaining is not None and remaining < LOW_BUCKET:
+            # the bucket refills continuously: the emptier it is, the longer we let it
+            await self._sleep(LOW_BUCKET_PAUSE * (1 + (LOW_BUCKET - max(remaining, 0)) / 50))
+
+    def _error(self, response: httpx.Response, where: str) -> LmsError:
+        status = response.status_code
+        text = self.redaction.redact(response.text[:300])
+        if (status == 403 and "rate limit exceeded" in text.lower()) or status == 429:
+            self.throttled += 1
+            after = parse_retry_after(response.headers.get("Retry-After"))
+            return LmsThrottledError(f"{LMS}: {where}: throttled", lms=LMS, retry_after=after)
+        if status == 401:
+            return LmsUnauthorizedError(f"{LMS} refused the access token (HTTP 401)", lms=LMS)
+        message = _error_message(response) or text.strip() or response.reason_phrase
+        return LmsError(f"{LMS}: {where}: {message} (HTTP {status})", lms=LMS, http_status=status)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        asked = exc.retry_after if isinstance(exc, LmsThrottledError) else None
+        if asked is not None:
+            return min(asked, self.settings.retry.backoff_cap)
+        return backoff(state.attempt_number, self.settings.retry, rng=self._rng)
+
+    def _stop(self, state: RetryCallState) -> bool:
+        policy = self.settings.retry
+        spent = max(state.idle_for, state.seconds_since_start or 0.0)
+        return (
+            state.attempt_number >= policy.max_attempts
+            or spent + state.upcoming_sleep > policy.deadline
+        )
+
+
+def _retry_if(write: bool) -> Callable[[RetryCallState], bool]:
+    def check(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome and state.outcome.failed else None
+        if isinstance(exc, LmsThrottledError):
+            return True  # Canvas did nothing: safe for writes too
+        if write or exc is None:
+            return False  # an unanswered write may have happened: the ledger settles it
+        if isinstance(exc, LmsUnreachableError):
+            return True
+        return isinstance(exc, LmsError) and (exc.http_status or 0) >= 500
+
+    return check
+
+
+def _error_of(state: RetryCallState) -> str:
+    exc = state.outcome.exception() if state.outcome else None
+    return str(exc) if exc else "no answer"
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("message", ""))
+        if isinstance(errors, dict):
+            return "; ".join(f"{k}: {v}" for k, v in errors.items())
+        return str(body.get("message", ""))
+    return ""
+
+
+def _submission(item: Mapping[str, Any]) -> CanvasSubmission:
+    comments = item.get("submission_comments") or []
+    score = item.get("score")
+    return CanvasSubmission(
+        user_id=str(item.get("user_id")),
+        grade=None if item.get("grade") is None else str(item["grade"]),
+        score=float(score) if isinstance(score, int | float | str) and score != "" else None,
+        comments=tuple(str(c.get("comment", "")) for c in comments if isinstance(c, dict)),
+    )
+
+
+def _progress(body: object) -> CanvasProgress:
+    if not isinstance(body, dict) or "id" not in body:
+        raise LmsError(f"{LMS}: expected a Progress object", lms=LMS)
+    return CanvasProgress(
+        id=str(body["id"]),
+        workflow_state=str(body.get("workflow_state", "")),
+        message=str(body.get("message") or ""),
+    )
+
+
+def canvas_names(users: Sequence[CanvasUser]) -> dict[str, CanvasUser]:
+    """Each user under every key a roster may use: id, sis_user_id and login id."""
+    found: dict[str, CanvasUser] = {}
+    for user in users:
+        found[f"id:{user.id}"] = user
+        if user.sis_user_id:
+            found[f"sis:{user.sis_user_id}"] = user
+        if user.login_id:
+            found[f"login:{user.login_id}"] = user
+    return found

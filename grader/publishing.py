@@ -1,0 +1,144 @@
+"""The `publish` job: stored grades and feedback delivered to Canvas (and later others).
+
+The CLI builds a ``PublishOptions`` and calls ``publish``; nothing here prints or exits.
+What students receive comes from the stored outcomes through ``student_view`` (the one
+door: hidden material scrubbed), exactly as `grader report` renders the feedback pages.
+The course lock is held for the whole run, so two publishes never race each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from grader.config import Assignment, CanvasSettings, Course, load_course
+from grader.errors import ConfigError
+from grader.lock import course_lock
+from grader.outputs import assignment_hidden_material, stored_outcomes
+from grader.publish.canvas import CanvasJob, CanvasPublisher
+from grader.publish.canvas_api import CanvasClient, CanvasSettingsForClient, Sleep
+from grader.publish.ledger import Ledger
+from grader.publish.plan import feedback_text
+from grader.publish.results import PublishLine, PublishReport
+from grader.reports.lms.sheet import lms_setting, setting_key
+from grader.reports.student_view import StudentView, student_views
+from grader.roster import Student, load_roster
+from grader.state import STATE_FILE, State, open_state
+
+TARGETS = ("canvas",)
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    course_dir: Path
+    assignment: str
+    to: str
+    students: tuple[str, ...] = ()
+    dry_run: bool = False
+    feedback_only: bool = False
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def publish(
+    options: PublishOptions,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    sleep: Sleep = asyncio.sleep,
+    clock: Callable[[], datetime] = _now,
+) -> PublishReport:
+    """Publish one assignment's grades and feedback to ``options.to``."""
+    course = load_course(options.course_dir)
+    assignment = course.assignment(options.assignment)
+    if options.to not in TARGETS:
+        raise ConfigError(f"unknown target {options.to!r} (choose one of: {', '.join(TARGETS)})")
+    settings = _canvas_settings(course)
+    canvas_assignment = _canvas_assignment_id(assignment)
+    token = _token(environ, settings.token_env)
+    roster = _chosen(load_roster(course.roster), options.students)
+    state_file = course.state_dir / STATE_FILE
+    if not state_file.is_file():
+        raise ConfigError(
+            f"nothing to publish for {assignment.id}: no grades are stored in {state_file} "
+            "(run `grader grade` first)"
+        )
+    with course_lock(course.state_dir), open_state(course.state_dir) as state:
+        views = _views(course, assignment, state, roster)
+        now = clock()
+        job = CanvasJob(
+            settings=settings,
+            assignment_id=canvas_assignment,
+            target=f"canvas {settings.url}/courses/{settings.course_id}"
+            f"/assignments/{canvas_assignment}",
+            assignment=assignment.id,
+            views=tuple(views),
+            feedback={v.student.student_id: feedback_text(v, now=now) for v in views},
+            dry_run=options.dry_run,
+            feedback_only=options.feedback_only,
+        )
+        client_settings = CanvasSettingsForClient(base_url=settings.url, token=token)
+        lines, settled = asyncio.run(
+            _run_canvas(job, client_settings, Ledger(state, clock=clock), sleep)
+        )
+    label = f"Canvas course {settings.course_id}, assignment {canvas_assignment}"
+    return PublishReport(label, tuple(lines), dry_run=options.dry_run, settled=settled)
+
+
+async def _run_canvas(
+    job: CanvasJob, settings: CanvasSettingsForClient, ledger: Ledger, sleep: Sleep
+) -> tuple[list[PublishLine], int]:
+    async with CanvasClient(settings, sleep=sleep) as client:
+        return await CanvasPublisher(job, client, ledger).run()
+
+
+def _views(
+    course: Course, assignment: Assignment, state: State, roster: Sequence[Student]
+) -> list[StudentView]:
+    outcomes = stored_outcomes(state, assignment, roster)
+    # identities come from the roster as it is now: a canvas_id added after grading counts
+    outcomes = [replace(o, student=s) for o, s in zip(outcomes, roster, strict=True)]
+    return student_views(outcomes, assignment_hidden_material(course, assignment, outcomes))
+
+
+def _canvas_settings(course: Course) -> CanvasSettings:
+    if course.lms.canvas is None:
+        raise ConfigError(
+            "no [lms.canvas] table: add url and course_id (see config.example.toml)",
+            file=str(course.root / "course.toml"),
+        )
+    return course.lms.canvas
+
+
+def _canvas_assignment_id(assignment: Assignment) -> str:
+    value = lms_setting(assignment, "canvas_assignment_id")
+    key = setting_key(assignment, "canvas_assignment_id")
+    if value is None or not value.isdigit():
+        raise ConfigError(
+            "set it to the Canvas assignment's number (the one after /assignments/ in its "
+            "address) to publish there",
+            where=key,
+        )
+    return value
+
+
+def _token(environ: Mapping[str, str], name: str) -> str:
+    token = environ.get(name, "").strip()
+    if not token:
+        raise ConfigError(f"set {name} to a Canvas access token (it is read from there only)")
+    return token
+
+
+def _chosen(roster: Sequence[Student], students: Sequence[str]) -> list[Student]:
+    if not students:
+        return [s for s in roster if s.problem is None]
+    known = {s.student_id: s for s in roster}
+    missing = [s for s in students if s not in known]
+    if missing:
+        raise ConfigError(f"not in the roster: {', '.join(missing)}")
+    return [known[s] for s in dict.fromkeys(students)]

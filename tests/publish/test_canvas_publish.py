@@ -1,0 +1,308 @@
+"""`grader publish --to canvas` against a Canvas on loopback (tests/support/fake_canvas.py).
+
+Real HTTP, real SQLite, real pagination, throttling and Progress jobs; only the waits are
+injected (every backoff is recorded instead of slept).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from grader.cli import main
+from grader.errors import LmsUnreachableError
+from grader.publish.results import PublishReport
+from grader.publishing import PublishOptions, publish
+from tests.support.fake_canvas import TOKEN, FakeCanvas, serve_canvas
+from tests.support.publish_kit import (
+    CANVAS_ID,
+    CANVAS_USERS,
+    HIDDEN_MESSAGE,
+    HIDDEN_NAME,
+    make_course,
+    store_grades,
+)
+
+SCORES: dict[str, float | None] = {
+    "ada": 10,
+    "bob": 7,
+    "cyd": 4,
+    "dee": None,
+    "eve": 8,
+    "fay": 6,
+}
+
+
+@pytest.fixture
+def canvas() -> Iterator[FakeCanvas]:
+    with serve_canvas(FakeCanvas([dict(u) for u in CANVAS_USERS], page_size=2)) as server:
+        yield server
+
+
+@pytest.fixture
+def course(tmp_path: Path, canvas: FakeCanvas) -> Path:
+    course = make_course(tmp_path, canvas.url)
+    store_grades(course, SCORES)
+    return course
+
+
+class Waits:
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+def run(course: Path, waits: Waits | None = None, **options: object) -> PublishReport:
+    return publish(
+        PublishOptions(course, "hw1", "canvas", **options),  # type: ignore[arg-type]
+        environ={"CANVAS_TOKEN": TOKEN},
+        sleep=waits or Waits(),
+    )
+
+
+def results(report: PublishReport) -> dict[str, str]:
+    return {line.student_id: line.result for line in report.lines}
+
+
+def test_publish_sends_grades_and_feedback_in_one_bulk_job(
+    course: Path, canvas: FakeCanvas
+) -> None:
+    report = run(course)
+
+    assert results(report) == {
+        "ada": "sent",
+        "bob": "sent",
+        "cyd": "sent",
+        "dee": "not graded",
+        "eve": "unknown",
+        "fay": "sent",
+    }
+    assert report.exit_code == 1  # eve is listed; the others went out
+    eve = next(line for line in report.lines if line.student_id == "eve")
+    assert "canvas_id '999'" in eve.detail
+    assert canvas.count("POST", "update_grades$") == 1
+    assert canvas.count("PUT", "") == 0
+    assert canvas.count("GET", "/users$") == 3  # six students, two a page: Link followed
+    assert {canvas.grade(CANVAS_ID[s]) for s in ("ada", "bob", "cyd", "fay")} == {
+        "10",
+        "7",
+        "4",
+        "6",
+    }
+    # matched by canvas_id, sis_user_id (bob) and sis_login_id (cyd)
+    assert canvas.grade("102") == "7"
+    assert canvas.grade("103") == "4"
+
+
+def test_not_graded_student_gets_nothing_never_a_zero(course: Path, canvas: FakeCanvas) -> None:
+    run(course)
+    assert canvas.grade(CANVAS_ID["dee"]) is None
+    assert canvas.comments(CANVAS_ID["dee"]) == []
+
+
+def test_comment_is_the_student_feedback_without_hidden_material(
+    course: Path, canvas: FakeCanvas
+) -> None:
+    run(course)
+    (comment,) = canvas.comments(CANVAS_ID["bob"])
+    assert "Score: 7 / 10" in comment
+    assert "hidden test 1" in comment
+    assert "mul(2, 3) returned 5" in canvas.comments("103")[0]  # a visible test's message
+    for secret in (HIDDEN_NAME, HIDDEN_MESSAGE, "secret_overflow", "for the instructor", "debug"):
+        assert secret not in comment
+
+
+def test_second_publish_with_nothing_changed_sends_nothing(
+    course: Path, canvas: FakeCanvas
+) -> None:
+    run(course)
+    requests_before = canvas.count("POST", "") + canvas.count("PUT", "")
+
+    again = run(course)
+
+    assert canvas.count("POST", "") + canvas.count("PUT", "") == requests_before
+    assert {r for s, r in results(again).items() if s not in ("dee", "eve")} == {"unchanged"}
+    assert all(len(canvas.comments(uid)) == 1 for uid in ("101", "102", "103", "106"))
+
+
+def test_changed_grade_updates_value_and_adds_one_comment_saying_what_changed(
+    course: Path, canvas: FakeCanvas
+) -> None:
+    run(course)
+    store_grades(course, {"bob": 9})
+
+    report = run(course)
+
+    assert results(report)["bob"] == "sent"
+    bob = next(line for line in report.lines if line.student_id == "bob")
+    assert (bob.old, bob.new, bob.detail) == ("7", "9", "grade 7 -> 9")
+    assert results(report)["ada"] == "unchanged"
+    assert canvas.grade("102") == "9"
+    _, second = canvas.comments("102")
+    assert second.startswith("Your grade for Homework 1 changed from 7 to 9 (out of 10).")
+    assert "Score: 9 / 10" in second
+    assert len(canvas.comments("101")) == 1
+
+
+def test_dry_run_shows_old_and_new_values_and_changes_nothing(
+    course: Path, canvas: FakeCanvas
+) -> None:
+    run(course)
+    store_grades(course, {"bob": 9})
+    writes = canvas.count("POST", "") + canvas.count("PUT", "")
+
+    dry = run(course, dry_run=True)
+
+    assert canvas.count("POST", "") + canvas.count("PUT", "") == writes
+    bob = next(line for line in dry.lines if line.student_id == "bob")
+    assert (bob.old, bob.new, bob.result) == ("7", "9", "would send")
+    assert results(dry)["ada"] == "unchanged"
+    assert results(run(course))["bob"] == "sent"  # the dry run recorded nothing
+
+
+def test_throttling_storm_backs_off_and_posts_each_grade_once(
+    course: Path, canvas: FakeCanvas, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    canvas.throttle(4)  # the first reads
+    waits = Waits()
+    run(course, waits)
+    canvas.throttle(3, method="POST")  # a grade change's bulk request, refused three times
+    store_grades(course, {"ada": 8})
+
+    report = run(course, waits)
+
+    assert results(report)["ada"] == "sent"
+    assert len(canvas.jobs) == 2  # one job per publish: no refused request ran
+    assert canvas.count("POST", "update_grades$") == 2 + 3
+    assert len(canvas.comments("101")) == 2
+    assert len([w for w in waits.seconds if w >= 0.5]) >= 7  # a backoff for each refusal
+    assert "throttled, retrying" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+def test_dropped_bulk_request_is_settled_by_the_next_run_and_sent_once(
+    course: Path, canvas: FakeCanvas
+) -> None:
+    canvas.drop_posts(1)  # the connection closes: did Canvas take it? the client cannot know
+    with pytest.raises(LmsUnreachableError):
+        run(course)
+    assert canvas.jobs == {}
+
+    report = run(course)
+
+    assert report.settled == 4  # the open rows were looked for in Canvas, not found
+    assert results(report)["ada"] == "sent"
+    for uid in ("101", "102", "103", "106"):
+        assert len(canvas.comments(uid)) == 1, uid
+
+
+def test_low_rate_limit_bucket_slows_requests_down(course: Path, canvas: FakeCanvas) -> None:
+    waits = Waits()
+    canvas.requests.extend([("GET", "/warm-up")] * 60)  # the bucket is nearly empty now
+    run(course, waits)
+    assert waits.seconds and min(waits.seconds) >= 1.0
+
+
+def test_failed_bulk_job_reaches_the_rest_one_at_a_time_without_double_posting(
+    course: Path, canvas: FakeCanvas
+) -> None:
+    canvas.fail_jobs(1, reach=2)  # the job reaches two students, then fails
+
+    report = run(course)
+
+    assert {r for s, r in results(report).items() if s not in ("dee", "eve")} == {"sent"}
+    assert canvas.count("PUT", "/submissions/") == 2
+    for uid in ("101", "102", "103", "106"):
+        assert len(canvas.comments(uid)) == 1, uid
+    assert run(course).exit_code == 1  # eve still unknown; nothing else to send
+    assert canvas.count("PUT", "/submissions/") == 2
+
+
+def test_feedback_only_sends_comments_and_no_grades(course: Path, canvas: FakeCanvas) -> None:
+    report = run(course, feedback_only=True)
+
+    assert results(report)["dee"] == "sent"  # the feedback says why: not graded, no zero
+    assert canvas.grade("104") is None
+    assert "Not graded" in canvas.comments("104")[0]
+    assert all(canvas.grade(uid) is None for uid in ("101", "102", "103", "106"))
+    graded = run(course)
+    assert results(graded)["ada"] == "sent"  # the grade itself goes out now
+    assert canvas.grade("101") == "10"
+
+
+def test_only_the_chosen_students_are_published(course: Path, canvas: FakeCanvas) -> None:
+    report = run(course, students=("bob",))
+    assert [line.student_id for line in report.lines] == ["bob"]
+    assert canvas.grade("101") is None
+    assert canvas.grade("102") == "7"
+
+
+def test_token_never_reaches_output_logs_or_state(
+    course: Path, canvas: FakeCanvas, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    result = CliRunner().invoke(
+        main, ["publish", str(course), "-a", "hw1", "--to", "canvas"], env={"CANVAS_TOKEN": TOKEN}
+    )
+    assert result.exit_code == 1, result.output  # eve is unknown to Canvas
+    assert "eve" in result.output
+    assert "unknown" in result.output
+    assert TOKEN not in result.output
+    assert TOKEN not in caplog.text
+    for path in (course / ".grader").iterdir():
+        assert TOKEN.encode() not in path.read_bytes()
+    assert canvas.authorizations == {f"Bearer {TOKEN}"}
+
+
+def test_refused_token_exits_3_with_one_line(course: Path, canvas: FakeCanvas) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["publish", str(course), "-a", "hw1", "--to", "canvas"],
+        env={"CANVAS_TOKEN": "wrong-token-1234"},
+    )
+    assert result.exit_code == 3
+    assert result.stderr.strip().splitlines() == [
+        "error: Canvas refused the access token (HTTP 401)"
+    ]
+    assert "wrong-token-1234" not in result.output
+    assert canvas.count("POST", "") == 0
+
+
+def test_missing_token_or_canvas_table_is_a_configuration_error(
+    tmp_path: Path, course: Path
+) -> None:
+    result = CliRunner().invoke(
+        main, ["publish", str(course), "-a", "hw1", "--to", "canvas"], env={"CANVAS_TOKEN": ""}
+    )
+    assert result.exit_code == 2
+    assert "CANVAS_TOKEN" in result.stderr
+    toml = course / "course.toml"
+    toml.write_text(toml.read_text().replace("[lms.canvas]", "[lms.nothing]"))
+    result = CliRunner().invoke(
+        main, ["publish", str(course), "-a", "hw1", "--to", "canvas"], env={"CANVAS_TOKEN": TOKEN}
+    )
+    assert result.exit_code == 2
+
+
+def test_ledger_records_value_and_comment_hash(course: Path, canvas: FakeCanvas) -> None:
+    run(course)
+    with sqlite3.connect(course / ".grader" / "state.sqlite3") as db:
+        rows = db.execute(
+            "SELECT student_id, recipient, value, length(comment_sha256), state, target"
+            " FROM publications ORDER BY student_id"
+        ).fetchall()
+    assert [r[:5] for r in rows] == [
+        ("ada", "101", "10", 64, "sent"),
+        ("bob", "102", "7", 64, "sent"),
+        ("cyd", "103", "4", 64, "sent"),
+        ("fay", "106", "6", 64, "sent"),
+    ]
+    assert rows[0][5] == f"canvas {canvas.url}/courses/7/assignments/5"
