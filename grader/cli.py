@@ -342,7 +342,7 @@ def doctor_command(course_dir: Path, engine_url: str | None) -> int:
     "--to",
     "target",
     required=True,
-    type=click.Choice(("canvas",), case_sensitive=False),
+    type=click.Choice(("canvas", "moodle", "git"), case_sensitive=False),
     help="Where grades and feedback go.",
 )
 @click.option(

@@ -1,4 +1,4 @@
-"""The `publish` job: stored grades and feedback delivered to Canvas (and later others).
+"""The `publish` job: stored grades and feedback delivered to Canvas, Moodle or students' repos.
 
 The CLI builds a ``PublishOptions`` and calls ``publish``; nothing here prints or exits.
 What students receive comes from the stored outcomes through ``student_view`` (the one
@@ -21,15 +21,19 @@ from grader.lock import course_lock
 from grader.outputs import assignment_hidden_material, stored_outcomes
 from grader.publish.canvas import CanvasJob, CanvasPublisher
 from grader.publish.canvas_api import CanvasClient, CanvasSettingsForClient, Sleep
+from grader.publish.git import GitJob, GitPublisher
 from grader.publish.ledger import Ledger
+from grader.publish.moodle import MoodleJob, MoodlePublisher
+from grader.publish.moodle_api import MoodleClient, MoodleSettingsForClient
 from grader.publish.plan import feedback_text
 from grader.publish.results import PublishLine, PublishReport
+from grader.reports.lms.moodle import IDENTITIES
 from grader.reports.lms.sheet import lms_setting, setting_key
 from grader.reports.student_view import StudentView, student_views
 from grader.roster import Student, load_roster
 from grader.state import STATE_FILE, State, open_state
 
-TARGETS = ("canvas",)
+TARGETS = ("canvas", "moodle", "git")
 
 
 @dataclass(frozen=True)
@@ -58,16 +62,56 @@ def publish(
     assignment = course.assignment(options.assignment)
     if options.to not in TARGETS:
         raise ConfigError(f"unknown target {options.to!r} (choose one of: {', '.join(TARGETS)})")
+    if options.to == "canvas":
+        return _publish_canvas(options, course, assignment, environ, sleep, clock)
+    if options.to == "moodle":
+        return _publish_moodle(options, course, assignment, environ, sleep, clock)
+    return _publish_git(options, course, assignment, environ, clock)
+
+
+def _publish_git(
+    options: PublishOptions,
+    course: Course,
+    assignment: Assignment,
+    environ: Mapping[str, str],
+    clock: Callable[[], datetime],
+) -> PublishReport:
+    roster = _chosen(load_roster(course.roster), options.students)
+    _check_state(course, assignment)
+    branch = course.lms.git.branch
+    with course_lock(course.state_dir), open_state(course.state_dir) as state:
+        views = _views(course, assignment, state, roster)
+        now = clock()
+        job = GitJob(
+            course_root=course.root,
+            state_dir=course.state_dir,
+            repo_template=assignment.repo,
+            branch=branch,
+            target=f"git {branch}",
+            assignment=assignment.id,
+            views=tuple(views),
+            feedback={v.student.student_id: feedback_text(v, now=now) for v in views},
+            dry_run=options.dry_run,
+            feedback_only=options.feedback_only,
+        )
+        lines, settled = GitPublisher(job, Ledger(state, clock=clock), environ=environ).run()
+    label = f"FEEDBACK.md on branch {branch!r} of each student's repository"
+    return PublishReport(label, tuple(lines), dry_run=options.dry_run, settled=settled)
+
+
+def _publish_canvas(
+    options: PublishOptions,
+    course: Course,
+    assignment: Assignment,
+    environ: Mapping[str, str],
+    sleep: Sleep,
+    clock: Callable[[], datetime],
+) -> PublishReport:
     settings = _canvas_settings(course)
     canvas_assignment = _canvas_assignment_id(assignment)
     token = _token(environ, settings.token_env)
     roster = _chosen(load_roster(course.roster), options.students)
-    state_file = course.state_dir / STATE_FILE
-    if not state_file.is_file():
-        raise ConfigError(
-            f"nothing to publish for {assignment.id}: no grades are stored in {state_file} "
-            "(run `grader grade` first)"
-        )
+    _check_state(course, assignment)
     with course_lock(course.state_dir), open_state(course.state_dir) as state:
         views = _views(course, assignment, state, roster)
         now = clock()
@@ -88,6 +132,80 @@ def publish(
         )
     label = f"Canvas course {settings.course_id}, assignment {canvas_assignment}"
     return PublishReport(label, tuple(lines), dry_run=options.dry_run, settled=settled)
+
+
+def _publish_moodle(
+    options: PublishOptions,
+    course: Course,
+    assignment: Assignment,
+    environ: Mapping[str, str],
+    sleep: Sleep,
+    clock: Callable[[], datetime],
+) -> PublishReport:
+    settings = course.lms.moodle
+    if settings is None:
+        raise ConfigError(
+            "no [lms.moodle] table: add the site's url (see config.example.toml)",
+            file=str(course.root / "course.toml"),
+        )
+    if options.feedback_only:
+        raise ConfigError(
+            "Moodle keeps the feedback comment with the grade, so --feedback-only cannot "
+            "send one alone: use --to git (or canvas) for feedback before the deadline"
+        )
+    moodle_assignment = _number_setting(
+        assignment, "moodle_assignment_id", "the assignment's id in Moodle (mod_assign instance)"
+    )
+    identity = lms_setting(assignment, "moodle_identity") or "email"
+    if identity not in IDENTITIES:
+        raise ConfigError(
+            f"{identity!r}: choose email or idnumber",
+            where=setting_key(assignment, "moodle_identity"),
+        )
+    token = _token(environ, settings.token_env, "a Moodle web service token")
+    roster = _chosen(load_roster(course.roster), options.students)
+    _check_state(course, assignment)
+    with course_lock(course.state_dir), open_state(course.state_dir) as state:
+        views = _views(course, assignment, state, roster)
+        now = clock()
+        job = MoodleJob(
+            assignment_id=moodle_assignment,
+            identity=identity,
+            target=f"moodle {settings.url}/mod/assign/{moodle_assignment}",
+            assignment=assignment.id,
+            views=tuple(views),
+            feedback={v.student.student_id: feedback_text(v, now=now) for v in views},
+            dry_run=options.dry_run,
+        )
+        client_settings = MoodleSettingsForClient(base_url=settings.url, token=token)
+        lines, settled = asyncio.run(
+            _run_moodle(job, client_settings, Ledger(state, clock=clock), sleep)
+        )
+    label = f"Moodle assignment {moodle_assignment}"
+    return PublishReport(label, tuple(lines), dry_run=options.dry_run, settled=settled)
+
+
+async def _run_moodle(
+    job: MoodleJob, settings: MoodleSettingsForClient, ledger: Ledger, sleep: Sleep
+) -> tuple[list[PublishLine], int]:
+    async with MoodleClient(settings, sleep=sleep) as client:
+        return await MoodlePublisher(job, client, ledger).run()
+
+
+def _number_setting(assignment: Assignment, key: str, what: str) -> str:
+    value = lms_setting(assignment, key)
+    if value is None or not value.isdigit():
+        raise ConfigError(f"set it to {what} to publish there", where=setting_key(assignment, key))
+    return value
+
+
+def _check_state(course: Course, assignment: Assignment) -> None:
+    state_file = course.state_dir / STATE_FILE
+    if not state_file.is_file():
+        raise ConfigError(
+            f"nothing to publish for {assignment.id}: no grades are stored in {state_file} "
+            "(run `grader grade` first)"
+        )
 
 
 async def _run_canvas(
@@ -116,21 +234,17 @@ def _canvas_settings(course: Course) -> CanvasSettings:
 
 
 def _canvas_assignment_id(assignment: Assignment) -> str:
-    value = lms_setting(assignment, "canvas_assignment_id")
-    key = setting_key(assignment, "canvas_assignment_id")
-    if value is None or not value.isdigit():
-        raise ConfigError(
-            "set it to the Canvas assignment's number (the one after /assignments/ in its "
-            "address) to publish there",
-            where=key,
-        )
-    return value
+    return _number_setting(
+        assignment,
+        "canvas_assignment_id",
+        "the Canvas assignment's number (the one after /assignments/ in its address)",
+    )
 
 
-def _token(environ: Mapping[str, str], name: str) -> str:
+def _token(environ: Mapping[str, str], name: str, what: str = "a Canvas access token") -> str:
     token = environ.get(name, "").strip()
     if not token:
-        raise ConfigError(f"set {name} to a Canvas access token (it is read from there only)")
+        raise ConfigError(f"set {name} to {what} (it is read from there only)")
     return token
 
 

@@ -193,6 +193,7 @@ def test_each_format_declares_the_course_keys_and_export_flags_it_takes() -> Non
         "brightspace_item",
         "moodle_identity",
         "moodle_allow_over_100",
+        "moodle_assignment_id",  # read by grader publish --to moodle
     }
     assert [(f.name, o.name) for f in FORMATS.values() for o in f.options] == [
         ("blackboard", "tabs")

@@ -41,7 +41,10 @@ CANVAS_USERS = [
 CANVAS_ID = {"ada": "101", "bob": "102", "cyd": "103", "dee": "104", "fay": "106"}
 
 
-def make_course(root: Path, canvas_url: str, *, extra: str = "") -> Path:
+def make_course(
+    root: Path, canvas_url: str, *, extra: str = "", repos: dict[str, str] | None = None
+) -> Path:
+    """The course folder; ``repos`` fills the roster's repo column (student id -> address)."""
     course = root / "course"
     (course / "projects" / "hw1").mkdir(parents=True)
     (course / "projects" / "hw1" / "test_hw1.py").write_text(
@@ -62,8 +65,11 @@ def make_course(root: Path, canvas_url: str, *, extra: str = "") -> Path:
         "[assignments.hw1.lms]\n"
         'canvas_assignment_id = "5"\n'
     )
-    lines = ["student_id,name,canvas_id,sis_user_id,sis_login_id"]
-    lines += [f"{sid},Student {sid},{a},{b},{c}" for sid, (a, b, c) in ROSTER.items()]
+    lines = ["student_id,name,email,canvas_id,sis_user_id,sis_login_id,repo"]
+    lines += [
+        f"{sid},Student {sid},{sid}@uni.edu,{a},{b},{c},{(repos or {}).get(sid, '')}"
+        for sid, (a, b, c) in ROSTER.items()
+    ]
     (course / "roster.csv").write_text("\n".join(lines) + "\n")
     return course
 

@@ -171,5 +171,10 @@ def _refuse_over_limit(outcomes: Sequence[StudentView], assignment: Assignment) 
     )
 
 
-FORMAT = LmsFormat("moodle", moodle_csv, settings=("moodle_identity", "moodle_allow_over_100"))
+FORMAT = LmsFormat(
+    "moodle",
+    moodle_csv,
+    # moodle_assignment_id is read by `grader publish --to moodle` (the assign instance id)
+    settings=("moodle_identity", "moodle_allow_over_100", "moodle_assignment_id"),
+)
 """This format as `grader export --lms moodle` knows it."""

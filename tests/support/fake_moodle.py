@@ -1,0 +1,139 @@
+"""A small Moodle on loopback, as its web services documentation describes them.
+
+``POST /webservice/rest/server.php`` with ``wstoken``, ``wsfunction`` and
+``moodlewsrestformat=json``; errors are HTTP 200 with ``{exception, errorcode, message}``
+(``invalidtoken`` for a wrong token). Functions: ``core_user_get_users_by_field``,
+``mod_assign_get_grades``, ``mod_assign_save_grades`` (overwrites each user's grade and
+feedback text, keeping a history). ``fail_next(n)`` answers the next ``n`` calls 503;
+``refuse_user(id)`` makes any save naming that user fail as a whole, as Moodle's
+parameter validation does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+TOKEN = "moodle-ws-token-41bd"
+ASSIGNMENT = "31"
+
+
+@dataclass
+class Graded:
+    grade: str
+    feedback: str
+    history: list[tuple[str, str]] = field(default_factory=list)
+
+
+class FakeMoodle:
+    def __init__(self, users: list[dict[str, Any]]) -> None:
+        self.users = users
+        self.grades: dict[str, Graded] = {}
+        self.calls: list[str] = []
+        self.tokens: set[str] = set()
+        self.lock = threading.Lock()
+        self._fail = 0
+        self._refused: set[str] = set()
+        self.url = ""
+
+    def fail_next(self, count: int) -> None:
+        with self.lock:
+            self._fail = count
+
+    def refuse_user(self, user_id: str) -> None:
+        with self.lock:
+            self._refused.add(user_id)
+
+    def count(self, function: str) -> int:
+        with self.lock:
+            return self.calls.count(function)
+
+    def handle(self, form: dict[str, str]) -> tuple[int, Any]:
+        with self.lock:
+            function = form.get("wsfunction", "")
+            self.calls.append(function)
+            self.tokens.add(form.get("wstoken", ""))
+            if self._fail > 0:
+                self._fail -= 1
+                return 503, {"error": "unavailable"}
+            if form.get("wstoken") != TOKEN:
+                return 200, {
+                    "exception": "moodle_exception",
+                    "errorcode": "invalidtoken",
+                    "message": "Invalid token - token not found",
+                }
+            if function == "core_user_get_users_by_field":
+                name = form["field"]
+                values = {v.lower() for k, v in form.items() if k.startswith("values[")}
+                return 200, [u for u in self.users if str(u.get(name, "")).lower() in values]
+            if function == "mod_assign_get_grades":
+                assert form["assignmentids[0]"] == ASSIGNMENT
+                items = [{"userid": uid, "grade": g.grade} for uid, g in self.grades.items()]
+                return 200, {"assignments": [{"assignmentid": ASSIGNMENT, "grades": items}]}
+            if function == "mod_assign_save_grades":
+                return 200, self._save(form)
+            return 200, {"exception": "moodle_exception", "errorcode": "invalidrecord"}
+
+    def _save(self, form: dict[str, str]) -> Any:
+        assert form["assignmentid"] == ASSIGNMENT
+        rows: dict[str, dict[str, str]] = {}
+        for key, value in form.items():
+            found = re.fullmatch(r"grades\[(\d+)\]\[(\w+)\](.*)", key)
+            if found:
+                rows.setdefault(found[1], {})[found[2] + found[3]] = value
+        known = {str(u["id"]) for u in self.users}
+        for row in rows.values():
+            if row["userid"] in self._refused or row["userid"] not in known:
+                return {
+                    "exception": "invalid_parameter_exception",
+                    "errorcode": "invalidparameter",
+                    "message": f"Invalid parameter value detected (user {row['userid']})",
+                }
+        for row in rows.values():
+            text = row["plugindata[assignfeedbackcomments_editor][text]"]
+            assert row["plugindata[assignfeedbackcomments_editor][format]"] == "4"
+            graded = self.grades.setdefault(row["userid"], Graded("", ""))
+            graded.grade, graded.feedback = row["grade"], text
+            graded.history.append((row["grade"], text))
+        return None
+
+
+def _handler(moodle: FakeMoodle) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            assert self.path == "/webservice/rest/server.php", self.path
+            length = int(self.headers.get("Content-Length") or 0)
+            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+            status, payload = moodle.handle(form)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+@contextmanager
+def serve_moodle(moodle: FakeMoodle) -> Iterator[FakeMoodle]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(moodle))
+    server.daemon_threads = True
+    moodle.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield moodle
+    finally:
+        server.shutdown()
+        server.server_close()
