@@ -99,6 +99,11 @@ def main() -> None:
     "-s", "--student", "students", multiple=True, help="Only this student id (repeatable)."
 )
 @click.option("--force", is_flag=True, help="Submit again even if this exact archive was graded.")
+@click.option(
+    "--preview",
+    is_flag=True,
+    help="Check each student's latest commit (no deadline); write out/<a>/preview/ only.",
+)
 @engine_option
 @click.option(
     "--concurrency", type=click.IntRange(min=1), help="Most submissions executing at once."
@@ -110,6 +115,7 @@ def grade_command(
     assignments: Sequence[str],
     students: Sequence[str],
     force: bool,
+    preview: bool,
     engine_url: str | None,
     concurrency: int | None,
     out_dir: Path | None,
@@ -123,6 +129,7 @@ def grade_command(
         engine_url=engine_url,
         concurrency=concurrency,
         out_dir=out_dir,
+        preview=preview,
     )
     console = _console()
     with make_progress(console) as progress:

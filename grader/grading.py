@@ -21,7 +21,12 @@ from grader.config import Course, load_course
 from grader.connect import EngineChoice, choose_engine
 from grader.errors import EXIT_NOT_GRADED, EXIT_OK, ConfigError, RunInterruptedError
 from grader.lock import course_lock
-from grader.outputs import AssignmentOutputs, default_out_root, write_assignment_outputs
+from grader.outputs import (
+    AssignmentOutputs,
+    default_out_root,
+    write_assignment_outputs,
+    write_preview_outputs,
+)
 from grader.pipeline import GradeRequest, Pipeline, Progress, RunSummary
 from grader.preflight import check_extensions, check_projects, check_roster, prepare_out_root
 from grader.roster import load_roster
@@ -41,6 +46,7 @@ class GradeOptions:
     engine_url: str | None = None
     concurrency: int | None = None
     out_dir: Path | None = None
+    preview: bool = False  # latest commits, deadline ignored; writes preview/ only
 
 
 @dataclass(frozen=True)
@@ -80,16 +86,21 @@ def grade(options: GradeOptions, *, progress: Progress | None = None) -> GradeRe
             students=options.students,
             force=options.force,
             concurrency=options.concurrency,
+            preview=options.preview,
         )
         log.info("grading %s on engine %s", ", ".join(assignment_ids), engine.label)
         pipeline = Pipeline(request, state, engine, progress=progress)
-        try:
+        if options.preview:
             summary = asyncio.run(_run_interruptible(pipeline))
-        finally:  # even after Ctrl-C, what finished is written out
-            outputs = tuple(
-                write_assignment_outputs(course, course.assignment(a), state, roster, out_root)
-                for a in assignment_ids
-            )
+            outputs = _previews(course, assignment_ids, summary, out_root)
+        else:
+            try:
+                summary = asyncio.run(_run_interruptible(pipeline))
+            finally:  # even after Ctrl-C, what finished is written out
+                outputs = tuple(
+                    write_assignment_outputs(course, course.assignment(a), state, roster, out_root)
+                    for a in assignment_ids
+                )
         if summary.interrupted:
             raise RunInterruptedError(
                 f"interrupted: {summary.interrupted} submission(s) left for the next run"
@@ -109,6 +120,22 @@ def grade(options: GradeOptions, *, progress: Progress | None = None) -> GradeRe
             summary.reused,
         )
     return GradeReport(course, engine, summary, outputs, log_file)
+
+
+def _previews(
+    course: Course, assignment_ids: Sequence[str], summary: RunSummary, out_root: Path
+) -> tuple[AssignmentOutputs, ...]:
+    now = datetime.now(UTC)
+    return tuple(
+        write_preview_outputs(
+            course,
+            course.assignment(a),
+            [o for o in summary.outcomes if o.assignment.id == a],
+            out_root,
+            now=now,
+        )
+        for a in assignment_ids
+    )
 
 
 async def _run_interruptible(pipeline: Pipeline) -> RunSummary:

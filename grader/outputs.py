@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 from grader.codec import from_json
@@ -28,6 +29,7 @@ from grader.reports.gradebook import (
 from grader.reports.hidden import HiddenMaterial, hidden_material
 from grader.reports.instructor import write_instructor_views
 from grader.reports.manifest import write_manifests
+from grader.reports.preview import PREVIEW_DIR, write_previews
 from grader.reports.student_view import student_views
 from grader.roster import Student, id_problem
 from grader.state import State
@@ -82,6 +84,22 @@ def write_assignment_outputs(
     write_manifests(views, directory)
     write_dashboard(outcomes, assignment, directory)
     return AssignmentOutputs(assignment.id, directory, tuple(outcomes))
+
+
+def write_preview_outputs(
+    course: Course,
+    assignment: Assignment,
+    outcomes: Sequence[StudentOutcome],
+    out_root: Path,
+    *,
+    now: datetime,
+) -> AssignmentOutputs:
+    """Write ``preview/<student_id>.md`` for the outcomes of a preview run (nothing else)."""
+    directory = out_root / assignment.id
+    nameable = [o for o in outcomes if id_problem(o.student.student_id) is None]
+    views = student_views(nameable, assignment_hidden_material(course, assignment, outcomes))
+    write_previews(views, directory, now=now)
+    return AssignmentOutputs(assignment.id, directory / PREVIEW_DIR, tuple(outcomes))
 
 
 def assignment_hidden_material(

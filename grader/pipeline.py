@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -36,6 +36,7 @@ from grader.state import State
 from grader.submitting import Executed, StoppedError, Submitter, Target
 
 GIT_CONCURRENCY = 4
+PREVIEW_CUTOFF = datetime.max.replace(tzinfo=UTC)  # a preview takes the latest commit
 GRADED: Mapping[int, tuple[Outcome, str]] = {
     StatusCode.BUILD_ERROR: (
         Outcome.BUILD_ERROR,
@@ -76,6 +77,7 @@ class GradeRequest:
     students: tuple[str, ...] = ()  # empty: everyone on the roster
     force: bool = False
     concurrency: int | None = None
+    preview: bool = False  # latest commits, no deadline, nothing stored as a grade
 
 
 @dataclass
@@ -225,7 +227,8 @@ class Pipeline:
         status = "interrupted" if summary.interrupted else "complete"
         if status == "complete" and summary.not_graded:
             status = "partial"
-        self.state.finish_run(run_id, status=status, summary=f"{len(results)} students")
+        kind = "preview of " if self.request.preview else ""
+        self.state.finish_run(run_id, status=status, summary=f"{kind}{len(results)} students")
         return summary
 
     async def _grade(
@@ -236,6 +239,9 @@ class Pipeline:
             outcome = await self._outcome(assignment, student, submitter)
         except StoppedError:
             return None
+        if self.request.preview:  # a preview is never a grade: the gradebook never sees it
+            self.progress.finished(outcome)
+            return outcome
         self.state.record_grade(
             submitter.run_id,
             assignment.id,
@@ -264,6 +270,8 @@ class Pipeline:
                     Outcome.NO_COMMIT, f"no commit at or before {cutoff:%Y-%m-%d %H:%M} UTC"
                 )
             blank = _with_commit(blank, choice, assignment)
+            if self.request.preview:
+                blank = replace(blank, lateness=timedelta())  # the deadline is not here yet
             step(assignment.id, student.student_id, "package")
             archive = await self._package(assignment, repo, choice)
         except SourceError as exc:
@@ -309,9 +317,12 @@ class Pipeline:
         first_seen = self.state.record_commits(
             stored_repo, [(c.sha, c.committed_at) for c in commits]
         )
+        cutoff = (
+            PREVIEW_CUTOFF if self.request.preview else assignment.cutoff_for(student.student_id)
+        )
         choice = pick_commit_at(
             commits,
-            assignment.cutoff_for(student.student_id),
+            cutoff,
             clock=assignment.clock,
             first_seen=first_seen,
         )

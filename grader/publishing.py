@@ -18,19 +18,20 @@ from pathlib import Path
 from grader.config import Assignment, CanvasSettings, Course, load_course
 from grader.errors import ConfigError
 from grader.lock import course_lock
-from grader.outputs import assignment_hidden_material, stored_outcomes
+from grader.outputs import assignment_hidden_material, default_out_root, stored_outcomes
 from grader.publish.canvas import CanvasJob, CanvasPublisher
 from grader.publish.canvas_api import CanvasClient, CanvasSettingsForClient, Sleep
 from grader.publish.git import GitJob, GitPublisher
 from grader.publish.ledger import Ledger
 from grader.publish.moodle import MoodleJob, MoodlePublisher
 from grader.publish.moodle_api import MoodleClient, MoodleSettingsForClient
-from grader.publish.plan import feedback_text
+from grader.publish.plan import feedback_text, grade_value
 from grader.publish.results import PublishLine, PublishReport
 from grader.reports.lms.moodle import IDENTITIES
 from grader.reports.lms.sheet import lms_setting, setting_key
+from grader.reports.preview import PREVIEW_DIR
 from grader.reports.student_view import StudentView, student_views
-from grader.roster import Student, load_roster
+from grader.roster import Student, id_problem, load_roster
 from grader.state import STATE_FILE, State, open_state
 
 TARGETS = ("canvas", "moodle", "git")
@@ -90,7 +91,7 @@ def _publish_git(
             target=f"git {branch}",
             assignment=assignment.id,
             views=tuple(views),
-            feedback={v.student.student_id: feedback_text(v, now=now) for v in views},
+            feedback=_feedback(course, assignment, views, now, feedback_only=options.feedback_only),
             dry_run=options.dry_run,
             feedback_only=options.feedback_only,
         )
@@ -122,7 +123,7 @@ def _publish_canvas(
             f"/assignments/{canvas_assignment}",
             assignment=assignment.id,
             views=tuple(views),
-            feedback={v.student.student_id: feedback_text(v, now=now) for v in views},
+            feedback=_feedback(course, assignment, views, now, feedback_only=options.feedback_only),
             dry_run=options.dry_run,
             feedback_only=options.feedback_only,
         )
@@ -174,7 +175,7 @@ def _publish_moodle(
             target=f"moodle {settings.url}/mod/assign/{moodle_assignment}",
             assignment=assignment.id,
             views=tuple(views),
-            feedback={v.student.student_id: feedback_text(v, now=now) for v in views},
+            feedback=_feedback(course, assignment, views, now, feedback_only=options.feedback_only),
             dry_run=options.dry_run,
         )
         client_settings = MoodleSettingsForClient(base_url=settings.url, token=token)
@@ -197,6 +198,32 @@ def _number_setting(assignment: Assignment, key: str, what: str) -> str:
     if value is None or not value.isdigit():
         raise ConfigError(f"set it to {what} to publish there", where=setting_key(assignment, key))
     return value
+
+
+def _feedback(
+    course: Course,
+    assignment: Assignment,
+    views: Sequence[StudentView],
+    now: datetime,
+    *,
+    feedback_only: bool,
+) -> dict[str, str]:
+    """What each student's comment says; a student with nothing to send has no entry.
+
+    A graded student gets the feedback; with ``feedback_only``, a student not graded yet
+    gets the preview `grader grade --preview` wrote (``out/<a>/preview/<id>.md``), if any.
+    """
+    previews = default_out_root(course) / assignment.id / PREVIEW_DIR
+    texts = {}
+    for view in views:
+        student_id = view.student.student_id
+        if grade_value(view) is not None:
+            texts[student_id] = feedback_text(view, now=now)
+        elif feedback_only and id_problem(student_id) is None:
+            path = previews / f"{student_id}.md"
+            if path.is_file():
+                texts[student_id] = path.read_text(encoding="utf-8")
+    return texts
 
 
 def _check_state(course: Course, assignment: Assignment) -> None:

@@ -124,7 +124,9 @@ class CanvasPublisher:
     ) -> tuple[LineResult, str | Delivery]:
         """What happens to one student: a result and why (a Delivery when one goes out)."""
         student_id = view.student.student_id
-        if grade_value(view) is None and not self.job.feedback_only:
+        if student_id not in self.job.feedback or (
+            grade_value(view) is None and not self.job.feedback_only
+        ):
             return "not graded", view.reason
         if user is None:
             return "unknown", _unknown_detail(view.student)

@@ -113,7 +113,9 @@ class GitPublisher:
         self, view: StudentView, old: str | None, open_rows: Sequence[int]
     ) -> tuple[LineResult, str]:
         value = grade_value(view)
-        if value is None and not self.job.feedback_only:
+        if view.student.student_id not in self.job.feedback or (
+            value is None and not self.job.feedback_only
+        ):
             return "not graded", view.reason
         try:
             repo = repo_for(view.student, self.job.repo_template, base=self.job.course_root)

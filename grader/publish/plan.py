@@ -76,7 +76,9 @@ def plan_delivery(
         preface = "" if feedback_only or last.comment_sha256 is None else _updated_feedback(view)
         return Delivery(student_id, None, preface + feedback, digest, last.value, why)
     if last.value is None:
-        return Delivery(student_id, value, feedback, digest, None, "new grade")
+        # the feedback already went out alone (--feedback-only): one line with the grade
+        text = _new_grade(view, value or "") if feedback_same else feedback
+        return Delivery(student_id, value, text, digest, None, "new grade")
     preface = _changed_grade(view, last.value, value or "")
     why = f"grade {last.value} -> {value}"
     return Delivery(student_id, value, preface + feedback, digest, last.value, why)
@@ -86,6 +88,12 @@ def _changed_grade(view: StudentView, old: str, new: str) -> str:
     title = view.assignment.title or view.assignment.id
     out_of = number_text(view.assignment.max_points)
     return f"Your grade for {title} changed from {old} to {new} (out of {out_of}).\n\n"
+
+
+def _new_grade(view: StudentView, value: str) -> str:
+    title = view.assignment.title or view.assignment.id
+    out_of = number_text(view.assignment.max_points)
+    return f"Your grade for {title} is {value} (out of {out_of}); the feedback above stands.\n"
 
 
 def _updated_feedback(view: StudentView) -> str:

@@ -229,13 +229,16 @@ def test_failed_bulk_job_reaches_the_rest_one_at_a_time_without_double_posting(
 def test_feedback_only_sends_comments_and_no_grades(course: Path, canvas: FakeCanvas) -> None:
     report = run(course, feedback_only=True)
 
-    assert results(report)["dee"] == "sent"  # the feedback says why: not graded, no zero
-    assert canvas.grade("104") is None
-    assert "Not graded" in canvas.comments("104")[0]
+    assert results(report)["ada"] == "sent"
+    assert results(report)["dee"] == "not graded"  # no grade and no preview: nothing
+    assert canvas.comments("104") == []
+    assert "Score: 10 / 10" in canvas.comments("101")[0]
     assert all(canvas.grade(uid) is None for uid in ("101", "102", "103", "106"))
     graded = run(course)
     assert results(graded)["ada"] == "sent"  # the grade itself goes out now
     assert canvas.grade("101") == "10"
+    _, grade_line = canvas.comments("101")  # the same feedback is not sent again
+    assert grade_line.startswith("Your grade for Homework 1 is 10 (out of 10)")
 
 
 def test_only_the_chosen_students_are_published(course: Path, canvas: FakeCanvas) -> None:

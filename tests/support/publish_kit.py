@@ -83,7 +83,7 @@ def store_grades(course: Path, scores: dict[str, float | None]) -> None:
     with open_state(config.state_dir) as state:
         run = state.start_run(engine="test", assignments=["hw1"])
         for student_id, score in scores.items():
-            outcome = _outcome(roster[student_id], assignment, score)
+            outcome = outcome_for(roster[student_id], assignment, score)
             state.record_grade(
                 run,
                 "hw1",
@@ -95,7 +95,7 @@ def store_grades(course: Path, scores: dict[str, float | None]) -> None:
         state.finish_run(run, status="done", summary="")
 
 
-def _outcome(student, assignment, score):  # type: ignore[no-untyped-def]
+def outcome_for(student, assignment, score):  # type: ignore[no-untyped-def]
     blank = StudentOutcome.blank(student, assignment)
     if score is None:
         return blank.not_graded(Outcome.INFRASTRUCTURE, "the engine failed three times")
