@@ -78,6 +78,9 @@ def main() -> int:
             f"  run stage {sleep:g} s: {per:.2f} per submission (goal {GOAL:g}); GET /stats {stats}"
         )
         print(f"    {graded} graded; {detail}")
+    if args.quick:  # eight students: a smoke run whose polls follow the machine's load
+        print("  (quick mode: the goal is judged on full runs only)")
+        return 0
     return 0 if worst <= GOAL else 1
 
 
