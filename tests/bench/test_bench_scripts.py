@@ -22,6 +22,7 @@ EXPECTED = {
     "real_work": ("graded: 4/4 (4 submissions)", "exit codes as expected: True"),
     "requests_per_submission": ("per submission (goal 3)",),
     "sandbox_cost": ("pytest (hw1, 10 tests)", "whole hw1 submission"),
+    "cgroup_cost": ("cgroup cost",),
     "harness_cost": ("per call", "per test", "ratio (target <= 1.3)"),
 }
 

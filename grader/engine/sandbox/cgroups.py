@@ -418,14 +418,30 @@ def missing() -> dict[str, str]:
     return dict(_ready().missing)
 
 
+_switched_off: list[bool] = []  # ``switched_off`` blocks (bench/cgroup_cost.py)
+
+
+@contextmanager
+def switched_off() -> Iterator[None]:
+    """Stages started in the block get no cgroups, as on a machine without them (to
+    measure what they cost: ``bench/cgroup_cost.py``)."""
+    _switched_off.append(True)
+    try:
+        yield
+    finally:
+        _switched_off.pop()
+
+
 @contextmanager
 def stage_group(kind: str, limits: Limits) -> Iterator[Group | None]:
     """The stage's cgroups while the block runs (``None``: the rlimits fallback, or no
     controller is usable here); removed, with anything left in them, when it ends."""
     ready = _ready()
-    if kind == "rlimits" or not ready.parents or ready.marker_folder is None:
+    usable = ready.parents and ready.marker_folder is not None and not _switched_off
+    if kind == "rlimits" or not usable:
         yield None
         return
+    assert ready.marker_folder is not None
     marker = ready.marker_folder / f"joined-{secrets.token_hex(6)}"
     group = Group.make(ready.parents, limits, marker)
     try:
