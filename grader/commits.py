@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from grader.config import CommitClock
 
@@ -46,6 +46,7 @@ def pick_commit_at(
     *,
     clock: CommitClock = "commit_date",
     first_seen: Mapping[str, datetime] | None = None,
+    zone: tzinfo | None = None,
 ) -> CommitChoice | None:
     """The last commit at or before ``cutoff``, or None when there is none.
 
@@ -56,7 +57,8 @@ def pick_commit_at(
     along the history are raised to the latest time before them: a commit contains all
     of its ancestors' work, so it cannot count as older than any of them. A commit never
     recorded in ``first_seen`` counts as never seen. The times are then in order and the
-    choice is the last commit whose time is at or before the cutoff.
+    choice is the last commit whose time is at or before the cutoff. The reason shows
+    moments in ``zone`` (the course's time zone; None: UTC).
     """
     chain = list(reversed(commits))  # oldest first
     seen = first_seen or {}
@@ -74,7 +76,9 @@ def pick_commit_at(
     at = effective[index]
     assert at is not None  # eligible times are never None
     later = chain[index + 1 :]
-    reason = _reason(chain[index], own[index], at, cutoff, clock, later, own[index + 1 :])
+    reason = _reason(
+        chain[index], own[index], at, cutoff, clock, later, own[index + 1 :], zone=zone
+    )
     return CommitChoice(chain[index], at, clock, reason, ignored=len(later))
 
 
@@ -97,7 +101,12 @@ def _reason(
     clock: CommitClock,
     later: Sequence[Commit],
     later_times: Sequence[datetime | None],
+    *,
+    zone: tzinfo | None,
 ) -> str:
+    def _when(time: datetime) -> str:
+        return when_text(time, zone)
+
     verb = "committed" if clock == "commit_date" else "first seen by the grader"
     if commit.snapshot:
         what = f"a snapshot of the folder (content {commit.sha[:12]})"
@@ -129,8 +138,11 @@ def _describe(commit: Commit) -> str:
     return f'{commit.sha[:7]} "{subject}"' if subject else commit.sha[:7]
 
 
-def _when(time: datetime) -> str:
-    return f"{time:%Y-%m-%d %H:%M} UTC"
+def when_text(time: datetime, zone: tzinfo | None = None) -> str:
+    """'2026-09-18 23:59 EDT' in ``zone``, else '2026-09-19 03:59 UTC'."""
+    if zone is None:
+        return f"{time.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    return time.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def utc_from_timestamp(stamp: int) -> datetime:

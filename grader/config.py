@@ -171,6 +171,9 @@ class Course:
     assignments: Mapping[str, Assignment]
     projects_dir: Path
     lms: LmsSettings = field(default_factory=LmsSettings)
+    # course.timezone: where deadlines without an offset are, and how every page shows
+    # a moment (None: UTC)
+    timezone: ZoneInfo | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -310,7 +313,9 @@ def parse_course(data: Mapping[str, Any], root: Path, file: Path) -> Course:
     }
     if not assignments:
         raise ConfigError("no assignments: add an [assignments.<id>] table", file=str(file))
-    return Course(root, name, roster, engine, assignments, projects_dir, lms)
+    return Course(
+        root, name, roster, engine, assignments, projects_dir, lms=lms, timezone=timezone
+    )
 
 
 def _is_table(reader: _Reader, key: str, value: object) -> bool:

@@ -21,6 +21,31 @@ STAGES = ("init", "build", "run", "test", "post")
 DEFAULT_STAGE_SECONDS = 60.0  # a stage without a timeout (the local engine's default)
 
 
+def stage_limits(config_text: str | None, scenario: str | None) -> dict[str, float]:
+    """Each stage's timeout in seconds for ``scenario`` (its default one when None); empty
+    when the text is no usable project config."""
+    if config_text is None:
+        return {}
+    try:
+        config = json.loads(config_text)
+        scenarios = config["scenarios"]
+        name = scenario or next(n for n, body in scenarios.items() if body.get("default"))
+        stages = scenarios[name].get("stages", {})
+        limits = {}
+        for stage in STAGES:
+            body = stages.get(stage) or {}
+            timeout = body.get("timeout", DEFAULT_STAGE_SECONDS)
+            if body.get("command") and not body.get("skip") and _is_seconds(timeout):
+                limits[stage] = float(timeout)
+    except (ValueError, KeyError, TypeError, AttributeError, StopIteration):
+        return {}
+    return limits
+
+
+def _is_seconds(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
 def stage_seconds(config_text: str, scenario: str | None) -> float | None:
     """The sum of the timeouts of the stages ``scenario`` runs (its default one when
     None); None when the text is no usable project config."""

@@ -105,6 +105,15 @@ def grade(options: GradeOptions, *, progress: Progress | None = None) -> GradeRe
             raise RunInterruptedError(
                 f"interrupted: {summary.interrupted} submission(s) left for the next run"
             )
+        for outcome in summary.outcomes:
+            for flag in outcome.flags:  # the engine's warnings and the like: for the log too
+                log.warning(
+                    "%s/%s flagged: %s: %s",
+                    outcome.assignment.id,
+                    outcome.student.student_id,
+                    flag.kind,
+                    flag.reason,
+                )
         for outcome in summary.not_graded:
             log.warning(
                 "%s/%s not graded: %s: %s",

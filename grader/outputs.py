@@ -77,12 +77,13 @@ def write_assignment_outputs(
     # a roster row whose id cannot be a file name still gets its gradebook row
     nameable = [o for o in outcomes if id_problem(o.student.student_id) is None]
     views = student_views(nameable, assignment_hidden_material(course, assignment, outcomes))
-    write_feedback(views, directory)
-    write_instructor_views(nameable, directory)
+    zone = course.timezone
+    write_feedback(views, directory, zone=zone)
+    write_instructor_views(nameable, directory, zone=zone)
     write_gradebook(build_gradebook(outcomes), directory / GRADEBOOK)
     write_history(build_history(state.grade_history(assignment.id)), directory / HISTORY)
     write_manifests(views, directory)
-    write_dashboard(outcomes, assignment, directory)
+    write_dashboard(outcomes, assignment, directory, zone=zone)
     return AssignmentOutputs(assignment.id, directory, tuple(outcomes))
 
 

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Protocol
 
 from grader.api.follow import ExecutionGate, SubmissionWatcher
-from grader.api.models import STUDENT_RESULTS, StatusCode
+from grader.api.models import STUDENT_RESULTS, StatusCode, Submission
 from grader.archive import Archive, build_archive
 from grader.codec import to_json
+from grader.commits import when_text
 from grader.config import COURSE_FILE, Assignment, Course
 from grader.connect import EngineChoice, open_client
-from grader.deadlines import deadline_for
+from grader.deadlines import deadline_for, stage_limits
 from grader.errors import ArchiveError, GraderError, SourceError, TestReportError
 from grader.integrity import evidence_of, integrity_flags
 from grader.policy import GiveUp
@@ -169,6 +170,13 @@ class Pipeline:
             a: project_test_names(self.course, self.course.assignment(a))
             for a in request.assignments
         }
+        self.limits = {
+            a: stage_limits(
+                project_config(self.course.projects_dir, self.course.assignment(a).project),
+                self.course.assignment(a).scenario,
+            )
+            for a in request.assignments
+        }
         self.deadlines = {
             a: deadline_for(
                 self.course.engine,
@@ -266,9 +274,8 @@ class Pipeline:
             choice, repo = await self._choose_commit(assignment, student, submitter.run_id)
             if choice is None:
                 cutoff = assignment.cutoff_for(student.student_id)
-                return blank.not_graded(
-                    Outcome.NO_COMMIT, f"no commit at or before {cutoff:%Y-%m-%d %H:%M} UTC"
-                )
+                cutoff_text = when_text(cutoff, self.course.timezone)
+                return blank.not_graded(Outcome.NO_COMMIT, f"no commit at or before {cutoff_text}")
             blank = _with_commit(blank, choice, assignment)
             if self.request.preview:
                 blank = replace(blank, lateness=timedelta())  # the deadline is not here yet
@@ -300,7 +307,9 @@ class Pipeline:
                 Outcome.INFRASTRUCTURE, executed.reason
             )
         step(assignment.id, student.student_id, "grade")
-        return _graded(blank, executed, assignment, self.defined[assignment.id])
+        return _graded(
+            blank, executed, assignment, self.defined[assignment.id], self.limits[assignment.id]
+        )
 
     def _course_relative(self, text: str) -> str:
         """Messages reach students: paths inside the course folder are shown relative to it."""
@@ -325,6 +334,7 @@ class Pipeline:
             cutoff,
             clock=assignment.clock,
             first_seen=first_seen,
+            zone=self.course.timezone,
         )
         if choice is not None:
             self.state.record_source(
@@ -377,7 +387,11 @@ def _with_commit(
 
 
 def _graded(
-    outcome: StudentOutcome, executed: Executed, assignment: Assignment, defined: frozenset[str]
+    outcome: StudentOutcome,
+    executed: Executed,
+    assignment: Assignment,
+    defined: frozenset[str],
+    stage_limits: Mapping[str, float],
 ) -> StudentOutcome:
     result = executed.submission.result
     code = result.status.code
@@ -413,7 +427,35 @@ def _graded(
         # the report comes from the project's test stage, not the student: not a grade
         return flagged([]).not_graded(Outcome.UNREADABLE_REPORT, str(exc))
     grade = grade_submission(
-        tests, assignment, engine_score=result.score, lateness=outcome.lateness
+        tests, assignment, engine_score=result.score, lateness=outcome.lateness, defined=defined
     )
     what, reason = GRADED[code]
+    if what == Outcome.OK and any(t.status != "ok" for t in grade.tests):
+        # the engine saw nothing wrong, but the report lacks tests the rules expect
+        what, reason = Outcome.FAIL, "the tests report lacks tests the assignment expects"
+    if what == Outcome.TIME_LIMIT:
+        reason = time_limit_reason(executed.submission, stage_limits)
     return replace(flagged(tests), status="graded", outcome=what, reason=reason, grade=grade)
+
+
+def time_limit_reason(submission: Submission, limits: Mapping[str, float]) -> str:
+    """Which stage ran past its limit, and the limit (from the project's config.json)."""
+    stopped = [
+        name
+        for name, stage in submission.stages.items()
+        if stage.status is not None and stage.status.code == StatusCode.TIME_LIMIT
+    ]
+    name = stopped[0] if stopped else _last_stage_run(submission)
+    if not name:
+        return GRADED[StatusCode.TIME_LIMIT][1]
+    limit = limits.get(name)
+    limit_text = f" of {limit:g} s" if limit is not None else ""
+    return (
+        f"the {name} stage was stopped at its time limit{limit_text}; the tests that had not "
+        "finished by then did not run"
+    )
+
+
+def _last_stage_run(submission: Submission) -> str:
+    ran = [name for name, stage in submission.stages.items() if not stage.skipped]
+    return ran[-1] if ran else ""

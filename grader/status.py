@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from grader.config import load_course
 from grader.roster import load_roster
-from grader.state import open_state
+from grader.state import StoredGrade, open_state
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class StudentStatus:
     score: float | None
     state: str  # graded / not graded / never graded / submitted (waiting for the engine)
     when: datetime | None
-    submissions: int
+    submissions: int  # engine runs that graded this student, their own or one reused
 
 
 def course_status(course_dir: Path, *, assignments: Sequence[str] = ()) -> list[StudentStatus]:
@@ -32,6 +33,7 @@ def course_status(course_dir: Path, *, assignments: Sequence[str] = ()) -> list[
     with open_state(course.state_dir) as state:
         for assignment_id in chosen:
             latest = {g.student_id: g for g in state.latest_grades(assignment_id)}
+            graded_by = _runs_behind_grades(state.grade_history(assignment_id))
             for student in roster:
                 submissions = state.submissions_of(assignment_id, student.student_id)
                 grade = latest.get(student.student_id)
@@ -49,14 +51,27 @@ def course_status(course_dir: Path, *, assignments: Sequence[str] = ()) -> list[
                         score=grade.score if grade else None,
                         state=label,
                         when=grade.created_at if grade else None,
-                        submissions=sum(1 for s in submissions if s.engine_id is not None),
+                        submissions=len(
+                            graded_by.get(student.student_id, set())
+                            | {s.engine_id for s in submissions if s.engine_id is not None}
+                        ),
                     )
                 )
     return rows
 
 
-def _commit_of(outcome_json: str) -> str | None:
-    import json
+def _runs_behind_grades(grades: Sequence[StoredGrade]) -> dict[str, set[int]]:
+    """Student -> the engine submissions their grades came from. A workspace identical to
+    one already run reuses that run (its submission row is the first student's), so the
+    grades, not the submission rows, say which runs graded a student."""
+    runs: dict[str, set[int]] = {}
+    for grade in grades:
+        submission = json.loads(grade.outcome_json).get("submission_id")
+        if isinstance(submission, int):
+            runs.setdefault(grade.student_id, set()).add(submission)
+    return runs
 
+
+def _commit_of(outcome_json: str) -> str | None:
     commit = json.loads(outcome_json).get("commit")
     return str(commit) if commit else None

@@ -16,6 +16,7 @@ import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,6 +28,7 @@ from grader.reports.instructor import INSTRUCTOR_DIR
 from grader.reports.templating import render
 from grader.roster import id_problem
 from grader.scoring.late import describe_lateness
+from grader.scoring.points import is_placeholder
 
 DASHBOARD_FILE = "dashboard.html"
 BINS = 10  # score ranges of a tenth of the maximum each
@@ -113,24 +115,30 @@ class DashboardView:
 
 
 def write_dashboard(
-    outcomes: Sequence[StudentOutcome], assignment: Assignment, directory: Path
+    outcomes: Sequence[StudentOutcome],
+    assignment: Assignment,
+    directory: Path,
+    *,
+    zone: tzinfo | None = None,
 ) -> Path:
-    """Write ``directory/dashboard.html`` and return its path."""
+    """Write ``directory/dashboard.html`` and return its path (moments in ``zone``)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / DASHBOARD_FILE
-    view = dashboard_view(outcomes, assignment)
+    view = dashboard_view(outcomes, assignment, zone=zone)
     path.write_bytes(render("dashboard.html.j2", view=view).encode("utf-8"))
     return path
 
 
-def dashboard_view(outcomes: Sequence[StudentOutcome], assignment: Assignment) -> DashboardView:
+def dashboard_view(
+    outcomes: Sequence[StudentOutcome], assignment: Assignment, *, zone: tzinfo | None = None
+) -> DashboardView:
     """Count and summarise the outcomes of one assignment (roster order kept in lists)."""
     grades = [g for o in outcomes if (g := _grade(o)) is not None]
     bins = score_bins([g.score for g in grades], assignment.max_points)
     return DashboardView(
         assignment_id=assignment.id,
         title=assignment.title or assignment.id,
-        deadline=moment_text(assignment.deadline),
+        deadline=moment_text(assignment.deadline, zone),
         max_points=number_text(assignment.max_points),
         students=len(outcomes),
         statuses=_counts([o.status for o in outcomes], len(outcomes)),
@@ -172,23 +180,31 @@ def score_bins(scores: Sequence[float], max_points: float) -> tuple[ScoreBin, ..
 
 
 def test_rates(grades: Sequence[Grade]) -> tuple[TestRate, ...]:
-    """Per test (in the order tests first appear): how many passed, failed, did not run."""
+    """Per test (in the order tests first appear): how many passed, failed, did not run.
+
+    One definition for every assignment: a test's rate is over every graded student, and
+    a graded student whose grade does not list the test (a build error, a timeout, a
+    report that lacks it) counts as "did not run". A glob rule that matched no known test
+    (``is_placeholder``) is no test and has no rate.
+    """
     by_name: dict[str, list[TestScore]] = {}
     for grade in grades:
         for test in grade.tests:
-            by_name.setdefault(test.name, []).append(test)
+            if not is_placeholder(test):
+                by_name.setdefault(test.name, []).append(test)
     rates = []
     for name, runs in by_name.items():
         counts = Counter(t.status for t in runs)
-        passed = counts["ok"]
+        counts["did not run"] += len(grades) - len(runs)
+        total = len(grades)
         rates.append(
             TestRate(
                 name=printable(name),
                 visibility=runs[0].visibility,
                 points=number_text(runs[0].points_possible),
                 counts=tuple(counts[s] for s in TEST_STATUSES),
-                total=len(runs),
-                passed_percent=round(100 * passed / len(runs)),
+                total=total,
+                passed_percent=round(100 * counts["ok"] / total),
             )
         )
     return tuple(rates)

@@ -9,18 +9,24 @@ The same outcome always gives the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
+from grader.commits import when_text
 from grader.errors import ConfigError
 from grader.records import Grade, Outcome, TestScore
 from grader.reports.excerpt import excerpt
-from grader.reports.student_view import HIDDEN_LABEL, StudentView
+from grader.reports.student_view import (
+    HIDDEN_LABEL,
+    HIDDEN_RULE_LABEL,
+    StudentView,
+    timeout_words,
+)
 from grader.reports.templating import render
 from grader.scoring.late import describe_lateness
-from grader.scoring.points import is_glob
+from grader.scoring.points import is_placeholder
 
 FEEDBACK_DIR = "feedback"
 MESSAGE_CHARS = 1_000  # of one test's message
@@ -86,20 +92,27 @@ class FeedbackView:
     show_points: bool
     tests: tuple[TestLine, ...]
     passed: int
+    tests_heading: str  # "Tests (3 of 8 passed)", or what is known when tests are unknown
     build_output: str
 
 
 def write_feedback(
-    outcomes: Iterable[StudentView], directory: Path, *, now: datetime | None = None
+    outcomes: Iterable[StudentView],
+    directory: Path,
+    *,
+    now: datetime | None = None,
+    zone: tzinfo | None = None,
 ) -> list[Path]:
-    """Write ``directory/feedback/<student_id>.md`` and ``.html`` for every student view."""
+    """Write ``directory/feedback/<student_id>.md`` and ``.html`` for every student view.
+
+    Moments are shown in ``zone`` (the course's time zone; None: UTC)."""
     moment = now or datetime.now(UTC)
     folder = directory / FEEDBACK_DIR
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for outcome in outcomes:
         stem = file_stem(outcome.student.student_id)
-        view = feedback_view(outcome, now=moment)
+        view = feedback_view(outcome, now=moment, zone=zone)
         for suffix in (".md", ".html"):
             path = folder / f"{stem}{suffix}"
             path.write_bytes(render(f"feedback{suffix}.j2", view=view).encode("utf-8"))
@@ -107,8 +120,10 @@ def write_feedback(
     return written
 
 
-def feedback_view(outcome: StudentView, *, now: datetime) -> FeedbackView:
-    """What one student may see about one assignment at ``now``."""
+def feedback_view(
+    outcome: StudentView, *, now: datetime, zone: tzinfo | None = None
+) -> FeedbackView:
+    """What one student may see about one assignment at ``now``, moments in ``zone``."""
     student, assignment = outcome.student, outcome.assignment
     grade = outcome.grade if outcome.status == "graded" else None
     reveal_after_due = now >= assignment.due_for(student.student_id)
@@ -123,11 +138,11 @@ def feedback_view(outcome: StudentView, *, now: datetime) -> FeedbackView:
         score=number_text(grade.score) if grade else "",
         max_score=number_text(assignment.max_points),
         outcome=outcome.outcome,
-        outcome_text=OUTCOME_WORDS.get(outcome.outcome, outcome.reason),
+        outcome_text=_outcome_text(outcome, tests),
         reason=outcome.reason,
-        deadline=_deadline(outcome),
+        deadline=_deadline(outcome, zone),
         commit=outcome.commit or "",
-        committed_at=moment_text(outcome.committed_at) if outcome.committed_at else "",
+        committed_at=moment_text(outcome.committed_at, zone) if outcome.committed_at else "",
         commit_reason=outcome.commit_reason or "",
         lateness=describe_lateness(late) if late.total_seconds() > 0 else "",
         late_text=_late_text(grade) if grade else "",
@@ -136,38 +151,88 @@ def feedback_view(outcome: StudentView, *, now: datetime) -> FeedbackView:
         show_points=bool(grade and grade.basis in POINTED),
         tests=tests,
         passed=sum(1 for t in tests if t.status == "passed"),
+        tests_heading=_tests_heading(tests),
         build_output=excerpt(build, max_lines=BUILD_LINES, max_bytes=BUILD_CHARS),
     )
 
 
 def _test_lines(grade: Grade, reveal_after_due: bool) -> tuple[TestLine, ...]:
-    lines = []
+    """Every test as the student may see it: public ones first, hidden ones last."""
+    shown: list[TestLine] = []
+    secret: list[TestLine] = []
     unseen = 0  # numbered as student_view's labels: tests not visible by name, in order
     for test in grade.tests:
-        unseen += test.visibility != "visible"
-        secret = test.visibility == "hidden" or (
+        rule = _is_rule(test)
+        unseen += test.visibility != "visible" and not rule
+        hidden = test.visibility == "hidden" or (
             test.visibility == "after_due_date" and not reveal_after_due
         )
         points = _points(test) if grade.basis in POINTED else ""
-        status = STATUS_WORDS[test.status]
-        if secret:
-            label = HIDDEN_LABEL.format(number=unseen)
-            lines.append(TestLine(label, status, points, "", ""))
+        status = _status(test)
+        if hidden:
+            label = HIDDEN_RULE_LABEL if rule else HIDDEN_LABEL.format(number=unseen)
+            secret.append(TestLine(label, status, points, timeout_words(test.message), ""))
             continue
-        label = f"tests matching {test.name}" if test.status == "did not run" else test.name
+        if rule:
+            shown.append(TestLine(f"{RULE_PREFIX}{test.name}", status, points, "", ""))
+            continue
         failed = test.status in ("failure", "error")
         message = _excerpt(test.message, MESSAGE_CHARS) if test.status != "ok" else ""
         details = _excerpt(test.details, DETAILS_CHARS) if failed else ""
         if details.strip() == message.strip():
             details = ""
-        lines.append(TestLine(label, status, points, message, details))
-    return tuple(lines)
+        shown.append(TestLine(test.name, status, points, message, details))
+    return (*shown, *secret)
+
+
+RULE_PREFIX = "every test matching "  # a glob rule that matched no known test
+
+
+def _is_rule(test: TestScore) -> bool:
+    """A glob rule standing for tests unknown here (its hidden kind arrives relabelled)."""
+    return is_placeholder(test) or test.name == HIDDEN_RULE_LABEL
+
+
+def _is_timeout(message: str) -> bool:
+    """The harness's words for a test that hung ("timed out after N s")."""
+    return bool(timeout_words(message))
+
+
+def _status(test: TestScore) -> str:
+    if test.status in ("failure", "error") and _is_timeout(test.message):
+        return "timed out"
+    return STATUS_WORDS[test.status]
+
+
+def _tests_heading(tests: Sequence[TestLine]) -> str:
+    """How many tests passed, when the tests are known; a glob that ran nothing is no test."""
+    known = [
+        t for t in tests if t.label != HIDDEN_RULE_LABEL and not t.label.startswith(RULE_PREFIX)
+    ]
+    passed = sum(1 for t in known if t.status == "passed")
+    if len(known) == len(tests):
+        return f"Tests ({passed} of {len(tests)} passed)"
+    if not known:
+        return "Tests (none ran)"
+    return f"Tests ({passed} of {len(known)} listed passed; others did not run)"
+
+
+def _outcome_text(outcome: StudentView, tests: Sequence[TestLine]) -> str:
+    """The outcome in words; a timeout says which tests hung and for how long."""
+    words = OUTCOME_WORDS.get(outcome.outcome, outcome.reason)
+    if outcome.outcome == Outcome.TIME_LIMIT and outcome.reason:
+        words = f"{words} What happened: {outcome.reason}."
+    hung = [t for t in tests if t.status == "timed out"]
+    if hung:
+        listed = "; ".join(f"{t.label} {timeout_words(t.message)}" for t in hung)
+        words = f"{words} Tests that ran past their time limit: {listed}."
+    return words
 
 
 def _points(test: TestScore) -> str:
     earned, possible = number_text(test.points_earned), number_text(test.points_possible)
-    if test.status == "did not run" and is_glob(test.name):
-        return f"{earned} / {possible} each"
+    if _is_rule(test):
+        return f"{earned} ({possible} per test)"
     return f"{earned} / {possible}"
 
 
@@ -182,13 +247,13 @@ def _late_text(grade: Grade) -> str:
     return f"{sentence}, so {penalty} of your {raw} points were taken off."
 
 
-def _deadline(outcome: StudentView) -> str:
+def _deadline(outcome: StudentView, zone: tzinfo | None) -> str:
     assignment, student_id = outcome.assignment, outcome.student.student_id
     due = assignment.due_for(student_id)
     extension = assignment.extensions.get(student_id)
     if extension:
-        return f"{moment_text(due)} (with your extension of {describe_lateness(extension)})"
-    return moment_text(due)
+        return f"{moment_text(due, zone)} (with your extension of {describe_lateness(extension)})"
+    return moment_text(due, zone)
 
 
 def file_stem(student_id: str) -> str:
@@ -198,8 +263,9 @@ def file_stem(student_id: str) -> str:
     return student_id
 
 
-def moment_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def moment_text(moment: datetime, zone: tzinfo | None = None) -> str:
+    """'2026-09-18 23:59 EDT' in ``zone`` (the course's time zone), else '... UTC'."""
+    return when_text(moment, zone)
 
 
 def number_text(value: float) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 
 from grader.records import StudentOutcome, TestScore
@@ -88,14 +89,17 @@ class InstructorView:
     debug_log: str
 
 
-def write_instructor_views(outcomes: Iterable[StudentOutcome], directory: Path) -> list[Path]:
-    """Write ``directory/instructor/<student_id>.md`` and ``.html`` for every outcome."""
+def write_instructor_views(
+    outcomes: Iterable[StudentOutcome], directory: Path, *, zone: tzinfo | None = None
+) -> list[Path]:
+    """Write ``directory/instructor/<student_id>.md`` and ``.html`` for every outcome
+    (moments in ``zone``, the course's time zone; None: UTC)."""
     folder = directory / INSTRUCTOR_DIR
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for outcome in outcomes:
         stem = file_stem(outcome.student.student_id)
-        view = instructor_view(outcome)
+        view = instructor_view(outcome, zone=zone)
         for suffix in (".md", ".html"):
             path = folder / f"{stem}{suffix}"
             path.write_bytes(render(f"instructor{suffix}.j2", view=view).encode("utf-8"))
@@ -103,12 +107,12 @@ def write_instructor_views(outcomes: Iterable[StudentOutcome], directory: Path) 
     return written
 
 
-def instructor_view(outcome: StudentOutcome) -> InstructorView:
-    """Everything about one outcome, for the instructor."""
+def instructor_view(outcome: StudentOutcome, *, zone: tzinfo | None = None) -> InstructorView:
+    """Everything about one outcome, for the instructor, moments in ``zone``."""
     student, assignment = outcome.student, outcome.assignment
     grade = outcome.grade if outcome.status == "graded" else None
     extension = assignment.extensions.get(student.student_id)
-    deadline = moment_text(assignment.due_for(student.student_id))
+    deadline = moment_text(assignment.due_for(student.student_id), zone)
     if extension:
         deadline += f" (extension of {describe_lateness(extension)})"
     late = outcome.lateness
@@ -131,7 +135,7 @@ def instructor_view(outcome: StudentOutcome) -> InstructorView:
         basis=grade.basis if grade else "",
         deadline=deadline,
         commit=printable(outcome.commit or ""),
-        committed_at=moment_text(outcome.committed_at) if outcome.committed_at else "",
+        committed_at=moment_text(outcome.committed_at, zone) if outcome.committed_at else "",
         commit_reason=_short(outcome.commit_reason or ""),
         lateness=describe_lateness(late) if late.total_seconds() > 0 else "",
         submission_id="" if outcome.submission_id is None else str(outcome.submission_id),

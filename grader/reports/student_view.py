@@ -8,7 +8,8 @@ outcome in which
   (``grader.reports.hidden``): hidden lines become ``[hidden]``, hidden test names
   become the label the feedback gives them;
 * each hidden test keeps its status, points and time, and is named by its label
-  ("hidden test N") with no message or details;
+  ("hidden test N") with no message or details (except the harness's own
+  "timed out after N s", which names no part of the test);
 * what is for the instructor only is left out: grading notes, integrity flags, the
   engine's debug log, and the hidden test rules.
 
@@ -19,14 +20,17 @@ that skips this door. The instructor's pages read the outcome itself.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 
 from grader.records import Grade, StudentOutcome, TestScore
 from grader.reports.hidden import UNNUMBERED_LABEL, HiddenMaterial, scrub
+from grader.scoring.points import is_placeholder
 
 HIDDEN_LABEL = "hidden test {number}"
+HIDDEN_RULE_LABEL = "every hidden test of a rule"  # a hidden glob that matched no known test
 _PARAMETERS_OPEN = "["
 
 _Clean = Callable[[str], str]
@@ -79,7 +83,7 @@ def hidden_labels(tests: Sequence[TestScore]) -> dict[str, str]:
     labels: dict[str, str] = {}
     number = 0
     for test in tests:
-        if test.visibility == "visible":
+        if test.visibility == "visible" or is_placeholder(test):
             continue
         number += 1
         if test.visibility == "hidden":
@@ -99,12 +103,14 @@ def _grade_view(grade: Grade, labels: Mapping[str, str], clean: _Clean) -> Grade
 
 def _test_view(test: TestScore, labels: Mapping[str, str], clean: _Clean) -> TestScore:
     if test.visibility == "hidden":
+        label = HIDDEN_RULE_LABEL if is_placeholder(test) else labels.get(test.name)
         return TestScore(
-            name=labels.get(test.name, UNNUMBERED_LABEL),
+            name=label or UNNUMBERED_LABEL,
             status=test.status,
             points_possible=test.points_possible,
             points_earned=test.points_earned,
             visibility="hidden",
+            message=timeout_words(test.message),
             time=test.time,
         )
     return replace(
@@ -114,6 +120,17 @@ def _test_view(test: TestScore, labels: Mapping[str, str], clean: _Clean) -> Tes
         message=clean(test.message),
         details=clean(test.details),
     )
+
+
+_TIMEOUT = re.compile(r"(?:\w+: )?(timed out after [0-9.]+ s(?: \(the test's limit\))?)")
+
+
+def timeout_words(message: str) -> str:
+    """The harness's "timed out after N s" at the start of a test's message (after its
+    exception's name, if any), alone: the limit is no secret, and whatever follows (the
+    call) may quote a hidden test."""
+    found = _TIMEOUT.match(message)
+    return found.group(1) if found else ""
 
 
 def _base(name: str) -> str:

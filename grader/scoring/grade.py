@@ -15,7 +15,7 @@ Raw points are capped to ``[0, max_points]``; the late penalty is a percentage o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -31,9 +31,14 @@ def grade_submission(
     *,
     engine_score: float | None,
     lateness: timedelta,
+    defined: Collection[str] = (),
 ) -> Grade:
-    """Score one submission from its parsed tests, the engine's score and its lateness."""
-    scored, raw, basis, warnings = _raw_points(tests, assignment, engine_score)
+    """Score one submission from its parsed tests, the engine's score and its lateness.
+
+    ``defined`` names the tests the project defines; those a rule prices and the report
+    lacks are "did not run" (``points.price_tests``).
+    """
+    scored, raw, basis, warnings = _raw_points(tests, assignment, engine_score, defined)
     max_score = round_points(assignment.max_points)
     raw = min(max(round_points(raw), 0.0), max_score)
     late = late_penalty(lateness, assignment.late)
@@ -57,11 +62,14 @@ def round_points(value: float) -> float:
 
 
 def _raw_points(
-    tests: Sequence[TestOutcome], assignment: Assignment, engine_score: float | None
+    tests: Sequence[TestOutcome],
+    assignment: Assignment,
+    engine_score: float | None,
+    defined: Collection[str],
 ) -> tuple[tuple[TestScore, ...], float, GradeBasis, list[str]]:
     max_points = assignment.max_points
     if assignment.tests:
-        priced = price_tests(tests, assignment.tests)
+        priced = price_tests(tests, assignment.tests, defined)
         earned = sum(t.points_earned for t in priced.tests)
         warnings = [*priced.warnings, *_total_check(priced.tests, max_points)]
         return priced.tests, earned, "test points", warnings

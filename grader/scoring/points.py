@@ -8,8 +8,14 @@ The rules (``[assignments.X.tests]`` in course.toml):
   test; a test is always counted once, never by every glob that matches it.
 * A passing test earns its points; a failure, error or skip earns 0.
 * A test no rule matches is worth 0 (shown, and listed in the instructor's warnings).
-* A rule that no test in the report matches is one "did not run" entry worth its points
-  (a build error or a timeout leaves no report: every rule did not run, score 0).
+* A test the project defines (``defined``: the names its local files define) that the
+  report does not list, and that a rule prices, is a "did not run" entry worth its
+  rule's points: a glob rule stands for the very tests it matches, so a build error in
+  an assignment priced by ``test_public_*`` lists each public test, never the glob.
+* A rule that still matches nothing is one "did not run" entry named by its pattern:
+  for an exact rule, that test; for a glob whose tests are unknown here (a project that
+  lives only on the cloud service), a placeholder (``is_placeholder``) that readers show
+  as the rule it is, never as one test.
 
 Points are absolute: they are not scaled to ``max_points``. When the points a report
 could earn do not add up to ``max_points``, the instructor gets a warning; raw points
@@ -18,7 +24,7 @@ above ``max_points`` are capped (so extra tests can act as a bonus up to full ma
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -54,8 +60,15 @@ def rule_for(test: TestOutcome, rules: Sequence[TestRule]) -> TestRule | None:
     return None
 
 
-def price_tests(tests: Sequence[TestOutcome], rules: Sequence[TestRule]) -> PricedTests:
-    """Apply the rules to a report's tests; add the rules that matched no test."""
+def is_placeholder(test: TestScore) -> bool:
+    """A glob rule that matched no known test: it stands for tests whose names are unknown."""
+    return test.status == "did not run" and is_glob(test.name)
+
+
+def price_tests(
+    tests: Sequence[TestOutcome], rules: Sequence[TestRule], defined: Collection[str] = ()
+) -> PricedTests:
+    """Apply the rules to a report's tests; add the defined tests and rules it lacks."""
     scored: list[TestScore] = []
     used: dict[str, int] = {}
     unmatched: list[str] = []
@@ -67,6 +80,12 @@ def price_tests(tests: Sequence[TestOutcome], rules: Sequence[TestRule]) -> Pric
             continue
         used[rule.pattern] = used.get(rule.pattern, 0) + 1
         scored.append(_score(test, rule.points, rule.visibility))
+    listed = {name for test in tests for name in (test.name, _base(test.name))}
+    for name in sorted(set(defined) - listed):
+        rule = rule_for(TestOutcome(name), rules)
+        if rule is not None:
+            used[rule.pattern] = used.get(rule.pattern, 0) + 1
+            scored.append(TestScore(name, "did not run", rule.points, 0.0, rule.visibility))
     scored.extend(
         TestScore(rule.pattern, "did not run", rule.points, 0.0, rule.visibility)
         for rule in rules
@@ -108,6 +127,11 @@ def _names(test: TestOutcome) -> tuple[str, ...]:
     if test.classname:
         return (test.name, f"{test.classname}.{test.name}")
     return (test.name,)
+
+
+def _base(name: str) -> str:
+    """A parametrized case's test (``test_x[1]`` -> ``test_x``)."""
+    return name.split("[", 1)[0] if name.endswith("]") else name
 
 
 def _first_line(text: str) -> str:

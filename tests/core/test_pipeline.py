@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
 
 from grader.grading import GradeOptions, grade, report
+from grader.status import course_status
 from tests.support.repos import GOOD, HALF, ON_TIME, commit
 
 
@@ -91,3 +93,38 @@ def test_identical_work_submitted_in_one_run_is_executed_once(tiny_course: Path)
     assert (result.summary.submissions_created, result.summary.reused) == (1, 1)
     scores = {r["student_id"]: r["score"] for r in gradebook(tiny_course)}
     assert scores == {"ada": "10.0", "bob": "10.0", "cy": ""}
+
+
+def test_status_counts_the_run_a_reused_workspace_was_graded_by(tiny_course: Path) -> None:
+    for student in ("ada", "bob"):
+        commit(tiny_course / "repos" / student, {"solution.py": GOOD}, "solve", ON_TIME)
+    grade(GradeOptions(tiny_course))
+    runs = {row.student_id: row.submissions for row in course_status(tiny_course)}
+    assert runs == {"ada": 1, "bob": 1, "cy": 0}
+
+
+def test_a_report_that_lacks_a_test_the_rules_expect_is_no_ok(tiny_course: Path) -> None:
+    config = json.loads((tiny_course / "projects" / "add" / "config.json").read_text())
+    run = config["scenarios"]["grade"]["stages"]["run"]
+    run["command"] = run["command"].replace(" -q ", " -q -k 'not mul' ")
+    (tiny_course / "projects" / "add" / "config.json").write_text(json.dumps(config))
+    commit(tiny_course / "repos" / "ada", {"solution.py": GOOD}, "solve", ON_TIME)
+    result = grade(GradeOptions(tiny_course, students=("ada",)))
+    (ada,) = result.summary.outcomes
+    assert ada.engine_status is not None and ada.outcome == "fail"
+    assert ada.grade is not None and ada.grade.score == 7
+    missing = [t for t in ada.grade.tests if t.status == "did not run"]
+    assert [t.name for t in missing] == ["test_public_mul"]
+
+
+def test_a_stage_timeout_names_the_stage_and_its_limit(tiny_course: Path) -> None:
+    config = json.loads((tiny_course / "projects" / "add" / "config.json").read_text())
+    config["scenarios"]["grade"]["stages"]["run"] = {"command": "sleep 30", "timeout": 1}
+    (tiny_course / "projects" / "add" / "config.json").write_text(json.dumps(config))
+    commit(tiny_course / "repos" / "ada", {"solution.py": GOOD}, "solve", ON_TIME)
+    result = grade(GradeOptions(tiny_course, students=("ada",)))
+    (ada,) = result.summary.outcomes
+    assert ada.outcome == "time limit exceeded"
+    assert ada.reason.startswith("the run stage was stopped at its time limit of 1 s")
+    feedback = (tiny_course / "out" / "add" / "feedback" / "ada.md").read_text()
+    assert "time limit of 1 s" in feedback

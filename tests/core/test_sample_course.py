@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -136,3 +137,19 @@ def test_the_instructor_sees_who_submitted_files_over_the_tests(
     for assignment in ("hw1", "hw2"):
         rows = {r["student_id"]: r for r in read_gradebook(course, assignment)}
         assert rows["oberg"]["flags"].startswith("files dropped"), rows["oberg"]
+
+
+def test_a_build_error_lists_every_test_of_the_glob_rules_in_new_york_time(
+    graded_sample: tuple[Path, str, int],
+) -> None:
+    course, _, _ = graded_sample
+    out = course / "out" / "hw2"
+    feedback = (out / "feedback" / "cokafor.md").read_text()
+    assert "## Tests (0 of 8 passed)" in feedback
+    assert "matching" not in feedback and "each" not in feedback
+    assert "Deadline: 2026-10-02 23:59 EDT" in feedback and " UTC" not in feedback
+    dashboard = (out / "dashboard.html").read_text()
+    assert "test_public_*" not in dashboard and "test_hidden_*" not in dashboard
+    results = json.loads((out / "results" / "cokafor.json").read_text())
+    assert len(results["tests"]) == 8
+    assert sum(t["max_score"] for t in results["tests"]) == 100

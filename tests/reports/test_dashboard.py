@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -199,3 +200,28 @@ def test_any_reason_or_name_reaches_the_page_without_control_characters(
     for text in (line.name, line.detail):
         assert all(ch in "\n\t" or unicodedata.category(ch) != "Cc" for ch in text)
         assert not set(text) & BIDI_CONTROLS
+
+
+def test_pass_rates_count_every_graded_student_and_no_glob_rule_is_a_test(
+    make_outcome: MakeOutcome,
+) -> None:
+    """One definition in every assignment: a build error (its report lacks every test,
+    and its glob rules matched nothing) counts in each test's rate as "did not run"."""
+    built = [
+        make_outcome(sid, "hw2", tests=[TestOutcome(f"test_public_{n}") for n in "ab"])
+        for sid in ("amartin", "bchen", "erivera")
+    ]
+    broken = make_outcome("cokafor", "hw2", tests=[], outcome="build error")
+    view = dashboard_view([*built, broken], broken.assignment)
+    assert [t.name for t in view.tests] == ["test_public_a", "test_public_b"]
+    for rate in view.tests:
+        assert rate.total == 4
+        assert rate.counts[view.test_statuses.index("did not run")] == 1
+        assert rate.passed_percent == 75
+
+
+def test_the_deadline_is_shown_in_the_course_time_zone(make_outcome: MakeOutcome) -> None:
+    view = dashboard_view(
+        the_class(make_outcome), make_outcome().assignment, zone=ZoneInfo("America/New_York")
+    )
+    assert view.deadline == "2026-09-18 23:59 EDT"

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import jinja2
 import pytest
@@ -120,7 +121,91 @@ def test_build_error_shows_capped_compiler_output_and_tests_that_did_not_run(
         assert f"src/rpn.c:{BUILD_LINES + 1}: error" not in text
         assert "... (cut: showing the first" in text
         assert "did not run" in text
-    assert "tests matching test\\_public\\_\\* | did not run | 0 / 20 each |" in files[".md"]
+        assert "Tests (none ran)" in text  # the rules are no tests: no "0 of 2 passed"
+        assert " of 2 passed" not in text
+    assert (
+        "every test matching test\\_public\\_\\* | did not run | 0 (20 per test) |" in files[".md"]
+    )
+
+
+def test_a_build_error_lists_each_test_a_glob_rule_prices_when_the_project_defines_them(
+    make_outcome: MakeOutcome, tmp_path: Path
+) -> None:
+    outcome = make_outcome("cokafor", "hw2", tests=[], outcome="build error")
+    defined = [f"test_public_{n}" for n in "ab"] + [f"test_hidden_{n}" for n in "abcdef"]
+    grade = grade_submission(
+        [], outcome.assignment, engine_score=None, lateness=timedelta(), defined=defined
+    )
+    assert len(grade.tests) == 8
+    assert sum(t.points_possible for t in grade.tests) == 100
+    files = written(replace(outcome, grade=grade), tmp_path)
+    for text in files.values():
+        assert "Tests (0 of 8 passed)" in text
+        assert "matching" not in text
+    assert "| test\\_public\\_a | did not run | 0 / 20 |" in files[".md"]
+    assert "| hidden test 6 | did not run | 0 / 10 |" in files[".md"]
+
+
+def test_public_tests_are_listed_before_hidden_ones(
+    make_outcome: MakeOutcome, tmp_path: Path
+) -> None:
+    tests = [
+        TestOutcome("test_hidden_word_count_punctuation"),
+        TestOutcome("test_public_word_count_simple"),
+        TestOutcome("test_hidden_unique_words_ignore_case", status="failure"),
+        TestOutcome("test_public_unique_words_sorted"),
+    ]
+    md = written(make_outcome(tests=tests), tmp_path)[".md"]
+    rows = [line.split(" | ")[0] for line in md.splitlines() if line.startswith("| ")][1:]
+    assert rows[:2] == [
+        "| test\\_public\\_word\\_count\\_simple",
+        "| test\\_public\\_unique\\_words\\_sorted",
+    ]
+    hidden = [i for i, row in enumerate(rows) if row.startswith("| hidden test")]
+    assert hidden == list(range(len(rows) - 6, len(rows)))  # every hidden test last
+    assert rows[-6:-4] == ["| hidden test 1", "| hidden test 2"]
+
+
+def test_a_test_that_hung_is_named_with_its_limit_even_when_hidden(
+    make_outcome: MakeOutcome, tmp_path: Path
+) -> None:
+    hung = "StudentTimeout: timed out after 1 s: solution.top_words()"
+    secret = "timed out after 1 s: solution.top_words('SECRET INPUT', 3)"
+    failing = {"test_public_top_words_simple": hung, HIDDEN_FAIL: secret}
+    files = written(make_outcome(failing=failing), tmp_path)
+    for text in files.values():
+        assert "SECRET" not in text
+        assert "timed out after 1 s" in text
+    md = files[".md"].replace("\\", "")
+    assert "| test_public_top_words_simple | timed out | 0 / 10 |" in md
+    assert "| hidden test 3 | timed out | 0 / 15 |" in md
+    assert (
+        "Tests that ran past their time limit: test_public_top_words_simple timed out after 1 s;"
+        " hidden test 3 timed out after 1 s." in md
+    )
+
+
+def test_a_run_stage_timeout_names_the_stage_and_its_limit(
+    make_outcome: MakeOutcome, tmp_path: Path
+) -> None:
+    reason = (
+        "the run stage was stopped at its time limit of 20 s; the tests that had not"
+        " finished by then did not run"
+    )
+    outcome = make_outcome(tests=[], outcome="time limit exceeded", reason=reason)
+    md = written(outcome, tmp_path)[".md"].replace("\\", "")
+    assert "What happened: the run stage was stopped at its time limit of 20 s" in md
+
+
+def test_moments_are_shown_in_the_course_time_zone(
+    make_outcome: MakeOutcome, tmp_path: Path
+) -> None:
+    outcome = make_outcome()
+    write_feedback([outcome], tmp_path, now=AFTER_EVERYTHING, zone=ZoneInfo("America/New_York"))
+    md = (tmp_path / "feedback" / "bchen.md").read_text()
+    assert "Deadline: 2026-09-18 23:59 EDT" in md
+    assert "committed 2026-09-18 19:05 EDT" in md
+    assert "UTC" not in md
 
 
 def test_late_penalty_is_explained_with_its_numbers(

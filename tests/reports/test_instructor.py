@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from markdown_it import MarkdownIt
@@ -140,3 +141,11 @@ def test_a_student_id_that_is_not_a_file_name_is_refused(
     with pytest.raises(ConfigError, match="cannot be used as a file name"):
         write_instructor_views([make_outcome(student_id)], tmp_path)
     assert list((tmp_path / "instructor").iterdir()) == []
+
+
+def test_the_instructor_page_shows_moments_in_the_course_time_zone(
+    make_outcome: MakeOutcome,
+) -> None:
+    view = instructor_view(make_outcome(), zone=ZoneInfo("America/New_York"))
+    assert view.deadline == "2026-09-18 23:59 EDT"
+    assert view.committed_at == "2026-09-18 19:05 EDT"

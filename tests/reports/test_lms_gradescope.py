@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -19,7 +20,7 @@ from grader.reports.lms import LmsExport
 from grader.reports.lms.gradescope import gradescope_results as write_results
 from grader.reports.student_view import student_views
 from grader.roster import Student
-from grader.scoring import parse_tests_report
+from grader.scoring import grade_submission, parse_tests_report
 
 MakeOutcome = Callable[..., StudentOutcome]  # the make_outcome fixture of conftest.py
 HIDDEN_FAIL = "test_hidden_top_words_ties_alphabetical"  # 15 points, "hidden test 3"
@@ -93,10 +94,29 @@ def test_the_score_is_after_the_late_penalty_and_the_output_says_why(
 
 def test_tests_that_did_not_run_fail_with_no_points(make_outcome: MakeOutcome) -> None:
     outcome = make_outcome("cokafor", "hw2", tests=[], outcome="build error")
-    data = gradescope_results([outcome], outcome.assignment).files["results/cokafor.json"]
+    defined = ["test_public_a", "test_public_b", *(f"test_hidden_{n}" for n in range(6))]
+    grade = grade_submission(
+        [], outcome.assignment, engine_score=None, lateness=timedelta(), defined=defined
+    )
+    data = gradescope_results([replace(outcome, grade=grade)], outcome.assignment).files[
+        "results/cokafor.json"
+    ]
     tests = json.loads(data)["tests"]
-    assert {t["name"] for t in tests} == {"test_public_*", "hidden test 1"}
+    assert len(tests) == 8 and sum(t["max_score"] for t in tests) == 100
+    assert {t["name"] for t in tests} >= {"test_public_a", "hidden test 6"}
     assert all(t["status"] == "failed" and t["score"] == 0 for t in tests)
+
+
+def test_glob_rules_whose_tests_are_unknown_are_not_listed_as_tests(
+    make_outcome: MakeOutcome,
+) -> None:
+    outcome = make_outcome("cokafor", "hw2", tests=[], outcome="build error")
+    document = json.loads(
+        gradescope_results([outcome], outcome.assignment).files["results/cokafor.json"]
+    )
+    assert document["tests"] == []
+    assert document["score"] == 0 and document["max_score"] == 100
+    assert "did not run are not listed" in document["output"]
 
 
 def test_a_graded_student_whose_id_cannot_be_a_file_name_stops_the_export(

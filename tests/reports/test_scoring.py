@@ -20,6 +20,7 @@ from grader.scoring import (
     rule_for,
     started_days,
 )
+from grader.scoring.points import is_placeholder, price_tests
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_course"
 BASE = Assignment(
@@ -399,3 +400,24 @@ def test_penalty_never_falls_as_lateness_grows(
 def test_within_grace_costs_nothing(policy: LatePolicy, lateness: timedelta) -> None:
     if lateness <= timedelta(minutes=policy.grace_minutes):
         assert late_penalty(lateness, policy).percent == 0
+
+
+def test_glob_rules_stand_for_the_defined_tests_a_report_lacks() -> None:
+    rules = (TestRule("test_public_*", 20.0), TestRule("test_hidden_*", 10.0, "hidden"))
+    defined = {"test_public_a", "test_public_b", "test_hidden_a", "test_hidden_b", "helper"}
+    report = [TestOutcome("test_public_a[1]"), TestOutcome("test_public_a[2]", status="failure")]
+    priced = price_tests(report, rules, defined)
+    assert [(t.name, t.status, t.points_possible) for t in priced.tests] == [
+        ("test_public_a[1]", "ok", 20.0),
+        ("test_public_a[2]", "failure", 20.0),
+        ("test_hidden_a", "did not run", 10.0),
+        ("test_hidden_b", "did not run", 10.0),
+        ("test_public_b", "did not run", 20.0),
+    ]
+    nothing = price_tests([], rules, ())
+    assert [(t.name, t.status) for t in nothing.tests] == [
+        ("test_public_*", "did not run"),
+        ("test_hidden_*", "did not run"),
+    ]
+    assert all(is_placeholder(t) for t in nothing.tests)
+    assert not any(is_placeholder(t) for t in priced.tests)

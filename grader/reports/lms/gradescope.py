@@ -28,8 +28,9 @@ from grader.reports.lms.sheet import (
     graded,
     not_graded_ids,
 )
-from grader.reports.student_view import StudentView
+from grader.reports.student_view import HIDDEN_RULE_LABEL, StudentView
 from grader.roster import id_problem
+from grader.scoring.points import is_placeholder
 
 FOLDER = "results"
 OUTPUT_CHARS = 5_000  # of one test's output; the whole file stays small
@@ -68,10 +69,16 @@ def results_json(outcome: StudentView, grade: Grade) -> bytes:
         "score": grade.score,
         "max_score": grade.max_score,
         "output": _summary(outcome, grade),
-        "tests": [_test(test) for test in grade.tests],
+        "tests": [_test(test) for test in grade.tests if not _is_rule(test)],
     }
     text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
     return (text + "\n").encode("utf-8")
+
+
+def _is_rule(test: TestScore) -> bool:
+    """A glob rule that matched no known test is no test: Gradescope would add its points
+    once, as if it were one (two rules worth 30 for a 100-point assignment)."""
+    return is_placeholder(test) or test.name == HIDDEN_RULE_LABEL
 
 
 def _test(test: TestScore) -> dict[str, Any]:
@@ -100,6 +107,8 @@ def _output(test: TestScore) -> str:
 
 def _summary(outcome: StudentView, grade: Grade) -> str:
     lines = [f"{outcome.outcome}: {outcome.reason}" if outcome.reason else outcome.outcome]
+    if any(_is_rule(t) for t in grade.tests):
+        lines.append("Tests that did not run are not listed: their names are not known here.")
     if grade.penalty_points > 0:
         lines.append(
             f"Late penalty: {number_text(grade.penalty_points)} of "
