@@ -146,7 +146,7 @@ def test_a_build_error_lists_every_test_of_the_glob_rules_in_new_york_time(
     out = course / "out" / "hw2"
     feedback = (out / "feedback" / "cokafor.md").read_text()
     assert "## Tests (0 of 8 passed)" in feedback
-    assert "matching" not in feedback and "each" not in feedback
+    assert "matching" not in feedback and "per test" not in feedback
     assert "Deadline: 2026-10-02 23:59 EDT" in feedback and " UTC" not in feedback
     dashboard = (out / "dashboard.html").read_text()
     assert "test_public_*" not in dashboard and "test_hidden_*" not in dashboard
