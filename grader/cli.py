@@ -24,7 +24,9 @@ from grader.errors import EXIT_CONFIG, EXIT_OK, ConfigError, GraderError, Unauth
 from grader.grading import GradeOptions, GradeReport, grade, report
 from grader.progress import make_progress
 from grader.publish.results import PROBLEMS as PUBLISH_PROBLEMS
+from grader.records import OverrideKind, StudentOutcome
 from grader.reports.lms import LMS_CHOICES, LMS_OPTIONS
+from grader.scoring.overrides import override_note
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -145,6 +147,8 @@ def _print_grade_report(console: Console, result: GradeReport) -> None:
             table.add_column(column, justify="right" if column == "score" else "left")
         for o in outputs.outcomes:
             score = f"{o.grade.score:g}/{o.grade.max_score:g}" if o.grade else "-"
+            if o.override is not None and o.override.applies:
+                score += " (override)"
             status = o.status if o.status == "graded" else f"[bold red]{o.status}[/]"
             table.add_row(
                 o.student.student_id,
@@ -156,6 +160,7 @@ def _print_grade_report(console: Console, result: GradeReport) -> None:
             )
         console.print(table)
         console.print(f"  wrote {outputs.directory}/")
+        _print_override_notes(console, outputs.outcomes)
     summary = result.summary
     console.print(
         f"engine: {result.engine.label}; submissions created: {summary.submissions_created}, "
@@ -323,6 +328,158 @@ def status_command(course_dir: Path, assignments: Sequence[str]) -> None:
             str(row.submissions),
         )
     _console().print(table)
+
+
+@main.command("override")
+@course_dir_argument
+@click.option(
+    "-a", "--assignment", "assignment", help="The assignment (required to set or remove)."
+)
+@click.option("-s", "--student", "student", help="The student id (required to set or remove).")
+@click.option("--score", type=float, help="Set the score to N.")
+@click.option("--adjust", type=float, help="Add N (negative: take off) to what the tests give.")
+@click.option("--reason", default="", help="Why: kept with the override, shown in history.")
+@click.option("--show-reason", is_flag=True, help="Let the student's feedback quote the reason.")
+@click.option("--list", "list_only", is_flag=True, help="List the overrides in force.")
+@click.option("--remove", is_flag=True, help="Remove the student's override.")
+@out_option
+@_guard
+def override_command(
+    course_dir: Path,
+    assignment: str | None,
+    student: str | None,
+    score: float | None,
+    adjust: float | None,
+    reason: str,
+    show_reason: bool,
+    list_only: bool,
+    remove: bool,
+    out_dir: Path | None,
+) -> None:
+    """Set (--score N | --adjust N, with --reason), --list or --remove a grade override."""
+    from grader.overriding import list_overrides, remove_override, set_override
+
+    console = _console()
+    if list_only:
+        if score is not None or adjust is not None or remove:
+            raise click.UsageError("--list takes no --score, --adjust or --remove")
+        rows = list_overrides(
+            course_dir,
+            assignments=(assignment,) if assignment else (),
+            students=(student,) if student else (),
+        )
+        _print_overrides(console, rows)
+        return
+    if not assignment or not student:
+        raise click.UsageError("give -a ASSIGNMENT and -s STUDENT (or --list)")
+    if remove:
+        if score is not None or adjust is not None:
+            raise click.UsageError("--remove takes no --score or --adjust")
+        change = remove_override(course_dir, assignment, student, reason=reason, out_dir=out_dir)
+        if change.override is None:
+            console.print(f"{assignment}/{student}: no override to remove")
+        else:
+            console.print(
+                f"{assignment}/{student}: override removed; score now {_score(change.outcome)}"
+            )
+        return
+    if (score is None) == (adjust is None):
+        raise click.UsageError("give exactly one of --score N or --adjust N")
+    kind: OverrideKind = "score" if score is not None else "adjust"
+    value = score if score is not None else adjust
+    assert value is not None  # one of them, checked above
+    change = set_override(
+        course_dir,
+        assignment,
+        student,
+        kind=kind,
+        value=value,
+        reason=reason,
+        show_reason=show_reason,
+        out_dir=out_dir,
+    )
+    console.print(
+        f"{assignment}/{student}: override set ({kind} {value:g}); score now "
+        f"{_score(change.outcome)}; wrote {change.outputs.directory}/",
+        markup=False,
+    )
+    _print_override_notes(console, [change.outcome])
+
+
+def _score(outcome: StudentOutcome) -> str:
+    grade = outcome.grade if outcome.status == "graded" else None
+    return f"{grade.score:g}/{grade.max_score:g}" if grade else "- (not graded)"
+
+
+def _print_overrides(console: Console, outcomes: Sequence[StudentOutcome]) -> None:
+    table = Table()
+    for column in ("assignment", "student", "override", "score", "graded", "set", "reason", "note"):
+        table.add_column(column)
+    for o in outcomes:
+        override = o.override
+        assert override is not None  # list_overrides returns overridden outcomes only
+        graded = "-" if override.current_score is None else f"{override.current_score:g}"
+        table.add_row(
+            o.assignment.id,
+            o.student.student_id,
+            override.describe(),
+            _score(o),
+            graded,
+            f"{override.created_at:%Y-%m-%d %H:%M}",
+            Text(override.reason),  # the instructor's words, never markup
+            override_note(override),
+        )
+    console.print(table)
+
+
+def _print_override_notes(console: Console, outcomes: Sequence[StudentOutcome]) -> None:
+    """Tell the instructor when a grade changed under an override."""
+    for o in outcomes:
+        note = override_note(o.override) if o.override else ""
+        if note:
+            console.print(f"[yellow]override[/] {o.assignment.id}/{o.student.student_id}: {note}")
+
+
+@main.command("regrade")
+@course_dir_argument
+@click.option("-a", "--assignment", required=True, help="The assignment.")
+@click.option("-s", "--student", required=True, help="The student id.")
+@click.option("--reason", required=True, help="Why: recorded in history with before and after.")
+@engine_option
+@out_option
+@_guard
+def regrade_command(
+    course_dir: Path,
+    assignment: str,
+    student: str,
+    reason: str,
+    engine_url: str | None,
+    out_dir: Path | None,
+) -> int:
+    """Run one student again and record the grade before and after, with the reason."""
+    from grader.overriding import regrade
+
+    console = _console()
+    with make_progress(console) as progress:
+        result = regrade(
+            course_dir,
+            assignment,
+            student,
+            reason=reason,
+            engine_url=engine_url,
+            out_dir=out_dir,
+            progress=progress,
+        )
+    record = result.regrade
+    before = "-" if record.before_score is None else f"{record.before_score:g}"
+    after = "-" if record.after_score is None else f"{record.after_score:g}"
+    console.print(
+        f"{assignment}/{student}: regraded ({reason}): {before} -> {after} "
+        f"({record.after_status}); score now {_score(result.outcome)}",
+        markup=False,
+    )
+    _print_override_notes(console, [result.outcome])
+    return result.report.exit_code
 
 
 @main.command("doctor")

@@ -17,7 +17,7 @@ from pathlib import Path
 from grader.codec import from_json
 from grader.config import Assignment, Course
 from grader.project_tests import read_project_files
-from grader.records import StudentOutcome, never_graded
+from grader.records import OverrideKind, ScoreOverride, StudentOutcome, never_graded
 from grader.reports.dashboard import write_dashboard
 from grader.reports.feedback import write_feedback
 from grader.reports.gradebook import (
@@ -32,7 +32,8 @@ from grader.reports.manifest import write_manifests
 from grader.reports.preview import PREVIEW_DIR, write_previews
 from grader.reports.student_view import student_views
 from grader.roster import Student, id_problem
-from grader.state import State
+from grader.scoring.overrides import apply_override
+from grader.state import State, StoredOverride
 
 GRADEBOOK = "gradebook.csv"
 HISTORY = "history.csv"
@@ -48,19 +49,38 @@ class AssignmentOutputs:
 def stored_outcomes(
     state: State, assignment: Assignment, roster: Sequence[Student]
 ) -> list[StudentOutcome]:
-    """The latest outcome of every roster student, in roster order; never graded -> not graded."""
+    """The latest outcome of every roster student, in roster order; never graded -> not graded.
+
+    The instructor's override in force, if any, is applied (``grader.scoring.overrides``):
+    every output and export reads the score it gives."""
     latest = {g.student_id: g for g in state.latest_grades(assignment.id)}
+    overrides = state.active_overrides(assignment.id)
     outcomes = []
     for student in roster:
         stored = latest.get(student.student_id)
         if stored is None:
-            outcomes.append(never_graded(student, assignment))
+            outcome = never_graded(student, assignment)
         else:
             # identities come from the roster as it is now (a fixed e-mail shows up at once)
-            outcomes.append(
-                replace(from_json(StudentOutcome, stored.outcome_json), student=student)
-            )
+            outcome = replace(from_json(StudentOutcome, stored.outcome_json), student=student)
+        override = overrides.get(student.student_id)
+        if override is not None:
+            outcome = apply_override(outcome, score_override(override))
+        outcomes.append(outcome)
     return outcomes
+
+
+def score_override(stored: StoredOverride) -> ScoreOverride:
+    """The record of a stored override."""
+    kind: OverrideKind = "adjust" if stored.kind == "adjust" else "score"
+    return ScoreOverride(
+        kind=kind,
+        value=stored.value,
+        reason=stored.reason,
+        created_at=stored.created_at,
+        graded_score=stored.graded_score,
+        show_reason=stored.show_reason,
+    )
 
 
 def write_assignment_outputs(
@@ -81,7 +101,12 @@ def write_assignment_outputs(
     write_feedback(views, directory, zone=zone)
     write_instructor_views(nameable, directory, zone=zone)
     write_gradebook(build_gradebook(outcomes), directory / GRADEBOOK)
-    write_history(build_history(state.grade_history(assignment.id)), directory / HISTORY)
+    history = build_history(
+        state.grade_history(assignment.id),
+        overrides=state.override_history(assignment.id),
+        regrades=state.regrades(assignment.id),
+    )
+    write_history(history, directory / HISTORY)
     write_manifests(views, directory)
     write_dashboard(outcomes, assignment, directory, zone=zone)
     return AssignmentOutputs(assignment.id, directory, tuple(outcomes))

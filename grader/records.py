@@ -22,7 +22,10 @@ from grader.roster import Student
 
 TestStatus = Literal["ok", "failure", "error", "skipped"]
 ScoredStatus = Literal["ok", "failure", "error", "skipped", "did not run"]
-GradeBasis = Literal["test points", "report points", "engine score", "tests passed", "no result"]
+GradeBasis = Literal[
+    "test points", "report points", "engine score", "tests passed", "no result", "override"
+]
+OverrideKind = Literal["score", "adjust"]
 OutcomeStatus = Literal["graded", "not graded"]
 
 TEST_STATUSES: tuple[TestStatus, ...] = ("ok", "failure", "error", "skipped")
@@ -129,7 +132,8 @@ class Grade:
     """The scoring of one submission.
 
     ``score = raw_points - penalty_points``, both rounded to hundredths, and
-    ``0 <= score <= raw_points <= max_score``. ``warnings`` are for the instructor only
+    ``0 <= score <= raw_points <= max_score`` (an instructor's override sets ``score`` alone, see
+    ``grader.scoring.overrides``). ``warnings`` are for the instructor only
     (the gradebook's notes; they may name hidden tests, so feedback never shows them).
     """
 
@@ -161,6 +165,42 @@ class IntegrityFlag:
 
 
 @dataclass(frozen=True)
+class ScoreOverride:
+    """An instructor's change to one student's score, with when and why.
+
+    ``kind`` "score" sets the score to ``value``; "adjust" adds ``value`` (never below 0)
+    to what the tests give, whatever they give after a regrade. ``graded_score`` is the
+    tests' score when the override was set and ``current_score`` the one it applies to
+    now (None: not graded): when they differ, the grade changed under the override and
+    the instructor is told. ``show_reason``: the student's feedback may quote ``reason``.
+    """
+
+    kind: OverrideKind
+    value: float
+    reason: str
+    created_at: datetime
+    graded_score: float | None
+    show_reason: bool = False
+    current_score: float | None = None
+
+    @property
+    def grade_changed(self) -> bool:
+        """The tests' score is no longer the one the override was set against."""
+        return self.current_score != self.graded_score
+
+    @property
+    def applies(self) -> bool:
+        """Whether it changes a score: an adjustment needs a grade to adjust."""
+        return self.kind == "score" or self.current_score is not None
+
+    def describe(self) -> str:
+        """'score 90' or 'adjust +5'."""
+        if self.kind == "score":
+            return f"score {self.value:g}"
+        return f"adjust {self.value:+g}"
+
+
+@dataclass(frozen=True)
 class StudentOutcome:
     """Everything one run learned about one student and one assignment.
 
@@ -186,6 +226,8 @@ class StudentOutcome:
     archive_sha256: str | None
     attempts: int
     flags: tuple[IntegrityFlag, ...] = ()  # rows stored before flags existed read as none
+    # the instructor's override, applied when outputs are written (never stored in grades)
+    override: ScoreOverride | None = None
 
     @classmethod
     def blank(cls, student: Student, assignment: Assignment) -> StudentOutcome:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from grader.errors import StateError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATE_FILE = "state.sqlite3"
 
 SubmissionState = Literal["creating", "created", "final", "infra", "lost"]
@@ -117,6 +117,36 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX publications_by_student ON publications (target, assignment, student_id, id);
     """,
+    # grader override and grader regrade (grader/overriding.py)
+    3: """
+    CREATE TABLE overrides (
+        id INTEGER PRIMARY KEY,
+        assignment TEXT NOT NULL,
+        student_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        value REAL NOT NULL,
+        reason TEXT NOT NULL,
+        show_reason INTEGER NOT NULL,
+        graded_score REAL,
+        created_at TEXT NOT NULL,
+        removed_at TEXT,
+        removed_reason TEXT
+    );
+    CREATE INDEX overrides_by_student ON overrides (assignment, student_id, id);
+    CREATE TABLE regrades (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        assignment TEXT NOT NULL,
+        student_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        before_status TEXT,
+        before_score REAL,
+        after_status TEXT,
+        after_score REAL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX regrades_by_student ON regrades (assignment, student_id, id);
+    """,
 }
 
 
@@ -167,6 +197,38 @@ class StoredGrade:
     status: str
     score: float | None
     outcome_json: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredOverride:
+    """One override as set (and, once removed or replaced, when and why it ended)."""
+
+    id: int
+    assignment: str
+    student_id: str
+    kind: str
+    value: float
+    reason: str
+    show_reason: bool
+    graded_score: float | None
+    created_at: datetime
+    removed_at: datetime | None
+    removed_reason: str | None
+
+
+@dataclass(frozen=True)
+class StoredRegrade:
+    """One `grader regrade`: the run that regraded, why, and the grade before and after."""
+
+    run_id: int
+    assignment: str
+    student_id: str
+    reason: str
+    before_status: str | None
+    before_score: float | None
+    after_status: str | None
+    after_score: float | None
     created_at: datetime
 
 
@@ -406,6 +468,135 @@ class State:
             (assignment,),
         ).fetchall()
         return [_grade(row) for row in rows]
+
+    # overrides and regrades ------------------------------------------------------------
+    def set_override(
+        self,
+        assignment: str,
+        student_id: str,
+        *,
+        kind: str,
+        value: float,
+        reason: str,
+        show_reason: bool,
+        graded_score: float | None,
+    ) -> StoredOverride:
+        """Store an override; one already active for the student is ended ("replaced")."""
+        now = _iso(self.clock())
+        with self.transaction():
+            self.db.execute(
+                "UPDATE overrides SET removed_at = ?, removed_reason = ? WHERE assignment = ?"
+                " AND student_id = ? AND removed_at IS NULL",
+                (now, "replaced by a new override", assignment, student_id),
+            )
+            cursor = self.db.execute(
+                "INSERT INTO overrides (assignment, student_id, kind, value, reason,"
+                " show_reason, graded_score, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (assignment, student_id, kind, value, reason, int(show_reason), graded_score, now),
+            )
+        return self._override(int(cursor.lastrowid or 0))
+
+    def remove_override(
+        self, assignment: str, student_id: str, reason: str
+    ) -> StoredOverride | None:
+        """End the student's active override; None when there is none."""
+        active = self.active_overrides(assignment).get(student_id)
+        if active is None:
+            return None
+        self.db.execute(
+            "UPDATE overrides SET removed_at = ?, removed_reason = ? WHERE id = ?",
+            (_iso(self.clock()), reason, active.id),
+        )
+        return self._override(active.id)
+
+    def active_overrides(self, assignment: str) -> dict[str, StoredOverride]:
+        """Student id -> the override in force for ``assignment``."""
+        rows = self.db.execute(
+            f"SELECT {_OVERRIDE_COLUMNS} FROM overrides"
+            " WHERE assignment = ? AND removed_at IS NULL ORDER BY id",
+            (assignment,),
+        ).fetchall()
+        return {o.student_id: o for o in map(_stored_override, rows)}
+
+    def override_history(self, assignment: str) -> list[StoredOverride]:
+        """Every override ever set for ``assignment``, oldest first."""
+        rows = self.db.execute(
+            f"SELECT {_OVERRIDE_COLUMNS} FROM overrides WHERE assignment = ? ORDER BY id",
+            (assignment,),
+        ).fetchall()
+        return [_stored_override(row) for row in rows]
+
+    def _override(self, row_id: int) -> StoredOverride:
+        row = self.db.execute(
+            f"SELECT {_OVERRIDE_COLUMNS} FROM overrides WHERE id = ?", (row_id,)
+        ).fetchone()
+        return _stored_override(row)
+
+    def record_regrade(self, regrade: StoredRegrade) -> None:
+        self.db.execute(
+            "INSERT INTO regrades (run_id, assignment, student_id, reason, before_status,"
+            " before_score, after_status, after_score, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                regrade.run_id,
+                regrade.assignment,
+                regrade.student_id,
+                regrade.reason,
+                regrade.before_status,
+                regrade.before_score,
+                regrade.after_status,
+                regrade.after_score,
+                _iso(regrade.created_at),
+            ),
+        )
+
+    def regrades(self, assignment: str) -> list[StoredRegrade]:
+        """Every regrade of ``assignment``, oldest first."""
+        rows = self.db.execute(
+            "SELECT run_id, assignment, student_id, reason, before_status, before_score,"
+            " after_status, after_score, created_at FROM regrades WHERE assignment = ?"
+            " ORDER BY id",
+            (assignment,),
+        ).fetchall()
+        return [_stored_regrade(row) for row in rows]
+
+
+_OVERRIDE_COLUMNS = (
+    "id, assignment, student_id, kind, value, reason, show_reason, graded_score, created_at,"
+    " removed_at, removed_reason"
+)
+
+
+def _stored_override(row: Any) -> StoredOverride:  # sqlite3 rows are untyped tuples
+    row_id, assignment, student_id, kind, value, reason, show, graded, created, removed, why = row
+    return StoredOverride(
+        id=row_id,
+        assignment=assignment,
+        student_id=student_id,
+        kind=kind,
+        value=value,
+        reason=reason,
+        show_reason=bool(show),
+        graded_score=graded,
+        created_at=datetime.fromisoformat(created),
+        removed_at=datetime.fromisoformat(removed) if removed else None,
+        removed_reason=why,
+    )
+
+
+def _stored_regrade(row: Any) -> StoredRegrade:
+    run_id, assignment, student_id, reason, before_status, before, after_status, after, at = row
+    return StoredRegrade(
+        run_id=run_id,
+        assignment=assignment,
+        student_id=student_id,
+        reason=reason,
+        before_status=before_status,
+        before_score=before,
+        after_status=after_status,
+        after_score=after,
+        created_at=datetime.fromisoformat(at),
+    )
 
 
 _SUBMISSION_COLUMNS = (

@@ -28,6 +28,7 @@ from grader.reports.instructor import INSTRUCTOR_DIR
 from grader.reports.templating import render
 from grader.roster import id_problem
 from grader.scoring.late import describe_lateness
+from grader.scoring.overrides import override_note
 from grader.scoring.points import is_placeholder
 
 DASHBOARD_FILE = "dashboard.html"
@@ -157,7 +158,8 @@ def dashboard_view(
             for o in outcomes
             if (g := _grade(o)) is not None
             for note in g.warnings
-        ),
+        )
+        + tuple(_override_line(o) for o in outcomes if o.override is not None),
     )
 
 
@@ -245,6 +247,14 @@ def _late_line(outcome: StudentOutcome) -> StudentLine:
     else:
         cost = grade.late.reason
     return _line(outcome, late, cost)
+
+
+def _override_line(outcome: StudentOutcome) -> StudentLine:
+    override = outcome.override
+    assert override is not None  # only called for overridden outcomes
+    detail = f"override, {override.describe()}: {override.reason}"
+    note = override_note(override)
+    return _line(outcome, "override", f"{detail} ({note})" if note else detail)
 
 
 def _flagged(outcome: StudentOutcome) -> FlaggedStudent:

@@ -94,6 +94,7 @@ class FeedbackView:
     passed: int
     tests_heading: str  # "Tests (3 of 8 passed)", or what is known when tests are unknown
     build_output: str
+    override_text: str  # the instructor's change to the score, in words; "" when none
 
 
 def write_feedback(
@@ -153,6 +154,7 @@ def feedback_view(
         passed=sum(1 for t in tests if t.status == "passed"),
         tests_heading=_tests_heading(tests),
         build_output=excerpt(build, max_lines=BUILD_LINES, max_bytes=BUILD_CHARS),
+        override_text=_override_text(outcome),
     )
 
 
@@ -234,6 +236,22 @@ def _points(test: TestScore) -> str:
     if _is_rule(test):
         return f"{earned} ({possible} per test)"
     return f"{earned} / {possible}"
+
+
+def _override_text(outcome: StudentView) -> str:
+    override = outcome.override
+    if override is None or not override.applies or outcome.grade is None:
+        return ""
+    tests = (
+        f"the tests gave {number_text(override.current_score)}"
+        if override.current_score is not None
+        else "the tests gave no grade"
+    )
+    if override.kind == "score":
+        text = f"your score was set to {number_text(outcome.grade.score)} ({tests})"
+    else:
+        text = f"your score was adjusted by {override.value:+g} ({tests})"
+    return f"{text}: {override.reason}" if override.reason else text
 
 
 def _late_text(grade: Grade) -> str:

@@ -17,6 +17,8 @@ import pandas as pd
 
 from grader.records import StudentOutcome
 from grader.reports.excerpt import printable, safe_text
+from grader.scoring.overrides import override_note
+from grader.state import StoredOverride, StoredRegrade
 
 COLUMNS = (
     "student_id",
@@ -38,16 +40,43 @@ COLUMNS = (
     "section",
     "notes",
     "flags",
+    "graded_score",
+    "override",
+    "override_reason",
+    "override_at",
+    "override_note",
 )
-"""Gradebook columns in order; scripts rely on the first six (DESIGN.md).
+"""Gradebook columns in order; scripts rely on the first six (DESIGN.md), and columns are
+only ever appended. ``score`` is the final score, an instructor's override included;
+``graded_score`` is what the tests gave before it.
 
 Only what the grade depends on: the engine's submission id and the number of attempts
 are in ``manifest/<student_id>.json``, so a run resumed after a crash writes the very
 same gradebook as one that never stopped."""
 
-HISTORY_COLUMNS = ("assignment", "run_id", "graded_at", "student_id", "status", "score")
+HISTORY_COLUMNS = (
+    "assignment",
+    "run_id",
+    "graded_at",
+    "student_id",
+    "status",
+    "score",
+    "event",
+    "previous_score",
+    "reason",
+)
+"""History columns: one row per run and student ("graded", or "regrade" with the score
+before and the reason), per override set or removed ("override", "override removed")."""
 
-_FLOATS = ("score", "max_score", "raw_points", "late_penalty", "late_percent", "lateness_minutes")
+_FLOATS = (
+    "score",
+    "max_score",
+    "raw_points",
+    "late_penalty",
+    "late_percent",
+    "lateness_minutes",
+    "graded_score",
+)
 _INTEGERS = ("late_days",)
 
 
@@ -102,6 +131,27 @@ def gradebook_row(outcome: StudentOutcome) -> dict[str, Any]:
         "section": outcome.student.section,
         "notes": safe_text("; ".join(notes)),
         "flags": safe_text(printable("; ".join(f"{f.kind}: {f.reason}" for f in outcome.flags))),
+        **_override_cells(outcome),
+    }
+
+
+def _override_cells(outcome: StudentOutcome) -> dict[str, Any]:
+    override = outcome.override
+    if override is None:
+        grade = outcome.grade if outcome.status == "graded" else None
+        return {
+            "graded_score": grade.score if grade else None,
+            "override": "",
+            "override_reason": "",
+            "override_at": "",
+            "override_note": "",
+        }
+    return {
+        "graded_score": override.current_score,
+        "override": override.describe(),
+        "override_reason": safe_text(override.reason),
+        "override_at": _iso(override.created_at),
+        "override_note": override_note(override),
     }
 
 
@@ -111,21 +161,58 @@ def write_gradebook(frame: pd.DataFrame, path: Path) -> None:
     frame.to_csv(path, index=False, lineterminator="\n", encoding="utf-8", na_rep="")
 
 
-def build_history(grades: Iterable[GradeRecord]) -> pd.DataFrame:
-    """Every run's result per student, in the order given (oldest first from SQLite)."""
-    rows = [
-        {
+def build_history(
+    grades: Iterable[GradeRecord],
+    *,
+    overrides: Iterable[StoredOverride] = (),
+    regrades: Iterable[StoredRegrade] = (),
+) -> pd.DataFrame:
+    """Every run's result per student, every override set or removed, oldest first.
+
+    A run that was a `grader regrade` of a student is that student's "regrade" row, with
+    the score before and the reason."""
+    why = {(r.run_id, r.student_id): r for r in regrades}
+    rows: list[tuple[datetime, int, dict[str, Any]]] = []
+    for order, g in enumerate(grades):
+        regrade = why.get((g.run_id, g.student_id))
+        row = {
             "assignment": g.assignment,
             "run_id": g.run_id,
             "graded_at": _iso(g.created_at),
             "student_id": g.student_id,
             "status": g.status,
             "score": g.score if g.status == "graded" else None,
+            "event": "regrade" if regrade else "graded",
+            "previous_score": regrade.before_score if regrade else None,
+            "reason": safe_text(regrade.reason) if regrade else "",
         }
-        for g in grades
-    ]
-    frame = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
-    return _typed(frame, ("score",), ("run_id",))
+        rows.append((g.created_at, order, row))
+    for o in overrides:
+        value = f"{o.value:g}" if o.kind == "score" else f"{o.value:+g}"
+        rows.append((o.created_at, len(rows), _override_row(o, f"override ({o.kind} {value})")))
+        if o.removed_at is not None:
+            row = _override_row(o, "override removed", o.removed_reason or "")
+            rows.append((o.removed_at, len(rows), {**row, "graded_at": _iso(o.removed_at)}))
+    rows.sort(key=lambda item: (item[0], item[1]))
+    frame = pd.DataFrame([row for _, _, row in rows], columns=list(HISTORY_COLUMNS))
+    return _typed(frame, ("score", "previous_score"), ("run_id",))
+
+
+def _override_row(o: StoredOverride, event: str, reason: str | None = None) -> dict[str, Any]:
+    score = o.value if o.kind == "score" else None
+    if o.kind == "adjust" and o.graded_score is not None:
+        score = max(o.graded_score + o.value, 0.0)
+    return {
+        "assignment": o.assignment,
+        "run_id": None,
+        "graded_at": _iso(o.created_at),
+        "student_id": o.student_id,
+        "status": "override",
+        "score": score if event.startswith("override (") else None,
+        "event": event,
+        "previous_score": o.graded_score,
+        "reason": safe_text(o.reason if reason is None else reason),
+    }
 
 
 def write_history(frame: pd.DataFrame, path: Path) -> None:

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
 
-from grader.records import StudentOutcome, TestScore
+from grader.records import ScoreOverride, StudentOutcome, TestScore
 from grader.reports.excerpt import excerpt, printable
 from grader.reports.feedback import STATUS_WORDS, file_stem, moment_text, number_text
 from grader.reports.templating import render
 from grader.scoring.late import describe_lateness
+from grader.scoring.overrides import override_note
 
 INSTRUCTOR_DIR = "instructor"
 MESSAGE_LINES, MESSAGE_BYTES = 40, 4_000
@@ -72,6 +73,8 @@ class InstructorView:
     raw_points: str
     penalty_points: str
     late_reason: str
+    override: str  # "score 90 (the tests gave 85), 2026-... : reason"; "" when none
+    override_note: str  # what changed under the override; "" when nothing
     basis: str
     deadline: str
     commit: str
@@ -132,6 +135,8 @@ def instructor_view(outcome: StudentOutcome, *, zone: tzinfo | None = None) -> I
         raw_points=number_text(grade.raw_points) if grade else "",
         penalty_points=number_text(grade.penalty_points) if grade else "",
         late_reason=printable(grade.late.reason) if grade else "",
+        override=_override(outcome.override, zone),
+        override_note=override_note(outcome.override) if outcome.override else "",
         basis=grade.basis if grade else "",
         deadline=deadline,
         commit=printable(outcome.commit or ""),
@@ -147,6 +152,17 @@ def instructor_view(outcome: StudentOutcome, *, zone: tzinfo | None = None) -> I
         tests=tuple(_test(t) for t in grade.tests) if grade else (),
         build_output=excerpt(outcome.build_output, max_lines=BUILD_LINES, max_bytes=BUILD_BYTES),
         debug_log=excerpt(outcome.debug_log, max_lines=LOG_LINES, max_bytes=LOG_BYTES, keep="tail"),
+    )
+
+
+def _override(override: ScoreOverride | None, zone: tzinfo | None) -> str:
+    if override is None:
+        return ""
+    tests = "not graded" if override.current_score is None else f"{override.current_score:g}"
+    shown = "students see the reason" if override.show_reason else "reason not shown to students"
+    when = moment_text(override.created_at, zone)
+    return _short(
+        f"{override.describe()} (the tests gave {tests}), set {when}: {override.reason} ({shown})"
     )
 
 

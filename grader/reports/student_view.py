@@ -11,7 +11,8 @@ outcome in which
   ("hidden test N") with no message or details (except the harness's own
   "timed out after N s", which names no part of the test);
 * what is for the instructor only is left out: grading notes, integrity flags, the
-  engine's debug log, and the hidden test rules.
+  engine's debug log, the hidden test rules, and an override's reason unless the
+  instructor let students see it (``--show-reason``).
 
 Every renderer for students (feedback, manifests, LMS files, Gradescope results) takes
 ``StudentView`` values, never a ``StudentOutcome``: mypy refuses a new student renderer
@@ -25,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 
-from grader.records import Grade, StudentOutcome, TestScore
+from grader.records import Grade, ScoreOverride, StudentOutcome, TestScore
 from grader.reports.hidden import UNNUMBERED_LABEL, HiddenMaterial, scrub
 from grader.scoring.points import is_placeholder
 
@@ -62,6 +63,7 @@ def student_view(outcome: StudentOutcome, material: HiddenMaterial) -> StudentVi
         build_output=clean(outcome.build_output),
         debug_log="",
         flags=(),
+        override=_override_view(outcome.override, clean),
     )
     return StudentView(**{f.name: getattr(seen, f.name) for f in fields(StudentOutcome)})
 
@@ -94,6 +96,13 @@ def hidden_labels(tests: Sequence[TestScore]) -> dict[str, str]:
         if base != name and bases[base] == 1:
             labels.setdefault(base, label)
     return labels
+
+
+def _override_view(override: ScoreOverride | None, clean: _Clean) -> ScoreOverride | None:
+    """The override as the student may see it: its reason only when the instructor said so."""
+    if override is None:
+        return None
+    return replace(override, reason=clean(override.reason) if override.show_reason else "")
 
 
 def _grade_view(grade: Grade, labels: Mapping[str, str], clean: _Clean) -> Grade:

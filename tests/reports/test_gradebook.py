@@ -170,9 +170,9 @@ def test_history_has_every_run_per_student_in_order(tmp_path: Path) -> None:
     assert list(frame.columns) == list(HISTORY_COLUMNS)
     write_history(frame, tmp_path / "history.csv")
     assert (tmp_path / "history.csv").read_text() == (
-        "assignment,run_id,graded_at,student_id,status,score\n"
-        "hw1,1,2026-10-01T02:00:00Z,ada,graded,70.0\n"
-        "hw1,1,2026-10-01T02:00:00Z,bob,not graded,\n"
-        "hw1,2,2026-10-02T02:00:00Z,ada,graded,95.5\n"
-        "hw1,2,2026-10-02T02:00:00Z,bob,graded,0.0\n"
+        "assignment,run_id,graded_at,student_id,status,score,event,previous_score,reason\n"
+        "hw1,1,2026-10-01T02:00:00Z,ada,graded,70.0,graded,,\n"
+        "hw1,1,2026-10-01T02:00:00Z,bob,not graded,,graded,,\n"
+        "hw1,2,2026-10-02T02:00:00Z,ada,graded,95.5,graded,,\n"
+        "hw1,2,2026-10-02T02:00:00Z,bob,graded,0.0,graded,,\n"
     )

@@ -167,6 +167,7 @@ def test_student_outcome_has_exactly_the_fields_the_pipeline_fills() -> None:
         "archive_sha256",
         "attempts",
         "flags",
+        "override",  # set only when outputs apply the instructor's override
     ]
 
 
