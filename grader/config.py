@@ -174,6 +174,9 @@ class Course:
     # course.timezone: where deadlines without an offset are, and how every page shows
     # a moment (None: UTC)
     timezone: ZoneInfo | None = None
+    # [course.late_days] budget: late days each student may spend over the term before
+    # any percentage penalty (None: no budget)
+    late_day_budget: int | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -300,6 +303,11 @@ def parse_course(data: Mapping[str, Any], root: Path, file: Path) -> Course:
     roster = root / course.get("roster", str, "roster.csv")
     timezone = _timezone(course)
     projects_dir = root / course.get("projects", str, "projects")
+    late_days = course.table("late_days")
+    budget = int(late_days.number("budget", 0)) if "budget" in late_days.data else None
+    if budget is not None and budget != late_days.data["budget"]:
+        raise late_days.error("budget", "must be a whole number of days")
+    late_days.reject_unknown()
     course.reject_unknown()
     engine = _engine(top.table("engine"))
     lms = _lms_settings(top.table("lms"))
@@ -314,7 +322,15 @@ def parse_course(data: Mapping[str, Any], root: Path, file: Path) -> Course:
     if not assignments:
         raise ConfigError("no assignments: add an [assignments.<id>] table", file=str(file))
     return Course(
-        root, name, roster, engine, assignments, projects_dir, lms=lms, timezone=timezone
+        root,
+        name,
+        roster,
+        engine,
+        assignments,
+        projects_dir,
+        lms=lms,
+        timezone=timezone,
+        late_day_budget=budget,
     )
 
 

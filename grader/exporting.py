@@ -63,7 +63,7 @@ def export(
             "(run `grader grade` first)"
         )
     with open_state(course.state_dir) as state:
-        stored = stored_outcomes(state, assignment, roster)
+        stored = stored_outcomes(state, assignment, roster, course=course)
     # identities come from the roster as it is now: a canvas_id added after grading counts
     outcomes = [replace(o, student=s) for o, s in zip(stored, roster, strict=True)]
     if not any(graded(o) for o in outcomes):

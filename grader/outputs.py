@@ -32,6 +32,7 @@ from grader.reports.manifest import write_manifests
 from grader.reports.preview import PREVIEW_DIR, write_previews
 from grader.reports.student_view import student_views
 from grader.roster import Student, id_problem
+from grader.scoring.late_days import spend_late_days
 from grader.scoring.overrides import apply_override
 from grader.state import State, StoredOverride
 
@@ -47,27 +48,65 @@ class AssignmentOutputs:
 
 
 def stored_outcomes(
-    state: State, assignment: Assignment, roster: Sequence[Student]
+    state: State,
+    assignment: Assignment,
+    roster: Sequence[Student],
+    *,
+    course: Course | None = None,
 ) -> list[StudentOutcome]:
     """The latest outcome of every roster student, in roster order; never graded -> not graded.
 
-    The instructor's override in force, if any, is applied (``grader.scoring.overrides``):
-    every output and export reads the score it gives."""
-    latest = {g.student_id: g for g in state.latest_grades(assignment.id)}
+    With ``course`` (pass it: only it knows the term), the course's late-day budget is
+    spent over the assignments due up to this one (``grader.scoring.late_days``). Then
+    the instructor's override in force, if any, is applied (``grader.scoring.overrides``):
+    every output and export reads the score they give."""
+    outcomes = _latest_outcomes(state, assignment, roster)
+    if course is not None and course.late_day_budget is not None:
+        outcomes = _with_late_days(state, course, assignment, roster, outcomes)
     overrides = state.active_overrides(assignment.id)
+    return [
+        apply_override(o, score_override(overrides[o.student.student_id]))
+        if o.student.student_id in overrides
+        else o
+        for o in outcomes
+    ]
+
+
+def _latest_outcomes(
+    state: State, assignment: Assignment, roster: Sequence[Student]
+) -> list[StudentOutcome]:
+    latest = {g.student_id: g for g in state.latest_grades(assignment.id)}
     outcomes = []
     for student in roster:
         stored = latest.get(student.student_id)
         if stored is None:
-            outcome = never_graded(student, assignment)
+            outcomes.append(never_graded(student, assignment))
         else:
             # identities come from the roster as it is now (a fixed e-mail shows up at once)
-            outcome = replace(from_json(StudentOutcome, stored.outcome_json), student=student)
-        override = overrides.get(student.student_id)
-        if override is not None:
-            outcome = apply_override(outcome, score_override(override))
-        outcomes.append(outcome)
+            outcomes.append(
+                replace(from_json(StudentOutcome, stored.outcome_json), student=student)
+            )
     return outcomes
+
+
+def _with_late_days(
+    state: State,
+    course: Course,
+    assignment: Assignment,
+    roster: Sequence[Student],
+    outcomes: Sequence[StudentOutcome],
+) -> list[StudentOutcome]:
+    """``outcomes`` after each student spent their budget on every assignment due before."""
+    budget = course.late_day_budget or 0
+    earlier = [
+        _latest_outcomes(state, a, roster)
+        for a in sorted(course.assignments.values(), key=lambda a: (a.deadline, a.id))
+        if (a.deadline, a.id) < (assignment.deadline, assignment.id)
+    ]
+    return [
+        spend_late_days([*(column[row] for column in earlier), outcome], budget)[-1]
+        for row, outcome in enumerate(outcomes)
+    ]
 
 
 def score_override(stored: StoredOverride) -> ScoreOverride:
@@ -91,7 +130,7 @@ def write_assignment_outputs(
     out_root: Path,
 ) -> AssignmentOutputs:
     """Write feedback, gradebook and the rest for one assignment from stored grades."""
-    outcomes = stored_outcomes(state, assignment, roster)
+    outcomes = stored_outcomes(state, assignment, roster, course=course)
     directory = out_root / assignment.id
     directory.mkdir(parents=True, exist_ok=True)
     # a roster row whose id cannot be a file name still gets its gradebook row

@@ -107,7 +107,8 @@ def list_overrides(
     found: list[StudentOutcome] = []
     with open_state(course.state_dir) as state:
         for assignment_id in chosen:
-            outcomes = stored_outcomes(state, course.assignment(assignment_id), roster)
+            assignment = course.assignment(assignment_id)
+            outcomes = stored_outcomes(state, assignment, roster, course=course)
             found.extend(
                 o
                 for o in outcomes

@@ -165,6 +165,20 @@ class IntegrityFlag:
 
 
 @dataclass(frozen=True)
+class LateDayUse:
+    """A student's late-day budget at one assignment: ``spent`` here, ``used`` in all up
+    to and including it (assignments in deadline order), of ``budget``."""
+
+    spent: int
+    used: int
+    budget: int
+
+    @property
+    def left(self) -> int:
+        return max(self.budget - self.used, 0)
+
+
+@dataclass(frozen=True)
 class ScoreOverride:
     """An instructor's change to one student's score, with when and why.
 
@@ -228,6 +242,8 @@ class StudentOutcome:
     flags: tuple[IntegrityFlag, ...] = ()  # rows stored before flags existed read as none
     # the instructor's override, applied when outputs are written (never stored in grades)
     override: ScoreOverride | None = None
+    # the course's late-day budget as this assignment left it, applied with the outputs
+    late_days: LateDayUse | None = None
 
     @classmethod
     def blank(cls, student: Student, assignment: Assignment) -> StudentOutcome:

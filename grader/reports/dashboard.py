@@ -83,6 +83,22 @@ class StudentLine:
 
 
 @dataclass(frozen=True)
+class StudentRow:
+    """One row of the per-student table: where each student stands, linked to their page."""
+
+    student_id: str
+    name: str
+    section: str
+    link: str  # the instructor page, relative to the dashboard; "" when none can exist
+    score: str
+    outcome: str
+    late: str
+    late_days_left: str  # "" without a late-day budget
+    override: str
+    flags: int
+
+
+@dataclass(frozen=True)
 class FlaggedStudent:
     """A student whose integrity flags need a look, and where their instructor page is."""
 
@@ -110,6 +126,8 @@ class DashboardView:
     tests: tuple[TestRate, ...]
     test_statuses: tuple[str, ...]
     needs_look: tuple[FlaggedStudent, ...]
+    rows: tuple[StudentRow, ...]
+    late_day_budget: bool
     not_graded: tuple[StudentLine, ...]
     late: tuple[StudentLine, ...]
     notes: tuple[StudentLine, ...]
@@ -151,6 +169,8 @@ def dashboard_view(
         tests=test_rates(grades),
         test_statuses=tuple(STATUS_WORDS[s] for s in TEST_STATUSES),
         needs_look=tuple(_flagged(o) for o in outcomes if o.flags),
+        rows=tuple(_row(o) for o in outcomes),
+        late_day_budget=any(o.late_days is not None for o in outcomes),
         not_graded=tuple(_line(o, o.outcome, o.reason) for o in outcomes if o.status != "graded"),
         late=tuple(_late_line(o) for o in outcomes if o.lateness.total_seconds() > 0),
         notes=tuple(
@@ -257,13 +277,34 @@ def _override_line(outcome: StudentOutcome) -> StudentLine:
     return _line(outcome, "override", f"{detail} ({note})" if note else detail)
 
 
+def _row(outcome: StudentOutcome) -> StudentRow:
+    student, grade = outcome.student, _grade(outcome)
+    override = outcome.override
+    return StudentRow(
+        student_id=printable(student.student_id),
+        name=printable(student.name),
+        section=printable(student.section),
+        link=instructor_link(student.student_id),
+        score=number_text(grade.score) if grade else "",
+        outcome=printable(outcome.outcome or outcome.status),
+        late=describe_lateness(outcome.lateness) if outcome.lateness.total_seconds() > 0 else "",
+        late_days_left=str(outcome.late_days.left) if outcome.late_days else "",
+        override=override.describe() if override and override.applies else "",
+        flags=len(outcome.flags),
+    )
+
+
+def instructor_link(student_id: str) -> str:
+    """The instructor page of a student, relative to the assignment's folder ("" if none)."""
+    return "" if id_problem(student_id) else quote(f"{INSTRUCTOR_DIR}/{student_id}.html")
+
+
 def _flagged(outcome: StudentOutcome) -> FlaggedStudent:
     student = outcome.student
-    page = "" if id_problem(student.student_id) else f"{INSTRUCTOR_DIR}/{student.student_id}.html"
     return FlaggedStudent(
         printable(student.student_id),
         printable(student.name),
-        quote(page),
+        instructor_link(student.student_id),
         tuple(printable(f"{f.kind}: {f.reason}") for f in outcome.flags),
     )
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from grader.commits import when_text
 from grader.errors import ConfigError
-from grader.records import Grade, Outcome, TestScore
+from grader.records import Grade, LateDayUse, Outcome, TestScore
 from grader.reports.excerpt import excerpt
 from grader.reports.student_view import (
     HIDDEN_LABEL,
@@ -95,6 +95,7 @@ class FeedbackView:
     tests_heading: str  # "Tests (3 of 8 passed)", or what is known when tests are unknown
     build_output: str
     override_text: str  # the instructor's change to the score, in words; "" when none
+    late_days_text: str  # "you used 2 of your 5 late days"; "" without a budget
 
 
 def write_feedback(
@@ -155,6 +156,7 @@ def feedback_view(
         tests_heading=_tests_heading(tests),
         build_output=excerpt(build, max_lines=BUILD_LINES, max_bytes=BUILD_CHARS),
         override_text=_override_text(outcome),
+        late_days_text=late_days_text(outcome.late_days),
     )
 
 
@@ -236,6 +238,17 @@ def _points(test: TestScore) -> str:
     if _is_rule(test):
         return f"{earned} ({possible} per test)"
     return f"{earned} / {possible}"
+
+
+def late_days_text(use: LateDayUse | None) -> str:
+    """'This assignment used 1 late day: you used 2 of your 5 late days (3 left).'"""
+    if use is None:
+        return ""
+    total = f"you used {use.used} of your {use.budget} late days ({use.left} left)"
+    if not use.spent:
+        return f"{total[:1].upper()}{total[1:]}."
+    days = "day" if use.spent == 1 else "days"
+    return f"This assignment used {use.spent} late {days}: {total}."
 
 
 def _override_text(outcome: StudentView) -> str:

@@ -45,6 +45,8 @@ COLUMNS = (
     "override_reason",
     "override_at",
     "override_note",
+    "late_days_spent",
+    "late_days_left",
 )
 """Gradebook columns in order; scripts rely on the first six (DESIGN.md), and columns are
 only ever appended. ``score`` is the final score, an instructor's override included;
@@ -77,7 +79,7 @@ _FLOATS = (
     "lateness_minutes",
     "graded_score",
 )
-_INTEGERS = ("late_days",)
+_INTEGERS = ("late_days", "late_days_spent", "late_days_left")
 
 
 class GradeRecord(Protocol):
@@ -132,6 +134,8 @@ def gradebook_row(outcome: StudentOutcome) -> dict[str, Any]:
         "notes": safe_text("; ".join(notes)),
         "flags": safe_text(printable("; ".join(f"{f.kind}: {f.reason}" for f in outcome.flags))),
         **_override_cells(outcome),
+        "late_days_spent": outcome.late_days.spent if outcome.late_days else None,
+        "late_days_left": outcome.late_days.left if outcome.late_days else None,
     }
 
 

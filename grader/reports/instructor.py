@@ -19,7 +19,13 @@ from pathlib import Path
 
 from grader.records import ScoreOverride, StudentOutcome, TestScore
 from grader.reports.excerpt import excerpt, printable
-from grader.reports.feedback import STATUS_WORDS, file_stem, moment_text, number_text
+from grader.reports.feedback import (
+    STATUS_WORDS,
+    file_stem,
+    late_days_text,
+    moment_text,
+    number_text,
+)
 from grader.reports.templating import render
 from grader.scoring.late import describe_lateness
 from grader.scoring.overrides import override_note
@@ -75,6 +81,7 @@ class InstructorView:
     late_reason: str
     override: str  # "score 90 (the tests gave 85), 2026-... : reason"; "" when none
     override_note: str  # what changed under the override; "" when nothing
+    late_days: str  # the late-day budget after this assignment; "" without one
     basis: str
     deadline: str
     commit: str
@@ -137,6 +144,7 @@ def instructor_view(outcome: StudentOutcome, *, zone: tzinfo | None = None) -> I
         late_reason=printable(grade.late.reason) if grade else "",
         override=_override(outcome.override, zone),
         override_note=override_note(outcome.override) if outcome.override else "",
+        late_days=late_days_text(outcome.late_days),
         basis=grade.basis if grade else "",
         deadline=deadline,
         commit=printable(outcome.commit or ""),

@@ -153,3 +153,29 @@ def test_a_build_error_lists_every_test_of_the_glob_rules_in_new_york_time(
     results = json.loads((out / "results" / "cokafor.json").read_text())
     assert len(results["tests"]) == 8
     assert sum(t["max_score"] for t in results["tests"]) == 100
+
+
+def test_a_late_day_budget_is_spent_across_the_term_by_grader_report(
+    graded_sample: tuple[Path, str, int], tmp_path: Path
+) -> None:
+    """gmueller is 1 d 6 h late on hw1 (2 days), dnovak 2 d 2 h late on hw2 (3 days):
+    with 2 late days each, gmueller pays nothing and dnovak pays for one day."""
+    course, _, _ = graded_sample
+    copy = tmp_path / "course"
+    shutil.copytree(course, copy, ignore=shutil.ignore_patterns("out", "mirrors", "engine"))
+    toml = (copy / "course.toml").read_text()
+    (copy / "course.toml").write_text(
+        toml.replace("[assignments.hw1]", "[course.late_days]\nbudget = 2\n\n[assignments.hw1]", 1)
+    )
+    done = CliRunner().invoke(main, ["report", str(copy)])
+    assert done.exit_code == 0, done.output
+    hw1 = {r["student_id"]: r for r in read_gradebook(copy, "hw1")}
+    hw2 = {r["student_id"]: r for r in read_gradebook(copy, "hw2")}
+    assert (hw1["gmueller"]["score"], hw1["gmueller"]["late_days_spent"]) == ("100.0", "2")
+    assert hw2["gmueller"]["late_days_left"] == "0"
+    assert (hw2["dnovak"]["score"], hw2["dnovak"]["late_days_spent"]) == ("90.0", "2")
+    assert hw1["amartin"]["late_days_left"] == "2"
+    feedback = (copy / "out" / "hw1" / "feedback" / "gmueller.md").read_text()
+    assert "This assignment used 2 late days: you used 2 of your 2 late days (0 left)." in feedback
+    dashboard = (copy / "out" / "hw2" / "dashboard.html").read_text()
+    assert "late days left" in dashboard

@@ -155,7 +155,9 @@ def test_dashboard_page_is_self_contained_and_the_same_bytes_every_time(
     html = path.read_text(encoding="utf-8")
     page = parsed(html)
     assert "script" not in page.tags
-    assert not re.search(r"(src|href)=", html)  # nothing fetched
+    assert not re.search(r"src=", html)  # nothing fetched
+    links = re.findall(r'href="([^"]*)"', html)  # only links to the instructor pages
+    assert links and all(re.fullmatch(r"instructor/\w+\.html", link) for link in links)
     assert page.tags.count("rect") == 10
     text = " ".join(page.chunks)
     assert HIDDEN_FAIL in text
@@ -225,3 +227,15 @@ def test_the_deadline_is_shown_in_the_course_time_zone(make_outcome: MakeOutcome
         the_class(make_outcome), make_outcome().assignment, zone=ZoneInfo("America/New_York")
     )
     assert view.deadline == "2026-09-18 23:59 EDT"
+
+
+def test_every_student_has_a_row_linked_to_their_instructor_page(
+    make_outcome: MakeOutcome,
+) -> None:
+    view = dashboard_view(the_class(make_outcome), make_outcome().assignment)
+    rows = {r.student_id: r for r in view.rows}
+    assert list(rows) == [o.student.student_id for o in the_class(make_outcome)]
+    assert rows["gmueller"].link == "instructor/gmueller.html"
+    assert (rows["gmueller"].score, rows["gmueller"].late) == ("80", "1 d 6 h 1 min")
+    assert (rows["hpatel"].score, rows["hpatel"].outcome) == ("", "repository unavailable")
+    assert not view.late_day_budget

@@ -168,6 +168,7 @@ def test_student_outcome_has_exactly_the_fields_the_pipeline_fills() -> None:
         "attempts",
         "flags",
         "override",  # set only when outputs apply the instructor's override
+        "late_days",  # set only when outputs spend the course's late-day budget
     ]
 
 
