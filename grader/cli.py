@@ -482,6 +482,30 @@ def regrade_command(
     return result.report.exit_code
 
 
+@main.command("check")
+@course_dir_argument
+@click.option("-a", "--assignment", required=True, help="The assignment to check.")
+@click.option(
+    "--runs", default=1, show_default=True, type=click.IntRange(min=1), help="Runs of each."
+)
+@engine_option
+@_guard
+def check_command(course_dir: Path, assignment: str, runs: int, engine_url: str | None) -> int:
+    """Before release: the reference gets full points, the starter its score, no test is
+    flaky or close to its time limit. Exit 0 only when all of it holds."""
+    from grader.checking import check
+
+    result = check(course_dir, assignment, runs=runs, engine_url=engine_url)
+    console = _console()
+    for finding in result.findings:
+        mark = "[green]ok[/]" if finding.ok else "[bold red]FAILED[/]"
+        console.print(f"{mark:>8}  {finding.what}: ", end="")
+        console.print(finding.detail, markup=False)
+    verdict = "ready" if result.ok else "NOT ready"
+    console.print(f"{assignment}: {verdict} ({runs} run(s) of each)", markup=False)
+    return result.exit_code
+
+
 @main.command("doctor")
 @course_dir_argument
 @engine_option

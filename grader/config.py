@@ -152,6 +152,11 @@ class Assignment:
     # globs over projects/<id>/ paths never shown to students (besides the files that
     # name a hidden test); see grader.reports.hidden
     hidden_files: tuple[str, ...] = ()
+    # `grader check`: the instructor's reference solution (must get max_points) and the
+    # starter code (must get starter_score), folders, bundles or repositories
+    reference: str | None = None
+    starter: str | None = None
+    starter_score: float = 0.0
 
     def cutoff_for(self, student_id: str) -> datetime:
         """The last moment a commit of this student is still graded."""
@@ -463,6 +468,9 @@ def _assignment(key: str, table: _Reader, timezone: ZoneInfo | None) -> Assignme
         max_archive_bytes=int(max_mb * 2**20),
         lms=_lms(table.table("lms")),
         hidden_files=_globs(table, "hidden_files", ()),
+        reference=table.get("reference", str),
+        starter=table.get("starter", str),
+        starter_score=table.number("starter_score", 0.0),
     )
     table.reject_unknown()
     return assignment

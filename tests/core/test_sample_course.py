@@ -179,3 +179,13 @@ def test_a_late_day_budget_is_spent_across_the_term_by_grader_report(
     assert "This assignment used 2 late days: you used 2 of your 2 late days (0 left)." in feedback
     dashboard = (copy / "out" / "hw2" / "dashboard.html").read_text()
     assert "late days left" in dashboard
+
+
+@pytest.mark.parametrize("assignment", ["hw1", "hw2"])
+def test_the_sample_assignments_pass_grader_check(
+    graded_sample: tuple[Path, str, int], assignment: str
+) -> None:
+    course, _, _ = graded_sample
+    done = CliRunner().invoke(main, ["check", str(course), "-a", assignment])
+    assert done.exit_code == 0, done.output
+    assert "reference gets 100" in done.output and "starter gets 0" in done.output
