@@ -25,6 +25,7 @@ from grader.outputs import (
     AssignmentOutputs,
     default_out_root,
     write_assignment_outputs,
+    write_course_outputs,
     write_preview_outputs,
 )
 from grader.pipeline import GradeRequest, Pipeline, Progress, RunSummary
@@ -101,6 +102,7 @@ def grade(options: GradeOptions, *, progress: Progress | None = None) -> GradeRe
                     write_assignment_outputs(course, course.assignment(a), state, roster, out_root)
                     for a in assignment_ids
                 )
+                write_course_outputs(course, state, roster, out_root)
         if summary.interrupted:
             raise RunInterruptedError(
                 f"interrupted: {summary.interrupted} submission(s) left for the next run"
@@ -180,10 +182,12 @@ def report(
     roster = load_roster(course.roster)
     out_root = out_dir or default_out_root(course)
     with open_state(course.state_dir) as state:
-        return tuple(
+        outputs = tuple(
             write_assignment_outputs(course, course.assignment(a), state, roster, out_root)
             for a in _assignment_ids(course, tuple(assignments))
         )
+        write_course_outputs(course, state, roster, out_root)
+        return outputs
 
 
 def _assignment_ids(course: Course, chosen: tuple[str, ...]) -> tuple[str, ...]:

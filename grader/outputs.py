@@ -18,6 +18,7 @@ from grader.codec import from_json
 from grader.config import Assignment, Course
 from grader.project_tests import read_project_files
 from grader.records import OverrideKind, ScoreOverride, StudentOutcome, never_graded
+from grader.reports.course_page import write_course_page
 from grader.reports.dashboard import write_dashboard
 from grader.reports.feedback import write_feedback
 from grader.reports.gradebook import (
@@ -165,6 +166,17 @@ def write_preview_outputs(
     views = student_views(nameable, assignment_hidden_material(course, assignment, outcomes))
     write_previews(views, directory, now=now)
     return AssignmentOutputs(assignment.id, directory / PREVIEW_DIR, tuple(outcomes))
+
+
+def write_course_outputs(
+    course: Course, state: State, roster: Sequence[Student], out_root: Path
+) -> Path:
+    """Write the course page (``OUT/index.html``) from every assignment's stored outcomes."""
+    outcomes = {
+        a.id: stored_outcomes(state, a, roster, course=course)
+        for a in sorted(course.assignments.values(), key=lambda a: (a.deadline, a.id))
+    }
+    return write_course_page(course.name, outcomes, out_root, zone=course.timezone)
 
 
 def assignment_hidden_material(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -189,3 +190,20 @@ def test_the_sample_assignments_pass_grader_check(
     done = CliRunner().invoke(main, ["check", str(course), "-a", assignment])
     assert done.exit_code == 0, done.output
     assert "reference gets 100" in done.output and "starter gets 0" in done.output
+
+
+def test_the_course_page_links_every_assignment_and_student_page(
+    graded_sample: tuple[Path, str, int],
+) -> None:
+    course, _, _ = graded_sample
+    out = course / "out"
+    page = (out / "index.html").read_text()
+    links = re.findall(r'href="([^"]*)"', page)
+    assert "hw1/dashboard.html" in links and "hw2/dashboard.html" in links
+    assert "hw1/instructor/gmueller.html" in links
+    assert len(links) == 2 + 2 * 19  # two dashboards, every student's page in each
+    for link in links:
+        assert (out / link).is_file(), link
+    assert not re.search(r"<script|src=", page)
+    assert "2026-09-18 23:59 EDT" in page
+    assert "- (repository unavailable)" in page
