@@ -322,7 +322,8 @@ def status_command(course_dir: Path, assignments: Sequence[str]) -> None:
             row.student_id,
             row.name,
             (row.commit or "")[:10],
-            "-" if row.score is None else f"{row.score:g}",
+            ("-" if row.score is None else f"{row.score:g}")
+            + (f" ({row.override})" if row.override else ""),
             row.state,
             f"{row.when:%Y-%m-%d %H:%M}" if row.when else "",
             str(row.submissions),

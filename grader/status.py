@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 
 from grader.config import load_course
+from grader.outputs import stored_outcomes
+from grader.records import StudentOutcome
 from grader.roster import load_roster
 from grader.state import StoredGrade, open_state
 
@@ -23,6 +25,7 @@ class StudentStatus:
     state: str  # graded / not graded / never graded / submitted (waiting for the engine)
     when: datetime | None
     submissions: int  # engine runs that graded this student, their own or one reused
+    override: str = ""  # the instructor's override in force ("score 90"), which score shows
 
 
 def course_status(course_dir: Path, *, assignments: Sequence[str] = ()) -> list[StudentStatus]:
@@ -33,6 +36,13 @@ def course_status(course_dir: Path, *, assignments: Sequence[str] = ()) -> list[
     with open_state(course.state_dir) as state:
         for assignment_id in chosen:
             latest = {g.student_id: g for g in state.latest_grades(assignment_id)}
+            # the scores the outputs show: late days spent, the override in force applied
+            shown = {
+                o.student.student_id: o
+                for o in stored_outcomes(
+                    state, course.assignment(assignment_id), roster, course=course
+                )
+            }
             graded_by = _runs_behind_grades(state.grade_history(assignment_id))
             for student in roster:
                 submissions = state.submissions_of(assignment_id, student.student_id)
@@ -48,16 +58,26 @@ def course_status(course_dir: Path, *, assignments: Sequence[str] = ()) -> list[
                         student_id=student.student_id,
                         name=student.name,
                         commit=_commit_of(grade.outcome_json) if grade else None,
-                        score=grade.score if grade else None,
+                        score=_score(shown[student.student_id]),
                         state=label,
                         when=grade.created_at if grade else None,
                         submissions=len(
                             graded_by.get(student.student_id, set())
                             | {s.engine_id for s in submissions if s.engine_id is not None}
                         ),
+                        override=_override(shown[student.student_id]),
                     )
                 )
     return rows
+
+
+def _score(outcome: StudentOutcome) -> float | None:
+    return outcome.grade.score if outcome.status == "graded" and outcome.grade else None
+
+
+def _override(outcome: StudentOutcome) -> str:
+    override = outcome.override
+    return override.describe() if override is not None and override.applies else ""
 
 
 def _runs_behind_grades(grades: Sequence[StoredGrade]) -> dict[str, set[int]]:

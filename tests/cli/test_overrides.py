@@ -75,6 +75,8 @@ def test_an_override_sets_the_score_everywhere_and_keeps_when_and_why(graded: Pa
     assert exported.exit_code == 0, exported.output
     results = json.loads((graded / "out" / "add" / "results" / "bob.json").read_text())
     assert results["score"] == 9
+    status = run("status", str(graded))
+    assert "9 (score 9)" in status.output
     listed = run("override", str(graded), "--list")
     assert "bob" in listed.output and "score 9" in listed.output and "ada" not in listed.output
 
