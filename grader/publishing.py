@@ -245,7 +245,7 @@ async def _run_canvas(
 def _views(
     course: Course, assignment: Assignment, state: State, roster: Sequence[Student]
 ) -> list[StudentView]:
-    outcomes = stored_outcomes(state, assignment, roster)
+    outcomes = stored_outcomes(state, assignment, roster, course=course)  # late days, overrides
     # identities come from the roster as it is now: a canvas_id added after grading counts
     outcomes = [replace(o, student=s) for o, s in zip(outcomes, roster, strict=True)]
     return student_views(outcomes, assignment_hidden_material(course, assignment, outcomes))
