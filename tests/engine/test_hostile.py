@@ -7,9 +7,12 @@ the next ordinary submission is still graded correctly.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -311,6 +314,49 @@ except OSError as exc:
     assert output.count("denied") == len(targets)
     assert "root ['.pyenv']" in output or "root []" in output
     assert "'grader'" not in output and "'sample_course'" not in output
+
+
+HOST_PATHS = """
+import json, sys
+from pathlib import Path
+from runner_kit import make_spec, stages, text
+from grader.engine.runner import run_submission
+from grader.engine.sandbox import SandboxInfo
+# this process's arguments name the data folder, as `grader engine serve --data` does
+data, kind = Path(sys.argv[2]), sys.argv[3]
+run = "tr '\\\\0' ' ' </proc/1/cmdline; echo; echo MOUNTS; cat /proc/self/mountinfo"
+spec = make_spec(data, project={"notes.txt": "x"}, stage_specs=stages(run=run))
+outcome = run_submission(spec, sandbox=SandboxInfo(kind, "test"))
+print(json.dumps([outcome.status, text(outcome, "stage_run_output")]))
+"""
+
+
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_no_host_path_in_pid_1s_command_line_and_only_bind_sources_in_mountinfo(
+    tmp_path: Path, kind: str
+) -> None:
+    data = tmp_path / "engine-data-a1b2"
+    data.mkdir()
+    env = {"PYTHONPATH": f"{REPO}:{REPO / 'tests' / 'engine'}", "PATH": "/usr/bin:/bin"}
+    argv = [sys.executable, "-c", HOST_PATHS, "--data", str(data), kind]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    status, output = json.loads(done.stdout.splitlines()[-1])
+    assert status == StatusCode.OK, output
+    pid1, mounts = output.split("MOUNTS\n")
+    assert pid1.strip() and "engine-data-a1b2" not in pid1 and "--data" not in pid1, pid1
+    lines = mounts.splitlines()
+    assert any(line.split()[4] == "/home/user" for line in lines), mounts  # it read them
+    for line in lines:
+        root, mount_point = line.split()[3:5]
+        assert "engine-data-a1b2" not in mount_point, line
+        if "engine-data-a1b2" in root:
+            # a bind's source folder, as the kernel names it within its file system:
+            # only the submission's own folders (README: what the sandbox shows)
+            assert root.startswith(str(data / "sub" / "work")), line
+    assert (
+        str(data / "sub" / "project") not in mounts and str(data / "sub" / "upload") not in mounts
+    )
 
 
 def test_the_checkout_is_invisible_even_through_the_editable_install(tmp_path: Path) -> None:

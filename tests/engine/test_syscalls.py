@@ -91,20 +91,24 @@ def run_stage_script(tmp_path: Path, kind: str, stage: str, files: dict[str, str
 
 @pytest.mark.parametrize("stage", ["build", "run"])  # the student's cell and the harness's
 @pytest.mark.parametrize("kind", NAMESPACED)
-def test_kernel_attack_surface_is_refused_under_bubblewrap(
+def test_kernel_attack_surface_is_refused_on_every_namespace_sandbox(
     tmp_path: Path, kind: str, stage: str
 ) -> None:
     go = f"python3 probe.py '{probe_calls()}'\n"
     outcome = run_stage_script(tmp_path, kind, stage, {"go.sh": go, "probe.py": PROBE})
     said = json.loads(text(outcome, f"stage_{stage}_output"))
     assert said["getpid"] == "ok", said  # the probe ran its calls
-    if kind == "bubblewrap":
-        assert said.pop("clone3") == "ENOSYS"  # the C library falls back to clone
-        refused = {name: result for name, result in said.items() if name != "getpid"}
-        assert refused == dict.fromkeys(refused, "EPERM"), said
-    else:  # unshare: no filter (doctor says so); a keyring and ptrace work for the stage
-        assert said["add_key"] == "ok" and said["ptrace"] == "ok", said
-        assert not syscall_filter("unshare")[0]
+    assert said.pop("clone3") == "ENOSYS"  # the C library falls back to clone
+    refused = {name: result for name, result in said.items() if name != "getpid"}
+    assert refused == dict.fromkeys(refused, "EPERM"), said
+    assert syscall_filter(kind)[0]  # type: ignore[arg-type]
+    assert "Seccomp:\t2" in status_of(tmp_path / "status", kind, stage)
+
+
+def status_of(tmp_path: Path, kind: str, stage: str) -> str:
+    """The stage's /proc/self/status (that the filter is there, not only its effects)."""
+    outcome = run_stage_script(tmp_path, kind, stage, {"go.sh": "cat /proc/self/status\n"})
+    return text(outcome, f"stage_{stage}_output")
 
 
 LEAVE_KEY = """
@@ -138,12 +142,8 @@ def test_a_key_one_submission_leaves_cannot_be_read_by_the_next(tmp_path: Path, 
         {"go.sh": f"python3 leave.py {add_key} {name}\n", "leave.py": LEAVE_KEY},
     )  # fmt: skip
     first_uid, left = text(first, "stage_run_output").split()
-    if kind == "bubblewrap":
-        assert left == "EPERM"  # the filter refuses the keyring
-        serial = "0"
-    else:
-        assert left.isdigit(), left  # no filter under unshare: the key is there
-        serial = left
+    assert first_uid.isdigit() and left == "EPERM"  # it ran; the filter refuses the keyring
+    serial = "0"
     second = run_stage_script(
         tmp_path / "second", kind, "run",
         {"go.sh": f"python3 find.py {keyctl} {name} {serial}\n", "find.py": FIND_KEY},
@@ -151,10 +151,7 @@ def test_a_key_one_submission_leaves_cannot_be_read_by_the_next(tmp_path: Path, 
     second_uid, found, read, value = [*text(second, "stage_run_output").split(), ""][:4]
     assert second_uid != first_uid  # the next submission never gets the last one's uid
     assert found != "found" and read != "found" and "answer" not in value
-    if kind == "bubblewrap":
-        assert found == read == "EPERM"
-    else:  # the key exists, but in another uid's keyring: not found, not readable
-        assert {found, read} <= {"ENOKEY", "EACCES"}
+    assert found == read == "EPERM"
 
 
 ORDINARY = {
@@ -195,13 +192,13 @@ def test_compilers_threads_processes_and_pytest_still_run(tmp_path: Path, kind: 
         assert line in out, out
 
 
-def test_doctor_names_the_filter_and_the_fallback_without_one() -> None:
+def test_doctor_names_the_filter_and_the_kind_without_one() -> None:
     assert bpf_program() and missing() is None
-    holds, what = syscall_filter("bubblewrap")
-    assert holds and "keyrings" in what
-    for kind in ("unshare", "rlimits"):
+    for kind in ("bubblewrap", "unshare"):
         holds, what = syscall_filter(kind)  # type: ignore[arg-type]
-        assert not holds and what.startswith("NO SYSCALL FILTER")
+        assert holds and "keyrings" in what
+    holds, what = syscall_filter("rlimits")
+    assert not holds and what.startswith("NO SYSCALL FILTER")
 
 
 def test_without_pyseccomp_stages_still_run_and_doctor_warns(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 Student code is hostile. Each stage runs ``/bin/sh -c <command>`` in a fresh sandbox:
 
-* **bubblewrap** (preferred) or **unshare** + chroot: new mount, pid, ipc, uts and (unless
+* **bubblewrap** (preferred) or **unshare** + chroot (no set-up program: the engine's own
+  forked child makes the namespaces, mounts, chroot and drop by direct system calls,
+  ``spawn``): new mount, pid, ipc, uts and (unless
   the project asks for it) network namespaces. The stage sees only read-only system
   directories (``/usr``, ``/lib*``, the ``/etc`` pieces toolchains need), the exact
   prefixes of the Python the engine runs in, the project's extra read-only paths, and
@@ -11,19 +13,23 @@ Student code is hostile. Each stage runs ``/bin/sh -c <command>`` in a fresh san
   pid namespace goes and takes every process with it.
 * **rlimits** (last resort, loud warning): no isolation at all, only the limits below.
 
-Under bubblewrap a seccomp filter (``syscalls``) refuses keyrings, new user namespaces,
-mounts, ptrace, bpf, perf_event_open and the like; the other kinds have none.
+Under bubblewrap and unshare a seccomp filter (``syscalls``) refuses keyrings, new user
+namespaces, mounts, ptrace, bpf, perf_event_open and the like (loaded last, right before
+the stage's exec); rlimits has none. Inside, ``/proc/1/cmdline`` names no host path;
+``/proc/self/mountinfo`` names the host folders of the submission's own bind mounts, as
+the kernel does for every bind (no other host path).
 
 In every kind the stage runs as a uid of its own (``SANDBOX_UID_BASE`` + n, one per
 running submission, handed out in rotation through ``SANDBOX_UIDS`` by every engine
 process on the host, so a recent submission's uid and the kernel state tied to it, such
-as keyrings, never reach the next) when the engine is root, so ``RLIMIT_NPROC`` binds
-(it never binds root) and the stage owns nothing but its own files; ``setpriv`` drops
-every capability.
-``prlimit`` sets processes, open files, file size, CPU seconds, no core files and a
-generous address space. Memory is watched from outside: every ``POLL_SECONDS`` the sum of
-the stage's resident anonymous and shared memory is read from /proc, and past
-``memory_mb`` the stage is killed with SIGKILL (reported as a memory-limit kill).
+as keyrings, never reach the next) when the engine is root, so ``RLIMIT_NPROC`` binds (it
+never binds root) and the stage owns nothing but its own files; every capability is
+dropped (``setpriv`` under bubblewrap, ``spawn``'s own calls under unshare). rlimits
+(``prlimit``, or ``spawn``'s ``setrlimit``) set processes, open files, file size, CPU
+seconds, no core files and a generous address space. Memory is watched from outside:
+every ``POLL_SECONDS`` the sum of the stage's resident anonymous and shared memory is
+read from /proc, and past ``memory_mb`` the stage is killed with SIGKILL (reported as a
+memory-limit kill).
 
 The kernel bounds what polling cannot (``cgroups``, bubblewrap and unshare cells, when the
 engine is root and the machine has writable cgroups, v1 or delegated v2): every stage and
@@ -37,7 +43,7 @@ one submission's threads cannot starve its neighbours. Where a controller is mis
 Disk (our choice): ``/tmp`` and ``/dev/shm`` are private tmpfs mounts capped in bytes and
 in files (``TMP_FILES``, ``SHM_FILES``: each file costs kernel memory no limit counts;
 bubblewrap cannot cap inodes, so as root the engine mounts both on the host for the
-stage, ``tmpfs.capped``, and binds them in; unshare's script caps them itself); the
+stage, ``tmpfs.capped``, and binds them in; unshare's pid 1 caps them itself); the
 home, workspace and runtime folders live on the host disk; every file is capped by
 ``RLIMIT_FSIZE``; and the watcher walks those folders (adding the tmpfs usage) every
 ``POLL_SECONDS`` (less often when a walk is slow) and kills the stage past ``disk_mb``.

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.engine.sandbox.cgroups import Group, stage_group
-from grader.engine.sandbox.layout import BROKER_SOCKET, Cell, stage_argv, stage_env
+from grader.engine.sandbox.layout import BROKER_SOCKET, Cell, stage_env
 from grader.engine.sandbox.tmpfs import capped
 from grader.engine.sandbox.watch import start, watch_process
 from grader.engine.spec import Cancel
@@ -281,7 +281,9 @@ class Broker:
             argv = ["/bin/sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", request.cwd, *argv]
         devnull = subprocess.DEVNULL
         return start(
-            stage_argv(cell, argv, timeout),
+            cell,
+            argv,
+            timeout,
             group=group,
             stdin=theirs.stdin if theirs.stdin is not None else devnull,
             stdout=theirs.stdout if theirs.stdout is not None else devnull,

@@ -30,8 +30,9 @@ them, as ``tmpfs.sweep`` does for mounts.
   No quota: on an idle machine a stage may use every CPU.
 
 A stage joins its cgroups before anything of it runs: ``join_prefix`` is a tiny shell
-that writes its own pid to each ``cgroup.procs``, then to a marker file, then execs the
-sandbox (bwrap, or unshare's set-up); every process of the stage descends from it. A
+that writes its own pid to each ``cgroup.procs``, then to a marker file, then execs
+bwrap; the unshare cell's pid 1 writes to the same files itself (``join_files``) before
+it builds anything. Every process of the stage descends from either. A
 stage whose marker is missing never ran its command, and is an engine fault.
 
 Needs root (the cgroup files and ``tmpfs.BASE`` are root's); v2 needs the controllers
@@ -65,7 +66,7 @@ log = logging.getLogger(__name__)
 CONTROLLERS = ("memory", "pids", "cpu")
 PARENT = "grader"  # the folder under the engine's own cgroup that holds every engine's
 KERNEL_MB = 64  # kernel memory a stage may hold besides its own memory and tmpfs pages
-PIDS_EXTRA = 8  # the sandbox's own processes (bwrap's two, unshare's script and init)
+PIDS_EXTRA = 8  # the sandbox's own processes (bwrap's two, unshare's pid 1)
 V1_SHARES, V2_WEIGHT = 1024, 100  # the kernel's default weight of a cgroup
 KILL_SECONDS = 3.0  # how long a cgroup's processes may take to die before it is a fault
 Version = Literal[1, 2]
@@ -212,6 +213,11 @@ class Group:
         files = [str(folder / "cgroup.procs") for _, folder in self.folders]
         files.append(str(self.marker))
         return ["/bin/sh", "-c", _JOIN, "grader-join", str(len(files)), *files]
+
+    def join_files(self) -> list[Path]:
+        """What the unshare cell's pid 1 writes "0" to (itself) before anything else: each
+        ``cgroup.procs``, and last the marker (created)."""
+        return [*(folder / "cgroup.procs" for _, folder in self.folders), self.marker]
 
     def joined(self) -> bool:
         """Whether the stage's first process joined every cgroup (and so ran its command)."""

@@ -6,9 +6,12 @@ import functools
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+from grader.engine.sandbox import spawn
 from grader.engine.sandbox.cgroups import describe
 from grader.engine.sandbox.layout import (
     KINDS,
@@ -16,6 +19,7 @@ from grader.engine.sandbox.layout import (
     SYSTEM_PATH,
     TMP,
     TMP_FILES,
+    Cell,
     Mount,
     SandboxKind,
     base_env,
@@ -23,12 +27,18 @@ from grader.engine.sandbox.layout import (
     launch,
     namespace_flags,
     system_mounts,
-    unshare_prefix,
     which,
 )
-from grader.engine.sandbox.syscalls import missing
+from grader.engine.sandbox.syscalls import bpf_program, missing
 from grader.engine.sandbox.uids import sandbox_uid
 from grader.engine.spec import Limits
+from grader.errors import SandboxError
+
+# What no sandbox here hides (README: the kernel names every bind mount's source)
+BIND_SOURCES = (
+    "/proc/self/mountinfo inside names the host folders the submission's own folders are "
+    "bound from (no other host path)"
+)
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,7 @@ def probe_sandbox(kind: SandboxKind) -> str | None:
             argv = [which("bwrap"), *namespace_flags(uid, network=False), *bwrap_mounts(mounts),
                     *argv]  # fmt: skip
         elif kind == "unshare":
-            argv = [*unshare_prefix(network=False, extra=("--mount-proc",)), *argv]
+            return _probe_unshare(uid)
         try:
             env = base_env("/", "/", "/tmp")  # noqa: S108
             done = subprocess.run(argv, env=env, capture_output=True, timeout=20)
@@ -95,9 +105,36 @@ def probe_sandbox(kind: SandboxKind) -> str | None:
     return None
 
 
+def _probe_unshare(uid: int | None) -> str | None:
+    """Build a real unshare cell (over empty folders) and run ``true`` in it."""
+    with tempfile.TemporaryDirectory(prefix="grader-probe-") as folder:
+        root = Path(folder)
+        root.chmod(0o755)
+        for name in ("home/workspace", "runtime", "streams", "toolkit/lib", "etc"):
+            (root / name).mkdir(parents=True)
+        for name in ("passwd", "group"):
+            (root / "etc" / name).write_text("")
+        home, runtime, streams, toolkit, etc = (
+            root / name for name in ("home", "runtime", "streams", "toolkit", "etc")
+        )
+        cell = Cell("unshare", home, runtime, streams, toolkit, etc, uid, Limits())
+        try:
+            process = spawn.start(
+                cell, ["true"], 5.0, env=base_env("/", "/", TMP), seccomp=bpf_program(),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            _, said = process.communicate(timeout=20)
+        except (OSError, subprocess.SubprocessError, SandboxError) as exc:
+            return f"cannot start: {exc}"
+    if process.returncode != 0:
+        lines = said.decode(errors="replace").strip().splitlines()
+        return f"exit {process.returncode}: {lines[-1] if lines else 'no message'}"
+    return None
+
+
 def _tools(kind: SandboxKind) -> dict[str, str] | str:
-    names = {"bubblewrap": ["bwrap"], "unshare": ["unshare", "chroot", "mount"], "rlimits": []}
-    names[kind] += ["prlimit"] + (["setpriv"] if os.geteuid() == 0 else [])
+    names = {"bubblewrap": ["bwrap", "prlimit"], "unshare": [], "rlimits": ["prlimit"]}
+    names[kind] += ["setpriv"] if os.geteuid() == 0 and kind != "unshare" else []
     if kind == "unshare" and os.geteuid() != 0:
         return "needs root"
     found = {name: shutil.which(name, path=SYSTEM_PATH) for name in names[kind]}
@@ -118,11 +155,14 @@ def _describe(kind: SandboxKind) -> str:
             if os.geteuid() == 0
             else f"{TMP} capped in bytes only (the engine is not root: no inode cap)"
         )
-        return f"{name}: mount, pid, ipc, uts and network namespaces, {who}, rlimits, {tmp}"
+        return (
+            f"{name}: mount, pid, ipc, uts and network namespaces, {who}, rlimits, {tmp}; "
+            f"{BIND_SOURCES}"
+        )
     if kind == "unshare":
         return (
-            "unshare + chroot: mount, pid, ipc, uts and network namespaces, "
-            f"{who}, rlimits, {TMP} capped at {TMP_FILES} files"
+            "unshare + chroot by direct system calls: mount, pid, ipc, uts and network "
+            f"namespaces, {who}, rlimits, {TMP} capped at {TMP_FILES} files; {BIND_SOURCES}"
         )
     return f"prlimit only, {who if os.geteuid() == 0 else 'the engine user'}"
 
@@ -159,25 +199,19 @@ def separation(kind: SandboxKind, *, root: bool) -> tuple[bool, str]:
 def syscall_filter(kind: SandboxKind) -> tuple[bool, str]:
     """Whether student code runs under the seccomp filter (``syscalls``) here, in words."""
     why = missing()
-    if kind == "bubblewrap" and why is None:
+    if kind in ("bubblewrap", "unshare") and why is None:
         return True, (
             "seccomp filter (libseccomp): keyrings, new user namespaces, mount, ptrace, bpf, "
             "perf_event_open, io_uring, kernel modules, kexec, reboot and the like are "
             "refused (EPERM)"
         )
-    if kind == "bubblewrap":
+    if kind in ("bubblewrap", "unshare"):
         return False, f"NO SYSCALL FILTER: {why}"
     weaker = (
         "student code may use kernel keyrings (shared by every process of a uid: the "
         "per-submission uid is all that keeps submissions apart), ptrace, bpf, "
         "perf_event_open, io_uring and every other system call its uid is allowed"
     )
-    if kind == "unshare":
-        return False, (
-            "NO SYSCALL FILTER under the unshare fallback (its set-up needs mount; a filter "
-            f"after the chroot would cost a Python start per stage): {weaker}; install "
-            "bubblewrap"
-        )
     return False, f"NO SYSCALL FILTER without namespaces: {weaker}; install bubblewrap"
 
 

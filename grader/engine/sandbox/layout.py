@@ -1,8 +1,8 @@
 """Where things are inside a sandbox and the command lines that build one (pure).
 
 ``Cell`` is one submission's confinement as plain values; ``stage_argv`` renders it for
-bubblewrap, for ``unshare`` + a root shell script that mounts and chroots, or for bare
-rlimits. Nothing here starts a process.
+bubblewrap or for bare rlimits, and ``plan`` lays out the mounts both bubblewrap and the
+unshare cell (``spawn``, direct system calls) build. Nothing here starts a process.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -152,14 +151,8 @@ def stage_argv(cell: Cell, command: str | Sequence[str], timeout: float) -> list
             *default_signals(),
             *inner,
         ]
-    if cell.kind == "unshare":
-        script = _chroot_script(cell)
-        # unshare has no --die-with-parent: the kernel kills it if our thread dies
-        dies_with_us = [which("setpriv"), "--pdeathsig", "KILL", "--"]
-        # the stage must not inherit the ignored SIGTERM and SIGINT of pid 1 (_INIT)
-        inner = [*default_signals(), *inner]
-        argv = [*unshare_prefix(cell.network), "/bin/sh", "-c", script, "sandbox", *inner]
-        return [*dies_with_us, *argv]
+    if cell.kind == "unshare":  # built by direct system calls (spawn.py) around this
+        return command_argv(command)
     return inner
 
 
@@ -243,8 +236,12 @@ def launch(
         "--core=0",
         "--",
     ]
-    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
-    return [*drop, *cap, *argv]
+    return [*drop, *cap, *command_argv(command)]
+
+
+def command_argv(command: str | Sequence[str]) -> list[str]:
+    """``/bin/sh -c command`` for a shell command line, the argv itself otherwise."""
+    return ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
 
 
 def address_space_bytes(limits: Limits) -> int:
@@ -282,6 +279,11 @@ class Mount:
 
 def system_mounts(*, network: bool = False) -> list[Mount]:
     """Read-only system directories and the ``/etc`` pieces, as this host lays them out."""
+    return list(_system_mounts(network))
+
+
+@functools.lru_cache(maxsize=2)
+def _system_mounts(network: bool) -> tuple[Mount, ...]:
     mounts = []
     for path in SYSTEM_DIRS:
         if Path(path).is_symlink():
@@ -291,7 +293,7 @@ def system_mounts(*, network: bool = False) -> list[Mount]:
     for name in ETC_FILES + (ETC_NETWORK if network else ()):
         if os.path.lexists(f"/etc/{name}"):
             mounts.append(Mount("ro", f"/etc/{name}", f"/etc/{name}"))
-    return [*mounts, Mount("proc", "/proc"), Mount("dev", "/dev")]
+    return (*mounts, Mount("proc", "/proc"), Mount("dev", "/dev"))
 
 
 def cell_mounts(cell: Cell) -> list[Mount]:
@@ -366,26 +368,35 @@ def plan(mounts: Sequence[Mount]) -> list[Mount]:
 
     bwrap would create missing parents 0700, which the stage's uid could not walk through.
     A folder inside a bind comes from the host; one made earlier and then covered by a
-    later mount is made again.
+    later mount is made again. (Worked out once per shape: every stage of a cell has the
+    same, and only a capped tmpfs's source changes from one stage to the next.)
     """
-    steps: list[Mount] = []
+    shape = _shape(tuple((mount.op, mount.dest) for mount in mounts))
+    return [mounts[step] if isinstance(step, int) else Mount("dir", step) for step in shape]
+
+
+@functools.lru_cache(maxsize=256)
+def _shape(mounts: tuple[tuple[str, str], ...]) -> tuple[int | str, ...]:
+    """``plan`` over (op, dest) pairs: a mount's index, or a folder to make."""
+    steps: list[int | str] = []
     made: set[str] = set()
     binds: list[str] = []
-    for mount in mounts:
-        for parent in reversed(PurePosixPath(mount.dest).parents):
-            folder = str(parent)
-            if folder == "/" or folder in made or any(_under(folder, b) for b in binds):
+    for index, (op, dest) in enumerate(mounts):
+        parts = str(PurePosixPath(dest)).split("/")
+        for depth in range(2, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder in made or any(_under(folder, b) for b in binds):
                 continue
-            steps.append(Mount("dir", folder))
+            steps.append(folder)
             made.add(folder)
-        steps.append(mount)
-        if mount.op in ("ro", "rw"):
-            binds.append(mount.dest)
-        if mount.op in ("ro", "rw", "tmpfs", "dev", "proc", "hidden", "capped"):
-            made = {folder for folder in made if not _under(folder, mount.dest)}
-        if mount.op in ("tmpfs", "dev", "proc", "hidden", "capped"):
-            made.add(mount.dest)  # a fresh, empty folder now
-    return steps
+        steps.append(index)
+        if op in ("ro", "rw"):
+            binds.append(dest)
+        if op in ("ro", "rw", "tmpfs", "dev", "proc", "hidden", "capped"):
+            made = {folder for folder in made if not _under(folder, dest)}
+        if op in ("tmpfs", "dev", "proc", "hidden", "capped"):
+            made.add(dest)  # a fresh, empty folder now
+    return tuple(steps)
 
 
 def bwrap_mounts(mounts: Sequence[Mount]) -> list[str]:
@@ -411,71 +422,5 @@ def bwrap_mounts(mounts: Sequence[Mount]) -> list[str]:
     return args
 
 
-def unshare_prefix(network: bool, extra: Sequence[str] = ()) -> list[str]:
-    flags = ["--mount", "--pid", "--fork", "--kill-child", "--ipc", "--uts", *extra]
-    return [which("unshare"), *flags, *([] if network else ["--net"]), "--"]
-
-
 DEVICES = ("null", "zero", "full", "random", "urandom")
 HIDDEN_BYTES = 4096  # the tmpfs laid over a private folder in a student cell
-
-
-def _chroot_script(cell: Cell) -> str:
-    """A root shell script (in the new namespaces) that builds the tree, then chroots.
-
-    It stays pid 1 and waits, so the stage's own processes never become the namespace's
-    init (which ignores signals) and the namespace dies with it.
-    """
-    root = shlex.quote(str(cell.home.parent / ".root"))
-    mount = shlex.quote(which("mount"))
-    lines = [
-        "set -eu",
-        f"R={root}",
-        'mkdir -p "$R"',
-        f'{mount} -t tmpfs -o mode=0755,size=1m sandbox-root "$R"',
-    ]
-    for m in plan([*system_mounts(network=cell.network), *cell_mounts(cell)]):
-        lines += _script_mount(m, mount)
-    lines += [
-        f'{mount} -o remount,ro "$R"',
-        # a background job's stdin would be /dev/null: hand it ours (the harness's pipe)
-        "exec 3<&0",
-        # pid 1 becomes a shell inside the new root, so /proc/1/cmdline shows no host path
-        f'exec {shlex.quote(which("chroot"))} "$R" /bin/sh -c {shlex.quote(_INIT)} sandbox "$@"',
-    ]
-    return "\n".join(lines)
-
-
-# Pid 1 of the namespace: waits for the stage (so the stage's processes never become init,
-# which ignores signals) and dies with it, taking the namespace along.
-_INIT = f'trap "" TERM INT; cd {WORKSPACE} || exit 125; "$@" <&3 3<&- & wait $!'
-
-
-def _script_mount(m: Mount, mount: str) -> list[str]:
-    dest = f'"$R"{shlex.quote(m.dest)}'
-    source = shlex.quote(m.source)
-    if m.op in ("ro", "rw", "capped"):
-        make = f"if [ -d {source} ]; then mkdir -p {dest}; else touch {dest}; fi"
-        lines = [make, f"{mount} --bind {source} {dest}"]
-        if m.op == "ro":
-            lines.append(f"{mount} -o remount,ro,bind {dest}")
-        return lines
-    if m.op == "symlink":
-        return [f"ln -s {source} {dest}"]
-    if m.op == "dir":
-        return [f"mkdir -p -m 0755 {dest}"]
-    if m.op == "tmpfs":
-        options = f"mode=1777,size={m.size}" + (f",nr_inodes={m.files}" if m.files else "")
-        return [f"mkdir -p {dest}", f"{mount} -t tmpfs -o {options} tmpfs {dest}"]
-    if m.op == "proc":
-        return [f"mkdir -p {dest}", f"{mount} -t proc proc {dest}"]
-    if m.op == "hidden":
-        options = f"mode=0555,size={HIDDEN_BYTES},nr_inodes=16"
-        return [f"mkdir -p {dest}", f"{mount} -t tmpfs -o {options} hidden {dest}"]
-    lines = [f"mkdir -p {dest}", f"{mount} -t tmpfs -o mode=0755,size=64k dev {dest}"]
-    for name in DEVICES:
-        lines += [f"touch {dest}/{name}", f"{mount} --bind /dev/{name} {dest}/{name}"]
-    lines += [f"ln -s /proc/self/fd {dest}/fd"]
-    for number, name in enumerate(("stdin", "stdout", "stderr")):
-        lines.append(f"ln -s /proc/self/fd/{number} {dest}/{name}")
-    return lines

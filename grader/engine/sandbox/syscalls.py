@@ -1,16 +1,17 @@
-"""The seccomp filter every bubblewrap cell runs under: the kernel's attack surface a
-grading job never needs is refused with EPERM.
+"""The seccomp filter every bubblewrap and unshare cell runs under: the kernel's attack
+surface a grading job never needs is refused with EPERM.
 
 Built with libseccomp (through the ``pyseccomp`` binding), never assembled by hand, and
 exported as a BPF program that bubblewrap loads (``--seccomp FD``) into the sandbox's
-init and the stage just before they start. Everything else is allowed (a deny list, as
-Docker's and nsjail's default profiles: compilers, interpreters and test runners use a
-wide and changing set of system calls). A system call made through another architecture's
-ABI (``int 0x80`` on x86-64) kills the process instead of slipping past the rules.
+init and the stage just before they start, and that the unshare cell's stage loads itself
+(``spawn``: prctl, after no_new_privs, right before its exec). Everything else is allowed
+(a deny list, as Docker's and nsjail's default profiles: compilers, interpreters and test
+runners use a wide and changing set of system calls). A system call made through another
+architecture's ABI (``int 0x80`` on x86-64) kills the process instead of slipping past
+the rules.
 
-The ``unshare`` sandbox gets no filter: its set-up script needs ``mount`` up to the
-chroot, and loading a filter after it would start a Python per stage (tens of ms); doctor
-says so. Without pyseccomp (or libseccomp) no cell gets one, and doctor says that too.
+The rlimits kind gets no filter (doctor says so). Without pyseccomp (or libseccomp) no
+cell gets one, and doctor says that too.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from subprocess import Popen
 from typing import IO, Any, Literal
 
 from grader.engine import trees
+from grader.engine.sandbox import spawn
 from grader.engine.sandbox.cgroups import Group, stage_group
 from grader.engine.sandbox.layout import MB, PRIVATE_TMPFS, TMP, Cell, stage_argv
 from grader.engine.sandbox.procs import memory_kb, stage_processes, sweep
@@ -64,10 +65,11 @@ def run_stage(
         _Capped(stdout, cap) as out,
         _Capped(stderr, cap) as err,
     ):
-        argv = stage_argv(cell, command, timeout)
         try:
             process = start(
-                argv,
+                cell,
+                command,
+                timeout,
                 group=group,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -118,17 +120,34 @@ _Ending = Literal["exited", "timeout", "cancel", "memory", "disk"]
 
 
 def start(
-    argv: list[str], *, group: Group | None = None, pass_fds: tuple[int, ...] = (), **options: Any
+    cell: Cell,
+    command: str | Sequence[str],
+    timeout: float,
+    *,
+    group: Group | None = None,
+    pass_fds: tuple[int, ...] = (),
+    **options: Any,
 ) -> Popen[bytes]:
-    """Start a confined command line in a session of its own (in ``group``'s cgroups,
-    joined before the sandbox starts: ``Group.join_prefix``).
+    """Start ``command`` confined in ``cell``, in a session of its own (in ``group``'s
+    cgroups, joined before the sandbox starts: ``Group.join_prefix``, or by the unshare
+    cell's pid 1 itself, ``Group.join_files``).
 
-    bubblewrap's options (host paths: the mounts' sources) go through a file descriptor
-    (``--args``), so the sandbox's pid 1, bubblewrap itself, shows none of them in
-    /proc/1/cmdline; the seccomp filter (``syscalls``) through another (``--seccomp``).
-    bubblewrap closes both before the command runs.
+    The unshare cell is built by the engine's own forked child (``spawn``), which loads
+    the seccomp filter last, right before the stage's exec. bubblewrap's options (host
+    paths: the mounts' sources) go through a file descriptor (``--args``), so the
+    sandbox's pid 1, bubblewrap itself, shows none of them in /proc/1/cmdline; the
+    seccomp filter (``syscalls``) through another (``--seccomp``). bubblewrap closes both
+    before the command runs.
     """
+    if cell.kind == "unshare":
+        env = options.pop("env")
+        joins = group.join_files() if group is not None else []
+        return spawn.start(
+            cell, stage_argv(cell, command, timeout), timeout, env=env, seccomp=bpf_program(),
+            pass_fds=pass_fds, joins=joins, **options,
+        )  # fmt: skip
     join = group.join_prefix() if group is not None else []
+    argv = stage_argv(cell, command, timeout)
     if Path(argv[0]).name != "bwrap" or "--" not in argv:
         return subprocess.Popen(
             [*join, *argv], pass_fds=pass_fds, start_new_session=True, **options
@@ -288,7 +307,9 @@ class _Watch:
         if self.group is not None and self.group.oom_killed():
             return "memory"
         self.pids = stage_processes(self.cell.uid if self.alone else None, self.process.pid)
-        samples = [memory_kb(pid) for pid in self.pids]
+        # the unshare cell's pid 1 is a fork of this engine: its memory is ours, not the stage's
+        ours = self.process.pid if self.cell.kind == "unshare" else None
+        samples = [memory_kb(pid) for pid in self.pids if pid != ours]
         used = sum(now for now, _ in samples)
         self.peak_kb = max(self.peak_kb, used, *(peak for _, peak in samples))
         if used > self.cell.limits.memory_mb * 1024:

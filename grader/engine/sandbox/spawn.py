@@ -1,0 +1,525 @@
+"""The unshare cell, built by direct system calls in the engine's own forked child.
+
+No set-up program runs. ``start`` starts a thread that unshares the pid namespace for
+its children only (``unshare(CLONE_NEWPID)`` moves no process) and forks
+(``subprocess.Popen``'s child), so the child is pid 1 of a new pid namespace; the thread
+stays until pid 1 ends, since pid 1 dies with it (the parent death signal), as it would
+with the engine. pid 1 closes every descriptor the stage must not have (Popen's exec
+pipe too, which lets ``start`` return), blanks its command line (a fork of the engine
+would show its arguments, ``--data`` among them, as /proc/1/cmdline), unshares the mount,
+ipc, uts and (unless the project asks for it) network namespaces, makes every mount
+private, builds the tree on a fresh tmpfs (``layout.plan``: bubblewrap's mounts, with
+inode caps), remounts it read-only, chroots into it and forks the stage. The stage sets
+its rlimits, drops the bounding set, takes its own uid and group with no supplementary
+groups, clears its capabilities, sets no_new_privs, loads the seccomp filter
+(``syscalls``) last and execs. pid 1 reaps orphans and exits with the stage's status
+(128 + N for a signal) when the stage's first process ends, which ends the namespace and
+everything in it.
+
+The engine is multi-threaded, so the children do as little as a forked process may:
+every path, option string, argv, environment, rlimit and the BPF program is made into
+C buffers, and every libc function looked up, before the fork (``Launch``); after it only
+those prepared ctypes calls run (no import, no lock, no logging, no garbage collection),
+and errors go to the stage's stderr as prepared bytes plus ``strerror``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import gc
+import math
+import os
+import queue
+import select
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.engine.sandbox.layout import (
+    DEVICES,
+    HIDDEN_BYTES,
+    MB,
+    WORKSPACE,
+    Cell,
+    address_space_bytes,
+    cell_mounts,
+    plan,
+    system_mounts,
+)
+from grader.engine.sandbox.procs import is_zombie
+from grader.errors import SandboxError
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
+CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_NAME, PR_CAPBSET_DROP = 1, 15, 24
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+RLIMIT = {"cpu": 0, "fsize": 1, "core": 4, "nproc": 6, "nofile": 7, "as": 9}
+CAPABILITY_VERSION_3 = 0x20080522
+SYS_CLOSE_RANGE = 436  # the same number on every architecture
+NAME = b"sandbox"
+SETUP_FAILED = 125  # like the old script's `cd ... || exit 125`
+NOT_FOUND = 127
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+# Every function the children call, looked up now: a lookup after the fork could wait
+# forever on a loader lock another engine thread held at the fork.
+_mount = _libc.mount
+_mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
+_prctl = _libc.prctl
+_prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+_syscall = _libc.syscall
+_syscall.argtypes = [ctypes.c_long] * 4
+_syscall.restype = ctypes.c_long
+_mkdir, _symlink, _open, _close, _write = (
+    _libc.mkdir,
+    _libc.symlink,
+    _libc.open,
+    _libc.close,
+    _libc.write,
+)
+_unshare, _waitpid, _chdir, _chroot, _sethostname = (
+    _libc.unshare,
+    _libc.waitpid,
+    _libc.chdir,
+    _libc.chroot,
+    _libc.sethostname,
+)
+_setrlimit, _setgroups, _setresgid, _setresuid, _capset, _execve = (
+    _libc.setrlimit, _libc.setgroups, _libc.setresgid, _libc.setresuid, _libc.capset,
+    _libc.execve,
+)  # fmt: skip
+_signal, _sigprocmask = _libc.signal, _libc.sigprocmask
+# glibc 2.34+: fork without the at-fork handlers (the child only makes prepared calls)
+_fork = getattr(_libc, "_Fork", None) or os.fork
+_FUNCTIONS = {"mount": _mount, "symlink": _symlink}
+
+
+class _RLimit(ctypes.Structure):
+    _fields_ = [("soft", ctypes.c_ulong), ("hard", ctypes.c_ulong)]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]  # fmt: skip
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+Step = tuple[str, tuple[Any, ...]]  # a libc function's name and its prepared arguments
+
+
+@dataclass
+class Launch:
+    """Everything the children need, as C buffers made before the fork."""
+
+    keep: list[int]  # descriptors the stage keeps besides 0-2
+    flags: int
+    build: list[tuple[Step, bytes]]  # pid 1's steps before the chroot, each with its name
+    root: bytes
+    workspace: bytes
+    limits: list[tuple[int, _RLimit]]
+    uid: int | None
+    last_cap: int
+    seccomp: _SockFprog | None
+    programs: list[bytes]  # where the stage's program may be (PATH searched as execvp)
+    argv: Any
+    envp: Any
+    writes: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # kept alive for the buffers' sake
+    held: list[object] = field(default_factory=list)
+
+
+def start(
+    cell: Cell,
+    argv: Sequence[str],
+    timeout: float,
+    *,
+    env: dict[str, str],
+    seccomp: bytes | None,
+    pass_fds: tuple[int, ...] = (),
+    joins: Sequence[Path] = (),
+    **options: Any,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` confined in the unshare ``cell`` (options as for ``Popen``: stdio).
+
+    ``joins``: files pid 1 writes ``0`` to first thing (each cgroup's ``cgroup.procs``,
+    which moves it and so everything the stage starts; the last one, a marker that says
+    it did, is created).
+    """
+    launch = prepare(cell, argv, timeout, env=env, seccomp=seccomp, pass_fds=pass_fds)
+    launch.writes = [(os.fsencode(path), b"0\n") for path in joins]
+    handed: queue.SimpleQueue[subprocess.Popen[bytes] | BaseException] = queue.SimpleQueue()
+
+    def parent() -> None:
+        try:
+            if _unshare(CLONE_NEWPID) != 0:  # for this thread's children only
+                error = ctypes.get_errno()
+                raise SandboxError(f"cannot make a pid namespace: {os.strerror(error)}")
+            process = subprocess.Popen(
+                ["sandbox"],  # never executed: pid 1 exits instead of returning
+                executable="/bin/true",
+                preexec_fn=functools.partial(_init, launch),
+                pass_fds=pass_fds,
+                start_new_session=True,
+                close_fds=True,
+                **options,
+            )
+        except BaseException as exc:  # noqa: BLE001 (handed to the caller, raised there)
+            handed.put(exc)
+            return
+        handed.put(process)
+        _until_exit(process)
+
+    threading.Thread(target=parent, name=f"sandbox-parent-{cell.uid}", daemon=True).start()
+    got = handed.get()
+    if isinstance(got, BaseException):
+        raise got
+    return got
+
+
+def _until_exit(process: subprocess.Popen[bytes]) -> None:
+    """Return once ``process`` has ended (reaped or not: the watcher reaps it). Never
+    early: pid 1 dies with this thread."""
+    try:
+        fd = os.pidfd_open(process.pid)
+    except OSError:  # Linux < 5.3
+        fd = -1
+    try:
+        if fd >= 0:
+            waiting = select.poll()  # not select(): descriptors past 1023
+            waiting.register(fd, select.POLLIN)
+            while not waiting.poll():
+                pass
+            return
+    except OSError:
+        pass
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    while process.returncode is None and not is_zombie(str(process.pid)):
+        time.sleep(0.1)
+
+
+def prepare(
+    cell: Cell,
+    argv: Sequence[str],
+    timeout: float,
+    *,
+    env: dict[str, str],
+    seccomp: bytes | None,
+    pass_fds: tuple[int, ...] = (),
+) -> Launch:
+    root = cell.home.parent / ".root"
+    root.mkdir(exist_ok=True)
+    held: list[object] = []
+    build = _build(cell, root)
+    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
+    if not cell.network:
+        flags |= CLONE_NEWNET
+    limits = cell.limits
+    rlimits = [
+        (RLIMIT["as"], address_space_bytes(limits)),
+        (RLIMIT["nproc"], limits.processes),
+        (RLIMIT["nofile"], limits.open_files),
+        (RLIMIT["fsize"], limits.file_size_mb * MB),
+        (RLIMIT["cpu"], math.ceil(timeout) + 1),
+        (RLIMIT["core"], 0),
+    ]
+    program = None
+    # A cell without a uid of its own keeps root (only a test of the harness's own
+    # fallback, as a container's root, does that: the engine as root always hands out
+    # uids) and, as before, no filter, which would refuse the mounts that fallback makes.
+    if seccomp is not None and cell.uid is not None:
+        buffer = ctypes.create_string_buffer(seccomp, len(seccomp))
+        program = _SockFprog(len(seccomp) // 8, ctypes.addressof(buffer))
+        held.append(buffer)
+    encoded = [os.fsencode(arg) for arg in argv]
+    environment = [f"{key}={value}".encode() for key, value in env.items()]
+    c_argv = (ctypes.c_char_p * (len(encoded) + 1))(*encoded, None)
+    c_envp = (ctypes.c_char_p * (len(environment) + 1))(*environment, None)
+    held += [encoded, environment]
+    return Launch(
+        keep=sorted(pass_fds),
+        flags=flags,
+        build=build,
+        root=os.fsencode(root),
+        workspace=WORKSPACE.encode(),
+        limits=[(resource, _RLimit(value, value)) for resource, value in rlimits],
+        uid=cell.uid,
+        last_cap=_last_cap(),
+        seccomp=program,
+        programs=_candidates(encoded[0], env.get("PATH", "")),
+        argv=c_argv,
+        envp=c_envp,
+        held=held,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _build(cell: Cell, root: Path) -> list[tuple[Step, bytes]]:
+    """pid 1's calls before the chroot (the same for every stage of a cell)."""
+    build: list[tuple[Step, bytes]] = [
+        (("mount", (None, b"/", None, MS_REC | MS_PRIVATE, None)), b"private mounts"),
+        (("mount", (b"sandbox-root", os.fsencode(root), b"tmpfs", MS_NOSUID | MS_NODEV,
+                    b"mode=0755,size=1m")), b"the root tmpfs"),
+    ]  # fmt: skip
+    for mount in plan([*system_mounts(network=cell.network), *cell_mounts(cell)]):
+        build += _steps(mount.op, os.fsencode(root) + os.fsencode(mount.dest), mount)
+    read_only = MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
+    build.append((("mount", (None, os.fsencode(root), None, read_only, None)), b"read-only root"))
+    return build
+
+
+def _steps(op: str, dest: bytes, mount: Any) -> list[tuple[Step, bytes]]:
+    """pid 1's calls for one ``layout.Mount`` (as the old shell script's commands)."""
+    source = os.fsencode(mount.source)
+    what = b"%s %s" % (op.encode(), os.fsencode(mount.dest))
+    nosuid = MS_NOSUID | MS_NODEV
+    if op == "dir":
+        return [(("mkdirs", (dest, 0o755)), what)]
+    if op == "symlink":
+        return [(("symlink", (source, dest)), what)]
+    if op in ("ro", "rw", "capped"):
+        folder = Path(mount.source).is_dir()
+        make: Step = ("mkdirs", (dest, 0o755)) if folder else ("touch", (dest,))
+        remount = MS_REMOUNT | MS_BIND | nosuid | (MS_RDONLY if op == "ro" else 0)
+        return [
+            (make, what),
+            (("mount", (source, dest, None, MS_BIND, None)), what),
+            (("mount", (None, dest, None, remount, None)), what),
+        ]
+    if op == "tmpfs":
+        options = b"mode=1777,size=%d" % mount.size + (b",nr_inodes=%d" % mount.files
+                                                       if mount.files else b"")  # fmt: skip
+        return [(("mkdirs", (dest, 0o755)), what),
+                (("mount", (b"tmpfs", dest, b"tmpfs", nosuid, options)), what)]  # fmt: skip
+    if op == "hidden":
+        options = b"mode=0555,size=%d,nr_inodes=16" % HIDDEN_BYTES
+        return [(("mkdirs", (dest, 0o755)), what),
+                (("mount", (b"hidden", dest, b"tmpfs", nosuid, options)), what)]  # fmt: skip
+    if op == "proc":
+        proc = nosuid | MS_NOEXEC
+        return [(("mkdirs", (dest, 0o555)), what),
+                (("mount", (b"proc", dest, b"proc", proc, None)), what)]  # fmt: skip
+    assert op == "dev", op
+    steps: list[tuple[Step, bytes]] = [
+        (("mkdirs", (dest, 0o755)), what),
+        (("mount", (b"dev", dest, b"tmpfs", MS_NOSUID, b"mode=0755,size=64k")), what),
+    ]
+    for name in DEVICES:
+        node, device = b"%s/%s" % (dest, name.encode()), b"/dev/" + name.encode()
+        steps.append((("touch", (node,)), what))
+        steps.append((("mount", (device, node, None, MS_BIND, None)), what))
+    steps.append((("symlink", (b"/proc/self/fd", dest + b"/fd")), what))
+    for number, name in enumerate(("stdin", "stdout", "stderr")):
+        link = b"/proc/self/fd/%d" % number
+        steps.append((("symlink", (link, b"%s/%s" % (dest, name.encode()))), what))
+    return steps
+
+
+def _candidates(program: bytes, path: str) -> list[bytes]:
+    """Where execvp would look for ``program`` inside, in order."""
+    if b"/" in program:
+        return [program]
+    folders = [os.fsencode(folder or ".") for folder in path.split(":")] if path else []
+    return [folder + b"/" + program for folder in folders or [b"/usr/bin", b"/bin"]]
+
+
+@functools.cache
+def _last_cap() -> int:
+    try:
+        return int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    except (OSError, ValueError):
+        return 63
+
+
+@functools.cache
+def _cmdline() -> tuple[int, int] | None:
+    """This process's command-line memory (start, end): pid 1 blanks it, so it
+    (a fork of the engine) shows no engine argument such as ``--data``."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48, 49)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_cmdline()  # read while this process is the engine, before any fork
+_NAME = ctypes.create_string_buffer(NAME)
+_OOM_ADJUST = b"/proc/self/oom_score_adj"
+_EMPTY_SIGSET = ctypes.create_string_buffer(128)
+_STATUS = ctypes.c_int(0)
+_SIGNALS = [number for number in range(1, signal.NSIG) if number not in (9, 19, 32, 33)]
+
+
+# After the fork: prepared calls only ----------------------------------------------------------
+
+
+class _SetupError(Exception):
+    pass
+
+
+def _call(step: Step, what: bytes) -> None:
+    name, args = step
+    if name == "mkdirs":
+        _mkdirs(args[0], args[1], what)
+        return
+    if name == "touch":
+        fd = _open(args[0], os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        if fd < 0:
+            _fail(what)
+        _close(fd)
+        return
+    if _FUNCTIONS[name](*args) != 0:
+        _fail(what)
+
+
+def _mkdirs(path: bytes, mode: int, what: bytes) -> None:
+    """``mkdir -p``: the missing folders down to ``path``, the last one ``mode``."""
+    at = 1
+    while at >= 0:
+        at = path.find(b"/", at + 1)
+        part = path if at < 0 else path[:at]
+        if _mkdir(part, mode if at < 0 else 0o755) != 0 and ctypes.get_errno() != 17:
+            _fail(what)
+
+
+def _fail(what: bytes) -> None:
+    error = ctypes.get_errno()
+    message = b"sandbox: %s: %s\n" % (what, os.strerror(error).encode())
+    os.write(2, message)
+    raise _SetupError
+
+
+def _exit_with(status: int) -> None:
+    """Exit as the process whose wait status is ``status`` ended (a signal: 128 + N)."""
+    if os.WIFSIGNALED(status):
+        os._exit(128 + os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status))
+
+
+def _init(launch: Launch) -> None:
+    """pid 1 (Popen's child): build the tree, chroot, run the stage, reap, exit with the
+    stage's status. Never returns (Popen in the engine sees its exec pipe close)."""
+    gc.disable()
+    try:
+        for number in _SIGNALS:
+            _signal(number, 0)  # SIG_DFL: the engine's handlers run no more here
+        _sigprocmask(2, _EMPTY_SIGSET, None)
+        _close_all_but(launch.keep)  # Popen's exec pipe too: the engine goes on
+        # (the parent is outside the namespace: getppid() says 0, nothing to check)
+        if _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            _fail(b"parent death signal")
+        _blank_cmdline()
+        for index, (path, text) in enumerate(launch.writes):
+            create = os.O_CREAT | os.O_TRUNC if index == len(launch.writes) - 1 else 0
+            fd = _open(path, os.O_WRONLY | os.O_CLOEXEC | create, 0o600)
+            if fd < 0 or _write(fd, text, len(text)) != len(text):
+                _fail(b"join " + path)
+            _close(fd)
+        _put(_OOM_ADJUST, b"-1000")  # the cgroup's OOM killer takes the stage, never pid 1
+        if _unshare(launch.flags) != 0:
+            _fail(b"unshare")
+        _prctl(PR_SET_NAME, ctypes.addressof(_NAME), 0, 0, 0)
+        for step, what in launch.build:
+            _call(step, what)
+        if _chdir(launch.root) != 0 or _chroot(b".") != 0:
+            _fail(b"chroot")
+        _sethostname(NAME, len(NAME))
+        stage = _fork()
+        if stage == 0:
+            _stage(launch)
+        while True:
+            pid = _waitpid(-1, ctypes.byref(_STATUS), 0)
+            if pid == stage:
+                _exit_with(_STATUS.value)
+            if pid < 0 and ctypes.get_errno() != 4:
+                _fail(b"wait")
+    except _SetupError:
+        pass
+    except BaseException:  # noqa: BLE001 (a forked child never unwinds into the engine)
+        os.write(2, b"sandbox: unexpected failure in pid 1\n")
+    os._exit(SETUP_FAILED)
+
+
+def _stage(launch: Launch) -> None:
+    """The stage: limits, identity, no capabilities, no_new_privs, seccomp, exec."""
+    try:
+        if _chdir(launch.workspace) != 0:
+            _fail(b"cd " + launch.workspace)
+        _put(_OOM_ADJUST, b"0")
+        for resource, limit in launch.limits:
+            if _setrlimit(resource, ctypes.byref(limit)) != 0:
+                _fail(b"rlimit")
+        if launch.uid is not None:
+            for cap in range(launch.last_cap + 1):
+                if _prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() != 22:
+                    _fail(b"bounding set")
+            uid = launch.uid
+            if _setgroups(0, None) != 0 or _setresgid(uid, uid, uid) != 0:
+                _fail(b"group")
+            if _setresuid(uid, uid, uid) != 0:
+                _fail(b"uid")
+            header = _CapHeader(CAPABILITY_VERSION_3, 0)
+            data = (_CapData * 2)()
+            if _capset(ctypes.byref(header), data) != 0:
+                _fail(b"capabilities")
+            _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+        if _prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            _fail(b"no_new_privs")
+        if launch.seccomp is not None:
+            filter_at = ctypes.addressof(launch.seccomp)
+            if _prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, filter_at, 0, 0) != 0:
+                _fail(b"seccomp")
+        for program in launch.programs:
+            _execve(program, launch.argv, launch.envp)
+        _fail(b"cannot run " + launch.programs[-1])
+    except _SetupError:
+        os._exit(NOT_FOUND if ctypes.get_errno() in (2, 13) else SETUP_FAILED)
+    except BaseException:  # noqa: BLE001 (a forked child never unwinds into the engine)
+        os.write(2, b"sandbox: unexpected failure in the stage\n")
+    os._exit(SETUP_FAILED)
+
+
+def _put(path: bytes, text: bytes) -> None:
+    """Write ``text`` to ``path`` if it can be (no such file: nothing)."""
+    fd = _open(path, os.O_WRONLY | os.O_CLOEXEC)
+    if fd >= 0:
+        _write(fd, text, len(text))
+        _close(fd)
+
+
+def _close_all_but(keep: list[int]) -> None:
+    low = 3
+    for fd in [*keep, -1]:
+        high = fd - 1 if fd >= 0 else 0xFFFFFFFF
+        if high >= low and _syscall(SYS_CLOSE_RANGE, low, high, 0) != 0:
+            os.closerange(low, high + 1 if fd >= 0 else 65536)
+        low = fd + 1
+
+
+def _blank_cmdline() -> None:
+    where = _cmdline()
+    if where is None:
+        return
+    begin, end = where
+    if end > begin:
+        ctypes.memset(begin, 0, end - begin)
+        ctypes.memmove(begin, NAME, min(len(NAME), end - begin - 1))
