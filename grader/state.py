@@ -158,6 +158,12 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
+def _iso_exact(moment: datetime) -> str:
+    """To the microsecond: grades and overrides are put in one history by these times,
+    and an override and the regrade after it often fall in the same second."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 @dataclass(frozen=True)
 class SubmissionRow:
     """One attempt to run one student's archive on an engine."""
@@ -447,7 +453,7 @@ class State:
         self.db.execute(
             "INSERT INTO grades (run_id, assignment, student_id, status, score, outcome_json,"
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (run_id, assignment, student_id, status, score, outcome_json, _iso(self.clock())),
+            (run_id, assignment, student_id, status, score, outcome_json, _iso_exact(self.clock())),
         )
 
     def latest_grades(self, assignment: str) -> list[StoredGrade]:
@@ -482,7 +488,7 @@ class State:
         graded_score: float | None,
     ) -> StoredOverride:
         """Store an override; one already active for the student is ended ("replaced")."""
-        now = _iso(self.clock())
+        now = _iso_exact(self.clock())
         with self.transaction():
             self.db.execute(
                 "UPDATE overrides SET removed_at = ?, removed_reason = ? WHERE assignment = ?"
@@ -505,7 +511,7 @@ class State:
             return None
         self.db.execute(
             "UPDATE overrides SET removed_at = ?, removed_reason = ? WHERE id = ?",
-            (_iso(self.clock()), reason, active.id),
+            (_iso_exact(self.clock()), reason, active.id),
         )
         return self._override(active.id)
 

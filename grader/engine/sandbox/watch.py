@@ -25,6 +25,7 @@ from grader.engine.spec import Cancel
 from grader.errors import SandboxError
 
 POLL_SECONDS = 0.05  # memory, time and cancel checks
+_LAYOUT = slice(23, 26)  # stat fields 26-28 after the command: startcode, endcode, startstack
 DISK_POLL_SECONDS = POLL_SECONDS  # at least; a slow walk (many files) spaces them out
 MAX_FILES = 100_000  # entries in the writable folders; more is a disk-limit kill
 
@@ -309,7 +310,13 @@ class _Watch:
         self.pids = stage_processes(self.cell.uid if self.alone else None, self.process.pid)
         # the unshare cell's pid 1 is a fork of this engine: its memory is ours, not the stage's
         ours = self.process.pid if self.cell.kind == "unshare" else None
-        samples = [memory_kb(pid) for pid in self.pids if pid != ours]
+        # so is a stage process forked from it that has not exec'd yet (same code and stack
+        # addresses as this engine, which no exec'd program has under ASLR)
+        samples = [
+            memory_kb(pid)
+            for pid in self.pids
+            if pid != ours and not (ours is not None and _is_engine_fork(pid))
+        ]
         used = sum(now for now, _ in samples)
         self.peak_kb = max(self.peak_kb, used, *(peak for _, peak in samples))
         if used > self.cell.limits.memory_mb * 1024:
@@ -400,3 +407,23 @@ def disk_usage(roots: Sequence[Path], pids: Sequence[int]) -> tuple[int, int]:
         except OSError:
             pass
     return used, files
+
+
+def _layout(stat: str) -> list[str]:
+    return stat[stat.rindex(")") + 2 :].split()[_LAYOUT]
+
+
+try:
+    _ENGINE_LAYOUT = _layout(Path("/proc/self/stat").read_text())
+except (OSError, ValueError):
+    _ENGINE_LAYOUT = []
+
+
+def _is_engine_fork(pid: int) -> bool:
+    """``pid`` is still a copy of this engine (forked, not yet exec'd): its memory is ours."""
+    try:
+        return bool(_ENGINE_LAYOUT) and _layout(Path(f"/proc/{pid}/stat").read_text()) == (
+            _ENGINE_LAYOUT
+        )
+    except (OSError, ValueError):
+        return False
