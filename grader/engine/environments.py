@@ -47,6 +47,25 @@ READY = "ready"  # written last: its text is `uv pip freeze` of the built enviro
 BUILD_TIMEOUT = 600.0  # seconds for one environment's venv and install
 RETRY_FAILED_SECONDS = 60.0  # a failed build is not tried again sooner than this
 MAX_REQUIREMENTS_BYTES = 64 * 1024
+UV_ENVIRONMENT = (  # the variables uv is given (prefixes): index, proxies, certificates, cache
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_",
+    "TMPDIR",
+    "XDG_",
+    "UV_",
+    "PIP_",
+    "SSL_CERT",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+)
 UV_DECORATIONS = "\u00d7\u2570\u2500\u25b6\u2502\u251c "  # the tree uv draws around a message
 
 
@@ -223,7 +242,8 @@ class Environments:
         log.info("environment of project %s ready in %.1f s", project, seconds)
 
     def _uv_run(self, argv: list[str], project: str) -> str:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("VIRTUAL_")}
+        # only what uv needs: no token (engine, LMS) reaches a package's build script
+        env = {key: value for key, value in os.environ.items() if key.startswith(UV_ENVIRONMENT)}
         env["UV_NO_PROGRESS"] = "1"
         try:
             done = subprocess.run(
