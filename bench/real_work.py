@@ -128,6 +128,14 @@ def main() -> int:
     print(f"  bare pytest, one after another: {s:7.1f} s  -> grader takes {g / s:.2f}x")
     print(f"  bare pytest, 2 at a time:       {p:7.1f} s  -> grader takes {g / p:.2f}x")
     print(f"  per student: grader {g / n * 1000:.0f} ms, bare pytest {s / n * 1000:.0f} ms")
+    if not correct:  # name what differed, so a red CI run says why
+        for i, outcome in enumerate(report.summary.outcomes):
+            print(
+                f"  {outcome.student.id}: score {scores[i]} (expected {expected_scores[i]}),"
+                f" engine {outcome.engine_status}, attempts {outcome.attempts},"
+                f" pytest {codes[i]}/{codes_2[i]} (expected {expected_codes[i]})"
+                f" {outcome.reason} {outcome.debug_log[-300:]!r}"
+            )
     return 0 if correct else 1
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.state import SubmissionRow
 from tests.support.course_kit import STUDENTS, make_course
 from tests.support.crashkit import (
     Trigger,
@@ -72,7 +73,16 @@ def test_ctrl_c_lets_running_submissions_finish_and_the_next_run_resumes(
     resumed = run_grade(course, tmp_path / "logs", None, name="resumed")
 
     assert resumed.returncode == 1, resumed.stderr  # s07 has no repository
-    assert f"submissions created: {GRADABLE - len(graded_before)}" in resumed.stdout
+
+    def rows_seen(rows: list[SubmissionRow]) -> list[tuple[object, ...]]:
+        return [(r.student_id, r.state, r.engine_id, r.status_code, r.detail) for r in rows]
+
+    assert f"submissions created: {GRADABLE - len(graded_before)}" in resumed.stdout, (
+        resumed.stdout,
+        rows_seen(rows),
+        rows_seen(grader_rows(course)),
+        [log.read_text()[-5000:] for log in sorted((course / ".grader" / "logs").glob("*.log"))],
+    )
     assert f"reused: {len(graded_before)}" in resumed.stdout
     gradebook = (course / "out" / "calc" / "gradebook.csv").read_text()
     assert gradebook.count(",graded,") == GRADABLE

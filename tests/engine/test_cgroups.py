@@ -257,6 +257,47 @@ def test_a_dead_engines_groups_are_killed_and_removed() -> None:
         (BASE / "unused-marker").unlink(missing_ok=True)
 
 
+@needs_root
+@needs_cgroups
+def test_a_dead_engine_swept_by_another_engine_first_is_skipped() -> None:
+    # two engines starting together both find the dead one; the second must not fail
+    # (it did: an engine's first stage ended as status 20 with "No such file or directory")
+    ready = cgroups._ready()
+    name = f"{os.getpid()}-sweptaway"
+    for hierarchy, parent in ready.parents:
+        (parent.parent / name / "stage-left").mkdir(parents=True)
+
+        def swept_by_another(engine: str, hierarchy: Hierarchy = hierarchy) -> bool:
+            if engine == name:  # listed, then removed by the other engine's sweep
+                folder = hierarchy.own / PARENT / name
+                (folder / "stage-left").rmdir()
+                folder.rmdir()
+                return False
+            return is_live(engine)
+
+        cgroups.sweep(hierarchy, swept_by_another)
+        assert not (parent.parent / name).exists()
+
+
+def test_an_engines_slots_starting_together_make_one_engine_folder(tmp_path: Path) -> None:
+    code = """
+import threading
+from grader.engine.sandbox import cgroups, tmpfs
+seen, start = [], threading.Barrier(8)
+def first_stage():
+    start.wait()
+    seen.append((tmpfs.engine_folder(), cgroups._ready().marker_folder))
+threads = [threading.Thread(target=first_stage) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(set(seen)), len(seen))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.split() == ["1", "8"], done.stdout + done.stderr
+
+
 @needs_sandbox
 @pytest.mark.sandbox
 @needs_cgroups

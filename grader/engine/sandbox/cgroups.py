@@ -50,6 +50,7 @@ import logging
 import os
 import secrets
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -378,7 +379,11 @@ def sweep(hierarchy: Hierarchy, alive: Callable[[str], bool]) -> None:
     for engine in engines:
         if alive(engine.name):
             continue
-        for stage in [entry for entry in engine.iterdir() if entry.is_dir()]:
+        try:
+            stages = [entry for entry in engine.iterdir() if entry.is_dir()]
+        except OSError:  # another engine process swept it first
+            continue
+        for stage in stages:
             _kill_all(stage, KILL_SECONDS)
             _rmdir(stage)
         _rmdir(engine)
@@ -393,8 +398,18 @@ class Ready:
     marker_folder: Path | None
 
 
-@functools.cache
 def _ready() -> Ready:
+    """``_prepare``'s answer, worked out once: an engine's slots start their first stages
+    at the same moment, and two sweeps or two engine folders would race each other."""
+    with _PREPARING:
+        return _prepare()
+
+
+_PREPARING = threading.Lock()
+
+
+@functools.cache
+def _prepare() -> Ready:
     from grader.engine.sandbox import tmpfs  # the engine's name and its liveness
 
     if os.geteuid() != 0:

@@ -20,6 +20,7 @@ import functools
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
@@ -69,10 +70,19 @@ def capped(cell: Cell) -> Iterator[Cell]:
                 target.rmdir()
 
 
-@functools.cache
 def engine_folder() -> Path:
     """This engine process's folder under ``BASE`` (after sweeping dead engines' folders);
-    its name also names the engine's cgroups (``cgroups``)."""
+    its name also names the engine's cgroups (``cgroups``). Made once per process, however
+    many slots ask for it at the same moment."""
+    with _MAKING:
+        return _make_engine_folder()
+
+
+_MAKING = threading.Lock()
+
+
+@functools.cache
+def _make_engine_folder() -> Path:
     BASE.mkdir(mode=0o700, exist_ok=True)
     sweep()
     fd, name = tempfile.mkstemp(prefix=f"{os.getpid()}-", suffix=".lock", dir=BASE)
@@ -96,7 +106,10 @@ def sweep() -> None:
             except BlockingIOError:
                 continue  # a live engine's
             folder = lock.with_suffix("")
-            stages = list(folder.iterdir()) if folder.is_dir() else []
+            try:
+                stages = list(folder.iterdir()) if folder.is_dir() else []
+            except OSError:  # another engine process swept it first
+                continue
             for stage in stages:
                 if not stage.is_dir():  # a cgroup join marker (cgroups.Group)
                     with suppress(OSError):
