@@ -20,11 +20,12 @@ from grader.errors import ConfigError
 from grader.lock import course_lock
 from grader.outputs import assignment_hidden_material, default_out_root, stored_outcomes
 from grader.publish.canvas import CanvasJob, CanvasPublisher
-from grader.publish.canvas_api import CanvasClient, CanvasSettingsForClient, Sleep
+from grader.publish.canvas_api import CanvasClient, canvas_settings
 from grader.publish.git import GitJob, GitPublisher
 from grader.publish.ledger import Ledger
+from grader.publish.lms_http import LmsHttpSettings, Sleep
 from grader.publish.moodle import MoodleJob, MoodlePublisher
-from grader.publish.moodle_api import MoodleClient, MoodleSettingsForClient
+from grader.publish.moodle_api import MoodleClient, moodle_settings
 from grader.publish.plan import feedback_text, grade_value
 from grader.publish.results import PublishLine, PublishReport
 from grader.reports.lms.moodle import IDENTITIES
@@ -127,7 +128,7 @@ def _publish_canvas(
             dry_run=options.dry_run,
             feedback_only=options.feedback_only,
         )
-        client_settings = CanvasSettingsForClient(base_url=settings.url, token=token)
+        client_settings = canvas_settings(settings.url, token)
         lines, settled = asyncio.run(
             _run_canvas(job, client_settings, Ledger(state, clock=clock), sleep)
         )
@@ -178,7 +179,7 @@ def _publish_moodle(
             feedback=_feedback(course, assignment, views, now, feedback_only=options.feedback_only),
             dry_run=options.dry_run,
         )
-        client_settings = MoodleSettingsForClient(base_url=settings.url, token=token)
+        client_settings = moodle_settings(settings.url, token)
         lines, settled = asyncio.run(
             _run_moodle(job, client_settings, Ledger(state, clock=clock), sleep)
         )
@@ -187,7 +188,7 @@ def _publish_moodle(
 
 
 async def _run_moodle(
-    job: MoodleJob, settings: MoodleSettingsForClient, ledger: Ledger, sleep: Sleep
+    job: MoodleJob, settings: LmsHttpSettings, ledger: Ledger, sleep: Sleep
 ) -> tuple[list[PublishLine], int]:
     async with MoodleClient(settings, sleep=sleep) as client:
         return await MoodlePublisher(job, client, ledger).run()
@@ -236,7 +237,7 @@ def _check_state(course: Course, assignment: Assignment) -> None:
 
 
 async def _run_canvas(
-    job: CanvasJob, settings: CanvasSettingsForClient, ledger: Ledger, sleep: Sleep
+    job: CanvasJob, settings: LmsHttpSettings, ledger: Ledger, sleep: Sleep
 ) -> tuple[list[PublishLine], int]:
     async with CanvasClient(settings, sleep=sleep) as client:
         return await CanvasPublisher(job, client, ledger).run()

@@ -13,10 +13,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from grader.config import CanvasSettings
 from grader.errors import LmsError, LmsUnauthorizedError, LmsUnreachableError
+from grader.publish.bulk import BulkPublisher, PublishJob, Settled
 from grader.publish.canvas_api import (
     CanvasClient,
     CanvasProgress,
@@ -24,28 +25,19 @@ from grader.publish.canvas_api import (
     CanvasUser,
     canvas_names,
 )
-from grader.publish.ledger import LastSent, Ledger, Publication
-from grader.publish.plan import Delivery, grade_value, plan_delivery, with_ref
-from grader.publish.results import LineResult, PublishLine
+from grader.publish.ledger import Ledger, Publication
+from grader.publish.plan import Delivery, with_ref
+from grader.publish.results import PublishLine
 from grader.reports.feedback import number_text
-from grader.reports.student_view import StudentView
 from grader.roster import Student
 
-BULK_SIZE = 50  # students per update_grades request
 
-
-@dataclass(frozen=True)
-class CanvasJob:
-    """One assignment's publish to Canvas: who, what, and how."""
+@dataclass(frozen=True, kw_only=True)
+class CanvasJob(PublishJob):
+    """One assignment's publish to Canvas: where, besides who and what."""
 
     settings: CanvasSettings
     assignment_id: str  # Canvas's id of the assignment
-    target: str  # the ledger's key for this course and assignment
-    assignment: str  # our assignment id
-    views: tuple[StudentView, ...]
-    feedback: Mapping[str, str]  # student id -> feedback text
-    dry_run: bool = False
-    feedback_only: bool = False
 
 
 def match_student(student: Student, names: Mapping[str, CanvasUser]) -> CanvasUser | None:
@@ -59,90 +51,35 @@ def match_student(student: Student, names: Mapping[str, CanvasUser]) -> CanvasUs
     return None
 
 
-def _unknown_detail(student: Student) -> str:
-    for column, value in (
-        ("canvas_id", student.canvas_id),
-        ("sis_user_id", student.sis_user_id),
-        ("sis_login_id", student.sis_login_id),
-    ):
-        if value:
-            return f"no student with {column} {value!r} in the Canvas course"
-    return "no canvas_id, sis_user_id or sis_login_id in the roster"
-
-
-class CanvasPublisher:
+class CanvasPublisher(BulkPublisher[CanvasUser]):
     """Runs one ``CanvasJob`` against Canvas, recording every send in the ledger."""
 
     def __init__(self, job: CanvasJob, client: CanvasClient, ledger: Ledger) -> None:
-        self.job = job
+        super().__init__(job, ledger)
+        self.job: CanvasJob = job
         self.client = client
-        self.ledger = ledger
         self.course_id = job.settings.course_id
 
     async def run(self) -> tuple[list[PublishLine], int]:
         """Every student's line, and how many rows of an interrupted run were settled."""
         names = canvas_names(await self.client.students(self.course_id))
-        pending = (
-            [] if self.job.dry_run else self.ledger.pending(self.job.target, self.job.assignment)
-        )
+        pending = self.open_rows()
         if pending:
             await self._settle(pending)
-        unsettled = {
-            r.student_id for r in self.ledger.pending(self.job.target, self.job.assignment)
-        }
-        canvas_values = await self._canvas_values() if self.job.dry_run else {}
-        last = self.ledger.last_sent(self.job.target, self.job.assignment)
-        lines: dict[str, PublishLine] = {}
-        outgoing: list[tuple[Delivery, CanvasUser]] = []
-        for view in self.job.views:
-            student_id = view.student.student_id
-            user = match_student(view.student, names)
-            old = last[student_id].value if student_id in last else None
-            if user is not None and self.job.dry_run:
-                old = canvas_values.get(user.id, old)
-            new = "" if self.job.feedback_only else (grade_value(view) or "")
-            result, detail = self._decide(view, user, last, unsettled)
-            if result == "pending" and isinstance(detail, Delivery) and user is not None:
-                outgoing.append((detail, user))
-            why = detail.why if isinstance(detail, Delivery) else detail
-            lines[student_id] = PublishLine(
-                student_id, view.student.name, old or "", new, result, why
-            )
-        for start in range(0, len(outgoing), BULK_SIZE):
-            for student_id, result, why in await self._send(outgoing[start : start + BULK_SIZE]):
-                lines[student_id] = replace(
-                    lines[student_id], result=result, detail=why or lines[student_id].detail
-                )
-        return [lines[v.student.student_id] for v in self.job.views], len(pending)
+        self.unsettled = {r.student_id for r in self.open_rows()}
+        current = await self._canvas_values() if self.job.dry_run else {}
+        lines = await self.publish(lambda student: match_student(student, names), current)
+        return lines, len(pending)
 
-    def _decide(
-        self,
-        view: StudentView,
-        user: CanvasUser | None,
-        last: Mapping[str, LastSent],
-        unsettled: set[str],
-    ) -> tuple[LineResult, str | Delivery]:
-        """What happens to one student: a result and why (a Delivery when one goes out)."""
-        student_id = view.student.student_id
-        if student_id not in self.job.feedback or (
-            grade_value(view) is None and not self.job.feedback_only
+    def unknown_detail(self, student: Student) -> str:
+        for column, value in (
+            ("canvas_id", student.canvas_id),
+            ("sis_user_id", student.sis_user_id),
+            ("sis_login_id", student.sis_login_id),
         ):
-            return "not graded", view.reason
-        if user is None:
-            return "unknown", _unknown_detail(view.student)
-        if student_id in unsettled:
-            return "pending", "an earlier send is not confirmed yet"
-        delivery = plan_delivery(
-            view,
-            self.job.feedback[student_id],
-            last.get(student_id, LastSent()),
-            feedback_only=self.job.feedback_only,
-        )
-        if delivery is None:
-            return "unchanged", ""
-        if self.job.dry_run:
-            return "would send", delivery.why
-        return "pending", delivery
+            if value:
+                return f"no student with {column} {value!r} in the Canvas course"
+        return "no canvas_id, sis_user_id or sis_login_id in the roster"
 
     async def _canvas_values(self) -> dict[str, str]:
         values = {}
@@ -154,22 +91,8 @@ class CanvasPublisher:
         return values
 
     # sending ----------------------------------------------------------------------------
-    async def _send(
-        self, batch: Sequence[tuple[Delivery, CanvasUser]]
-    ) -> list[tuple[str, LineResult, str]]:
-        rows: list[Publication] = []
-        with self.ledger.state.transaction():
-            for delivery, user in batch:
-                rows.append(
-                    self.ledger.begin(
-                        self.job.target,
-                        self.job.assignment,
-                        delivery.student_id,
-                        recipient=user.id,
-                        value=delivery.value,
-                        comment_sha256=delivery.comment_sha256,
-                    )
-                )
+    async def send(self, batch: Sequence[tuple[Delivery, CanvasUser]]) -> list[Settled]:
+        rows = self.begin(batch)
         comments = {
             row.id: with_ref(d.comment, row.ref) for row, (d, _) in zip(rows, batch, strict=True)
         }
@@ -188,7 +111,7 @@ class CanvasPublisher:
 
     async def _after_job(
         self, rows: Sequence[Publication], progress: CanvasProgress, comments: Mapping[int, str]
-    ) -> list[tuple[str, LineResult, str]]:
+    ) -> list[Settled]:
         if progress.workflow_state == "completed":
             self.ledger.sent(rows)
             return [(r.student_id, "sent", "") for r in rows]
@@ -204,14 +127,12 @@ class CanvasPublisher:
         # a failed job may have reached some students: whoever carries the ref got it
         reached, missed = self._reached(rows, await self._comments())
         self.ledger.sent(reached)
-        results: list[tuple[str, LineResult, str]] = [(r.student_id, "sent", "") for r in reached]
+        results: list[Settled] = [(r.student_id, "sent", "") for r in reached]
         for row in missed:
             results.append(await self._send_one(row, comments[row.id], progress.message))
         return results
 
-    async def _send_one(
-        self, row: Publication, comment: str, why: str
-    ) -> tuple[str, LineResult, str]:
+    async def _send_one(self, row: Publication, comment: str, why: str) -> Settled:
         try:
             await self.client.grade_one(
                 self.course_id,
@@ -223,8 +144,7 @@ class CanvasPublisher:
         except (LmsUnreachableError, LmsUnauthorizedError):
             raise  # unanswered: the row stays 'sending' for the next run to settle
         except LmsError as exc:
-            self.ledger.failed([row], str(exc))
-            return row.student_id, "failed", str(exc)
+            return self.refused(row, exc)
         self.ledger.sent([row], f"one at a time after the bulk job failed: {why}".strip(": "))
         return row.student_id, "sent", ""
 

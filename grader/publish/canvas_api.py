@@ -1,9 +1,9 @@
 """Canvas's REST API, the parts `grader publish --to canvas` needs, resilient under throttling.
 
-Every request goes through one path: a requests-per-second limiter, a tenacity retry
-loop, one HTTP exchange, and the error mapping. The token travels in the
-``Authorization: Bearer`` header (never a URL), is scrubbed from logs by a
-``TokenFilter`` and never appears in an error text.
+Every request goes through the shared loop of ``lms_http.py`` (limiter, retries, one
+exchange); this module reads Canvas's answers. The token travels in the
+``Authorization: Bearer`` header (never a URL), only to the configured host, is
+scrubbed from logs by a ``TokenFilter`` and never appears in an error text.
 
 Canvas throttles by cost (a leaky bucket per token): a throttled request is answered
 ``403 Forbidden (Rate Limit Exceeded)`` and was *not* performed, so it is retried with
@@ -17,29 +17,16 @@ follow the ``Link: <...>; rel="next"`` header, only on the configured host.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from types import TracebackType
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
-from aiolimiter import AsyncLimiter
-from tenacity import AsyncRetrying, RetryCallState
 
-from grader.api.redact import TokenFilter
-from grader.api.retry import RetryPolicy, backoff, parse_retry_after
-from grader.errors import (
-    LmsError,
-    LmsThrottledError,
-    LmsUnauthorizedError,
-    LmsUnreachableError,
-)
-
-log = logging.getLogger("grader.publish")
-
-Sleep = Callable[[float], Awaitable[None]]
+from grader.api.retry import RetryPolicy, parse_retry_after
+from grader.errors import LmsError, LmsThrottledError, LmsUnauthorizedError
+from grader.publish.lms_http import LmsHttp, LmsHttpSettings, Sleep
 
 LMS = "Canvas"
 PER_PAGE = 100  # Canvas's usual ceiling for per_page
@@ -85,65 +72,51 @@ class CanvasProgress:
         return self.workflow_state in ("completed", "failed")
 
 
-@dataclass(frozen=True)
-class CanvasSettingsForClient:
-    """Where Canvas is; ``repr`` never shows the token."""
-
-    base_url: str
-    token: str = field(repr=False)
-    requests_per_second: float = DEFAULT_RPS
-    timeout: float = 30.0
-    retry: RetryPolicy = RETRY_POLICY
+def canvas_settings(base_url: str, token: str) -> LmsHttpSettings:
+    """Canvas at ``base_url`` (the site's address) with its rate and retry defaults."""
+    return LmsHttpSettings(
+        LMS, base_url, token, requests_per_second=DEFAULT_RPS, timeout=30.0, retry=RETRY_POLICY
+    )
 
 
 class _BearerToken(httpx.Auth):
-    def __init__(self, token: str) -> None:
+    """The token in the ``Authorization`` header, and only for requests to ``host``."""
+
+    def __init__(self, token: str, host: str) -> None:
         self._token = token
+        self._host = host
 
     def auth_flow(self, request: httpx.Request) -> Any:
-        request.headers["Authorization"] = f"Bearer {self._token}"
+        if request.url.host == self._host:
+            request.headers["Authorization"] = f"Bearer {self._token}"
         yield request
 
     def __repr__(self) -> str:
         return "_BearerToken('***')"
 
 
-class CanvasClient:
+class CanvasClient(LmsHttp):
     """Async access to one Canvas instance for one token."""
 
     def __init__(
         self,
-        settings: CanvasSettingsForClient,
+        settings: LmsHttpSettings,
         *,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.settings = settings
-        self.redaction = TokenFilter(settings.token)
-        self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
-        self._limiter = AsyncLimiter(settings.requests_per_second, 1.0)
-        self._host = httpx.URL(settings.base_url).host
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url.rstrip("/") + "/api/v1",
-            auth=_BearerToken(settings.token),
-            timeout=settings.timeout,
+        host = httpx.URL(settings.base_url).host
+        super().__init__(
+            replace(settings, base_url=settings.base_url.rstrip("/") + "/api/v1"),
+            sleep=sleep,
+            rng=rng,
             transport=transport,
+            auth=_BearerToken(settings.token, host),
             headers={"Accept": "application/json+canvas-string-ids, application/json"},
         )
-        self.requests = 0
+        self._host = host
         self.throttled = 0
-
-    async def __aenter__(self) -> CanvasClient:
-        self.redaction.attach()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._http.aclose()
-        self.redaction.detach()
 
     # reads ------------------------------------------------------------------------------
     async def students(self, course_id: str) -> list[CanvasUser]:
@@ -175,7 +148,7 @@ class CanvasClient:
         """Poll a Progress until it completes or fails (or PROGRESS_TIMEOUT passes)."""
         waited, interval = 0.0, PROGRESS_POLL
         while not progress.done and waited < PROGRESS_TIMEOUT:
-            await self._sleep(interval)
+            await self.sleep(interval)
             waited += interval
             interval = min(PROGRESS_POLL_CAP, interval * 1.5)
             progress = await self.progress(progress.id)
@@ -246,36 +219,11 @@ class CanvasClient:
         write: bool,
     ) -> httpx.Response:
         where = f"{method} {httpx.URL(path).path}"
-        retrying = AsyncRetrying(
-            sleep=self._sleep,
-            stop=self._stop,
-            wait=self._wait,
-            retry=_retry_if(write),
-            before_sleep=lambda state: log.info(
-                "%s: %s, retrying in %.1f s", where, _error_of(state), state.upcoming_sleep
-            ),
-            reraise=True,
+        return await self.send(
+            method, path, self._check, where=where, idempotent=not write, params=params, data=data
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._exchange(method, path, params, data, where)
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    async def _exchange(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None,
-        data: Mapping[str, str] | None,
-        where: str,
-    ) -> httpx.Response:
-        async with self._limiter:
-            self.requests += 1
-            try:
-                response = await self._http.request(method, path, params=params, data=data)
-            except httpx.TransportError as exc:
-                detail = self.redaction.redact(f"{type(exc).__name__}: {exc}")
-                raise LmsUnreachableError(f"{LMS}: {where}: {detail}", lms=LMS) from None
+    async def _check(self, response: httpx.Response, where: str) -> httpx.Response:
         await self._pace(response)
         if response.is_success:
             return response
@@ -285,7 +233,7 @@ class CanvasClient:
         remaining = _number(response.headers.get("X-Rate-Limit-Remaining"))
         if remaining is not None and remaining < LOW_BUCKET:
             # the bucket refills continuously: the emptier it is, the longer we let it
-            await self._sleep(LOW_BUCKET_PAUSE * (1 + (LOW_BUCKET - max(remaining, 0)) / 50))
+            await self.sleep(LOW_BUCKET_PAUSE * (1 + (LOW_BUCKET - max(remaining, 0)) / 50))
 
     def _error(self, response: httpx.Response, where: str) -> LmsError:
         status = response.status_code
@@ -298,40 +246,6 @@ class CanvasClient:
             return LmsUnauthorizedError(f"{LMS} refused the access token (HTTP 401)", lms=LMS)
         message = _error_message(response) or text.strip() or response.reason_phrase
         return LmsError(f"{LMS}: {where}: {message} (HTTP {status})", lms=LMS, http_status=status)
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        asked = exc.retry_after if isinstance(exc, LmsThrottledError) else None
-        if asked is not None:
-            return min(asked, self.settings.retry.backoff_cap)
-        return backoff(state.attempt_number, self.settings.retry, rng=self._rng)
-
-    def _stop(self, state: RetryCallState) -> bool:
-        policy = self.settings.retry
-        spent = max(state.idle_for, state.seconds_since_start or 0.0)
-        return (
-            state.attempt_number >= policy.max_attempts
-            or spent + state.upcoming_sleep > policy.deadline
-        )
-
-
-def _retry_if(write: bool) -> Callable[[RetryCallState], bool]:
-    def check(state: RetryCallState) -> bool:
-        exc = state.outcome.exception() if state.outcome and state.outcome.failed else None
-        if isinstance(exc, LmsThrottledError):
-            return True  # Canvas did nothing: safe for writes too
-        if write or exc is None:
-            return False  # an unanswered write may have happened: the ledger settles it
-        if isinstance(exc, LmsUnreachableError):
-            return True
-        return isinstance(exc, LmsError) and (exc.http_status or 0) >= 500
-
-    return check
-
-
-def _error_of(state: RetryCallState) -> str:
-    exc = state.outcome.exception() if state.outcome else None
-    return str(exc) if exc else "no answer"
 
 
 def _number(text: str | None) -> float | None:

@@ -13,42 +13,36 @@ feedback starts with the sentence saying what changed, as on Canvas.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from grader.errors import LmsError, LmsUnauthorizedError, LmsUnreachableError
-from grader.publish.ledger import LastSent, Ledger, Publication
+from grader.publish.bulk import BulkPublisher, PublishJob, Settled
+from grader.publish.ledger import Ledger, Publication
 from grader.publish.moodle_api import MoodleClient, MoodleGrade, MoodleUser
-from grader.publish.plan import Delivery, grade_value, plan_delivery
-from grader.publish.results import LineResult, PublishLine
+from grader.publish.plan import Delivery, grade_value
+from grader.publish.results import PublishLine
 from grader.reports.lms.moodle import IDENTITIES
 from grader.reports.student_view import StudentView
+from grader.roster import Student
 
-BULK_SIZE = 50
 FIELDS = {"email": "email", "idnumber": "idnumber"}  # moodle_identity -> the user field
 
 
-@dataclass(frozen=True)
-class MoodleJob:
+@dataclass(frozen=True, kw_only=True)
+class MoodleJob(PublishJob):
     assignment_id: str  # Moodle's assign instance id
     identity: str  # "email" or "idnumber"
-    target: str
-    assignment: str
-    views: tuple[StudentView, ...]
-    feedback: Mapping[str, str]
-    dry_run: bool = False
 
 
-class MoodlePublisher:
+class MoodlePublisher(BulkPublisher[MoodleUser]):
     def __init__(self, job: MoodleJob, client: MoodleClient, ledger: Ledger) -> None:
-        self.job = job
+        super().__init__(job, ledger)
+        self.job: MoodleJob = job
         self.client = client
-        self.ledger = ledger
 
     async def run(self) -> tuple[list[PublishLine], int]:
-        pending = (
-            [] if self.job.dry_run else self.ledger.pending(self.job.target, self.job.assignment)
-        )
+        pending = self.open_rows()
         self.ledger.failed(
             pending, "left open by an interrupted run; Moodle overwrites, sent again"
         )
@@ -56,71 +50,22 @@ class MoodlePublisher:
         wanted = sorted({identity.of(v.student) for v in self.job.views} - {""})
         users = await self.client.users_by_field(FIELDS[self.job.identity], wanted)
         current = await self.client.grades(self.job.assignment_id) if self.job.dry_run else {}
-        last = self.ledger.last_sent(self.job.target, self.job.assignment)
-        lines: dict[str, PublishLine] = {}
-        outgoing: list[tuple[Delivery, MoodleUser]] = []
-        for view in self.job.views:
-            student_id = view.student.student_id
-            user = users.get(identity.of(view.student))
-            old = last[student_id].value if student_id in last else None
-            if user is not None and self.job.dry_run:
-                old = current.get(user.id, old)
-            result, detail = self._decide(view, user, last)
-            if isinstance(detail, Delivery) and user is not None:
-                outgoing.append((detail, user))
-            why = detail.why if isinstance(detail, Delivery) else detail
-            new = grade_value(view) or ""
-            lines[student_id] = PublishLine(
-                student_id, view.student.name, old or "", new, result, why
-            )
-        for start in range(0, len(outgoing), BULK_SIZE):
-            for student_id, result, why in await self._send(outgoing[start : start + BULK_SIZE]):
-                lines[student_id] = replace(
-                    lines[student_id], result=result, detail=why or lines[student_id].detail
-                )
-        return [lines[v.student.student_id] for v in self.job.views], len(pending)
+        lines = await self.publish(lambda student: users.get(identity.of(student)), current)
+        return lines, len(pending)
 
-    def _decide(
-        self, view: StudentView, user: MoodleUser | None, last: Mapping[str, LastSent]
-    ) -> tuple[LineResult, str | Delivery]:
-        value = grade_value(view)
-        if value is None:
-            return "not graded", view.reason
-        if user is None:
-            field = IDENTITIES[self.job.identity].roster_field
-            found = getattr(view.student, field)
-            return (
-                "unknown",
-                f"no Moodle user with {FIELDS[self.job.identity]} {found!r}"
-                if found
-                else f"no {field} in the roster",
-            )
-        student_id = view.student.student_id
-        delivery = plan_delivery(
-            view, self.job.feedback[student_id], last.get(student_id, LastSent())
-        )
-        if delivery is None:
-            return "unchanged", ""
+    def unknown_detail(self, student: Student) -> str:
+        field = IDENTITIES[self.job.identity].roster_field
+        found = getattr(student, field)
+        if found:
+            return f"no Moodle user with {FIELDS[self.job.identity]} {found!r}"
+        return f"no {field} in the roster"
+
+    def delivered(self, delivery: Delivery, view: StudentView) -> Delivery:
         # Moodle keeps the feedback with the grade: a new text goes with the (same) grade
-        delivery = replace(delivery, value=value)
-        return ("would send", delivery.why) if self.job.dry_run else ("pending", delivery)
+        return replace(delivery, value=grade_value(view))
 
-    async def _send(
-        self, batch: Sequence[tuple[Delivery, MoodleUser]]
-    ) -> list[tuple[str, LineResult, str]]:
-        rows: list[Publication] = []
-        with self.ledger.state.transaction():
-            for delivery, user in batch:
-                rows.append(
-                    self.ledger.begin(
-                        self.job.target,
-                        self.job.assignment,
-                        delivery.student_id,
-                        recipient=user.id,
-                        value=delivery.value,
-                        comment_sha256=delivery.comment_sha256,
-                    )
-                )
+    async def send(self, batch: Sequence[tuple[Delivery, MoodleUser]]) -> list[Settled]:
+        rows = self.begin(batch)
         grades = [
             MoodleGrade(user.id, delivery.value or "", delivery.comment) for delivery, user in batch
         ]
@@ -135,13 +80,12 @@ class MoodlePublisher:
         self.ledger.sent(rows)
         return [(row.student_id, "sent", "") for row in rows]
 
-    async def _send_one(self, row: Publication, grade: MoodleGrade) -> tuple[str, LineResult, str]:
+    async def _send_one(self, row: Publication, grade: MoodleGrade) -> Settled:
         try:
             await self.client.save_grades(self.job.assignment_id, [grade])
         except (LmsUnreachableError, LmsUnauthorizedError):
             raise
         except LmsError as exc:
-            self.ledger.failed([row], str(exc))
-            return row.student_id, "failed", str(exc)
+            return self.refused(row, exc)
         self.ledger.sent([row])
         return row.student_id, "sent", ""

@@ -13,24 +13,15 @@ doubles anything: writes are retried like reads (dropped connections, 5xx, 429).
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from types import TracebackType
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from aiolimiter import AsyncLimiter
-from tenacity import AsyncRetrying, RetryCallState
 
-from grader.api.redact import TokenFilter
-from grader.api.retry import RetryPolicy, backoff
-from grader.errors import LmsError, LmsThrottledError, LmsUnauthorizedError, LmsUnreachableError
-from grader.publish.canvas_api import Sleep
-
-log = logging.getLogger("grader.publish")
+from grader.api.retry import RetryPolicy
+from grader.errors import LmsError, LmsThrottledError, LmsUnauthorizedError
+from grader.publish.lms_http import LmsHttp, LmsHttpSettings
 
 LMS = "Moodle"
 ENDPOINT = "/webservice/rest/server.php"
@@ -57,45 +48,15 @@ class MoodleGrade:
     feedback: str
 
 
-@dataclass(frozen=True)
-class MoodleSettingsForClient:
-    base_url: str
-    token: str = field(repr=False)
-    requests_per_second: float = 10.0
-    timeout: float = 60.0
-    retry: RetryPolicy = RETRY_POLICY
+def moodle_settings(base_url: str, token: str) -> LmsHttpSettings:
+    """The Moodle site at ``base_url`` with its rate and retry defaults."""
+    return LmsHttpSettings(
+        LMS, base_url.rstrip("/"), token, requests_per_second=10.0, timeout=60.0, retry=RETRY_POLICY
+    )
 
 
-class MoodleClient:
+class MoodleClient(LmsHttp):
     """Async access to one Moodle site's web services for one token."""
-
-    def __init__(
-        self,
-        settings: MoodleSettingsForClient,
-        *,
-        sleep: Sleep = asyncio.sleep,
-        rng: random.Random | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self.settings = settings
-        self.redaction = TokenFilter(settings.token)
-        self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
-        self._limiter = AsyncLimiter(settings.requests_per_second, 1.0)
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url.rstrip("/"), timeout=settings.timeout, transport=transport
-        )
-        self.requests = 0
-
-    async def __aenter__(self) -> MoodleClient:
-        self.redaction.attach()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._http.aclose()
-        self.redaction.detach()
 
     async def users_by_field(self, field_name: str, values: Sequence[str]) -> dict[str, MoodleUser]:
         """``core_user_get_users_by_field``: the users found, by the value asked for."""
@@ -146,36 +107,21 @@ class MoodleClient:
         await self.call("mod_assign_save_grades", form)
 
     async def call(self, function: str, form: Mapping[str, str]) -> Any:
-        """One web service function, retried on transient faults; its decoded answer."""
-        retrying = AsyncRetrying(
-            sleep=self._sleep,
-            stop=self._stop,
-            wait=lambda state: backoff(state.attempt_number, self.settings.retry, rng=self._rng),
-            retry=_transient,
-            before_sleep=lambda state: log.info(
-                "%s: %s, retrying in %.1f s", function, _error_of(state), state.upcoming_sleep
-            ),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                return await self._exchange(function, form)
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+        """One web service function, retried on transient faults; its decoded answer.
 
-    async def _exchange(self, function: str, form: Mapping[str, str]) -> Any:
+        Every call is retried like a read: a save overwrites, so it cannot double.
+        """
         data = {
             "wstoken": self.settings.token,
             "wsfunction": function,
             "moodlewsrestformat": "json",
             **form,
         }
-        async with self._limiter:
-            self.requests += 1
-            try:
-                response = await self._http.post(ENDPOINT, data=data)
-            except httpx.TransportError as exc:
-                detail = self.redaction.redact(f"{type(exc).__name__}: {exc}")
-                raise LmsUnreachableError(f"{LMS}: {function}: {detail}", lms=LMS) from None
+        return await self.send(
+            "POST", ENDPOINT, self._check, where=function, idempotent=True, data=data
+        )
+
+    async def _check(self, response: httpx.Response, function: str) -> Any:
         if response.status_code == 429:
             raise LmsThrottledError(f"{LMS}: {function}: throttled", lms=LMS)
         if not response.is_success:
@@ -198,23 +144,3 @@ class MoodleClient:
         if code in REFUSED_TOKEN:
             return LmsUnauthorizedError(f"{LMS} refused the web service token ({code})", lms=LMS)
         return LmsError(f"{LMS}: {function}: {message} ({code})", lms=LMS)
-
-    def _stop(self, state: RetryCallState) -> bool:
-        policy = self.settings.retry
-        spent = max(state.idle_for, state.seconds_since_start or 0.0)
-        return (
-            state.attempt_number >= policy.max_attempts
-            or spent + state.upcoming_sleep > policy.deadline
-        )
-
-
-def _transient(state: RetryCallState) -> bool:
-    exc = state.outcome.exception() if state.outcome and state.outcome.failed else None
-    if isinstance(exc, LmsThrottledError | LmsUnreachableError):
-        return True
-    return isinstance(exc, LmsError) and (exc.http_status or 0) >= 500
-
-
-def _error_of(state: RetryCallState) -> str:
-    exc = state.outcome.exception() if state.outcome else None
-    return str(exc) if exc else "no answer"

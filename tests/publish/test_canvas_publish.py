@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,31 +16,18 @@ from click.testing import CliRunner
 from grader.cli import main
 from grader.errors import LmsUnreachableError
 from grader.publish.results import PublishReport
-from grader.publishing import PublishOptions, publish
-from tests.support.fake_canvas import TOKEN, FakeCanvas, serve_canvas
+from tests.support.fake_canvas import TOKEN, FakeCanvas
 from tests.support.publish_kit import (
     CANVAS_ID,
-    CANVAS_USERS,
     HIDDEN_MESSAGE,
     HIDDEN_NAME,
+    SCORES,
+    Waits,
     make_course,
+    results,
+    run_publish,
     store_grades,
 )
-
-SCORES: dict[str, float | None] = {
-    "ada": 10,
-    "bob": 7,
-    "cyd": 4,
-    "dee": None,
-    "eve": 8,
-    "fay": 6,
-}
-
-
-@pytest.fixture
-def canvas() -> Iterator[FakeCanvas]:
-    with serve_canvas(FakeCanvas([dict(u) for u in CANVAS_USERS], page_size=2)) as server:
-        yield server
 
 
 @pytest.fixture
@@ -51,24 +37,8 @@ def course(tmp_path: Path, canvas: FakeCanvas) -> Path:
     return course
 
 
-class Waits:
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.seconds.append(seconds)
-
-
 def run(course: Path, waits: Waits | None = None, **options: object) -> PublishReport:
-    return publish(
-        PublishOptions(course, "hw1", "canvas", **options),  # type: ignore[arg-type]
-        environ={"CANVAS_TOKEN": TOKEN},
-        sleep=waits or Waits(),
-    )
-
-
-def results(report: PublishReport) -> dict[str, str]:
-    return {line.student_id: line.result for line in report.lines}
+    return run_publish(course, "canvas", {"CANVAS_TOKEN": TOKEN}, waits, **options)
 
 
 def test_publish_sends_grades_and_feedback_in_one_bulk_job(

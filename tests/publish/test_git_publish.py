@@ -14,7 +14,13 @@ import pytest
 
 from grader.publish.results import PublishReport
 from grader.publishing import PublishOptions, publish
-from tests.support.publish_kit import HIDDEN_MESSAGE, HIDDEN_NAME, make_course, store_grades
+from tests.support.publish_kit import (
+    HIDDEN_MESSAGE,
+    HIDDEN_NAME,
+    make_course,
+    results,
+    store_grades,
+)
 from tests.support.repos import commit, git
 
 SCORES: dict[str, float | None] = {
@@ -65,10 +71,6 @@ def feedback_file(repo: Path) -> str:
 
 def run(course: Path, **options: object) -> PublishReport:
     return publish(PublishOptions(course, "hw1", "git", **options))  # type: ignore[arg-type]
-
-
-def results(report: PublishReport) -> dict[str, str]:
-    return {line.student_id: line.result for line in report.lines}
 
 
 def test_feedback_is_committed_on_its_own_branch_and_pushed(course: Path) -> None:

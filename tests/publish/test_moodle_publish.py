@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,32 +10,18 @@ from click.testing import CliRunner
 from grader.cli import main
 from grader.errors import ConfigError
 from grader.publish.results import PublishReport
-from grader.publishing import PublishOptions, publish
-from tests.support.fake_moodle import ASSIGNMENT, TOKEN, FakeMoodle, serve_moodle
-from tests.support.publish_kit import HIDDEN_MESSAGE, HIDDEN_NAME, make_course, store_grades
-
-SCORES: dict[str, float | None] = {
-    "ada": 10,
-    "bob": 7,
-    "cyd": 4,
-    "dee": None,
-    "eve": 8,
-    "fay": 6,
-}
-USERS = [
-    {"id": 201, "username": "ada", "email": "ADA@uni.edu", "idnumber": "S1"},
-    {"id": 202, "username": "bob", "email": "bob@uni.edu", "idnumber": "SIS-102"},
-    {"id": 203, "username": "cyd", "email": "cyd@uni.edu", "idnumber": ""},
-    {"id": 204, "username": "dee", "email": "dee@uni.edu", "idnumber": ""},
-    {"id": 206, "username": "fay", "email": "fay@uni.edu", "idnumber": ""},
-]
-MOODLE_ID = {"ada": "201", "bob": "202", "cyd": "203", "fay": "206"}
-
-
-@pytest.fixture
-def moodle() -> Iterator[FakeMoodle]:
-    with serve_moodle(FakeMoodle([dict(u) for u in USERS])) as server:
-        yield server
+from tests.support.fake_moodle import ASSIGNMENT, TOKEN, FakeMoodle
+from tests.support.publish_kit import (
+    HIDDEN_MESSAGE,
+    HIDDEN_NAME,
+    MOODLE_ID,
+    SCORES,
+    Waits,
+    make_course,
+    results,
+    run_publish,
+    store_grades,
+)
 
 
 @pytest.fixture
@@ -50,24 +35,8 @@ def course(tmp_path: Path, moodle: FakeMoodle) -> Path:
     return course
 
 
-class Waits:
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.seconds.append(seconds)
-
-
 def run(course: Path, waits: Waits | None = None, **options: object) -> PublishReport:
-    return publish(
-        PublishOptions(course, "hw1", "moodle", **options),  # type: ignore[arg-type]
-        environ={"MOODLE_TOKEN": TOKEN},
-        sleep=waits or Waits(),
-    )
-
-
-def results(report: PublishReport) -> dict[str, str]:
-    return {line.student_id: line.result for line in report.lines}
+    return run_publish(course, "moodle", {"MOODLE_TOKEN": TOKEN}, waits, **options)
 
 
 def test_grades_and_feedback_go_out_in_one_save(course: Path, moodle: FakeMoodle) -> None:

@@ -12,24 +12,17 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from grader.publishing import PublishOptions, publish
-from tests.support.fake_canvas import TOKEN, FakeCanvas, serve_canvas
-from tests.support.publish_kit import CANVAS_USERS, make_course, store_grades
+from tests.support.fake_canvas import TOKEN, FakeCanvas
+from tests.support.publish_kit import make_course, store_grades
 from tests.support.served import grader_env
 
 SCORES: dict[str, float | None] = {"ada": 10, "bob": 7, "cyd": 4, "fay": 6}
 REACHED = ("101", "102", "103", "106")
-
-
-@pytest.fixture
-def canvas() -> Iterator[FakeCanvas]:
-    with serve_canvas(FakeCanvas([dict(u) for u in CANVAS_USERS], page_size=2)) as server:
-        yield server
 
 
 async def no_wait(seconds: float) -> None:

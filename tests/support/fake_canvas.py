@@ -1,7 +1,7 @@
 """A small Canvas on loopback, as its REST API documentation describes it, for publish tests.
 
-Served by ``http.server`` in a thread of the test process, so a ``python -m grader``
-subprocess reaches it too. It keeps students, submissions (grade, score, comments) and
+Served on loopback by ``loopback.serve_http``, so a ``python -m grader`` subprocess
+reaches it too. It keeps students, submissions (grade, score, comments) and
 Progress objects, and behaves as Canvas does where it matters:
 
 * ``Authorization: Bearer`` tokens; a wrong one is ``401`` with Canvas's error body;
@@ -17,15 +17,14 @@ Progress objects, and behaves as Canvas does where it matters:
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from tests.support.loopback import Answer, Request, serve_http
 
 TOKEN = "canvas-secret-token-7f3a9c"
 COURSE = "7"
@@ -114,6 +113,23 @@ class FakeCanvas:
             return self.submissions[user_id].grade
 
     # the API ----------------------------------------------------------------------------
+    def route(self, request: Request) -> Answer:
+        status, payload, headers = self.handle(
+            request.method,
+            request.path,
+            request.query,
+            request.form,
+            request.headers.get("Authorization", ""),
+        )
+        if status == -1:
+            self.released.wait(60)  # the request was applied; its answer never comes
+        return status, payload, headers
+
+    def rate_limit(self, request: Request, answer: Answer) -> dict[str, str]:
+        with self.lock:
+            left = BUCKET - 10 * len(self.requests)
+        return {"X-Rate-Limit-Remaining": f"{max(left, 0):.1f}"}
+
     def handle(
         self, method: str, path: str, query: dict[str, list[str]], form: dict[str, str], auth: str
     ) -> tuple[int, Any, dict[str, str]]:
@@ -244,59 +260,11 @@ class FakeCanvas:
         }
 
 
-def _handler(canvas: FakeCanvas) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _serve(self) -> None:
-            parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode() if length else ""
-            form = {k: v[0] for k, v in parse_qs(body).items()}
-            status, payload, headers = canvas.handle(
-                self.command,
-                parts.path,
-                parse_qs(parts.query),
-                form,
-                self.headers.get("Authorization", ""),
-            )
-            if status == -1:
-                canvas.released.wait(60)
-            if status < 0:
-                self.close_connection = True
-                return
-            data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-            self.send_response(status)
-            kind = "text/plain" if isinstance(payload, str) else "application/json"
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            with canvas.lock:
-                left = BUCKET - 10 * len(canvas.requests)
-            self.send_header(
-                "X-Rate-Limit-Remaining",
-                headers.pop("X-Rate-Limit-Remaining", f"{max(left, 0):.1f}"),
-            )
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = _serve  # noqa: N815 - http.server dispatches on these names
-
-    return Handler
-
-
 @contextmanager
 def serve_canvas(canvas: FakeCanvas) -> Iterator[FakeCanvas]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(canvas))
-    server.daemon_threads = True
-    canvas.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield canvas
-    finally:
-        canvas.release()
-        server.shutdown()
-        server.server_close()
+    with serve_http(canvas.route, canvas.rate_limit) as url:
+        canvas.url = url
+        try:
+            yield canvas
+        finally:
+            canvas.release()

@@ -11,18 +11,18 @@ parameter validation does.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+
+from tests.support.loopback import Answer, Request, serve_http
 
 TOKEN = "moodle-ws-token-41bd"
 ASSIGNMENT = "31"
+ENDPOINT = "/webservice/rest/server.php"
 
 
 @dataclass
@@ -54,6 +54,12 @@ class FakeMoodle:
     def count(self, function: str) -> int:
         with self.lock:
             return self.calls.count(function)
+
+    def route(self, request: Request) -> Answer:
+        if (request.method, request.path) != ("POST", ENDPOINT):
+            return 404, {"error": "not found"}, {}
+        status, payload = self.handle(request.form)
+        return status, payload, {}
 
     def handle(self, form: dict[str, str]) -> tuple[int, Any]:
         with self.lock:
@@ -105,35 +111,8 @@ class FakeMoodle:
         return None
 
 
-def _handler(moodle: FakeMoodle) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            assert self.path == "/webservice/rest/server.php", self.path
-            length = int(self.headers.get("Content-Length") or 0)
-            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-            status, payload = moodle.handle(form)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
-
-
 @contextmanager
 def serve_moodle(moodle: FakeMoodle) -> Iterator[FakeMoodle]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(moodle))
-    server.daemon_threads = True
-    moodle.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_http(moodle.route) as url:
+        moodle.url = url
         yield moodle
-    finally:
-        server.shutdown()
-        server.server_close()

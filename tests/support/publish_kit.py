@@ -7,11 +7,14 @@ name (``test_hidden_secret_overflow``) and message must never reach a student.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from grader.codec import to_json
 from grader.config import load_course
+from grader.publish.results import PublishLine, PublishReport
+from grader.publishing import PublishOptions, publish
 from grader.records import NO_PENALTY, Grade, Outcome, StudentOutcome, TestScore
 from grader.roster import load_roster
 from grader.state import open_state
@@ -39,6 +42,52 @@ CANVAS_USERS = [
     {"id": "107", "name": "Gus", "sis_user_id": "SIS-107", "login_id": "gus@uni.edu"},
 ]
 CANVAS_ID = {"ada": "101", "bob": "102", "cyd": "103", "dee": "104", "fay": "106"}
+
+MOODLE_USERS = [
+    {"id": 201, "username": "ada", "email": "ADA@uni.edu", "idnumber": "S1"},
+    {"id": 202, "username": "bob", "email": "bob@uni.edu", "idnumber": "SIS-102"},
+    {"id": 203, "username": "cyd", "email": "cyd@uni.edu", "idnumber": ""},
+    {"id": 204, "username": "dee", "email": "dee@uni.edu", "idnumber": ""},
+    {"id": 206, "username": "fay", "email": "fay@uni.edu", "idnumber": ""},
+]
+MOODLE_ID = {"ada": "201", "bob": "202", "cyd": "203", "fay": "206"}
+
+SCORES: dict[str, float | None] = {"ada": 10, "bob": 7, "cyd": 4, "dee": None, "eve": 8, "fay": 6}
+"""dee is not graded (infrastructure); eve is graded but unknown to the LMS."""
+
+
+class Waits:
+    """An injected ``sleep``: every wait is recorded, none is slept."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+def run_publish(
+    course: Path,
+    to: str,
+    environ: Mapping[str, str] | None = None,
+    waits: Waits | None = None,
+    **options: object,
+) -> PublishReport:
+    """``publish`` of hw1 to ``to`` with the token(s) in ``environ`` and no real waits."""
+    return publish(
+        PublishOptions(course, "hw1", to, **options),  # type: ignore[arg-type]
+        environ=environ or {},
+        sleep=waits or Waits(),
+    )
+
+
+def results(report: PublishReport) -> dict[str, str]:
+    """Each student's result."""
+    return {line.student_id: line.result for line in report.lines}
+
+
+def line(report: PublishReport, student_id: str) -> PublishLine:
+    return next(line for line in report.lines if line.student_id == student_id)
 
 
 def make_course(
