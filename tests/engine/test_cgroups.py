@@ -29,6 +29,7 @@ from grader.engine.sandbox.cgroups import (
     stage_memory_bytes,
     stage_pids,
 )
+from grader.engine.sandbox.layout import WORK_FILES
 from grader.engine.sandbox.procs import processes_of
 from grader.engine.sandbox.tmpfs import BASE, is_live, mount_tmpfs, unmount
 from grader.engine.spec import Cancel, Limits
@@ -143,7 +144,9 @@ def test_a_stage_that_cannot_join_never_runs_its_command(tmp_path: Path) -> None
 
 def test_the_memory_limit_leaves_room_for_the_tmpfs_and_kernel_objects() -> None:
     mb = 1024 * 1024
-    assert stage_memory_bytes(LIMITS) == (32 + cgroups.KERNEL_MB + 16 + 16) * mb
+    # memory, kernel objects, /tmp and /dev/shm, the submission's area and its inodes
+    area = 16 * mb + WORK_FILES * cgroups.INODE_BYTES
+    assert stage_memory_bytes(LIMITS) == (32 + cgroups.KERNEL_MB + 16 + 16) * mb + area
     assert stage_pids(LIMITS) == 16 + cgroups.PIDS_EXTRA
 
 

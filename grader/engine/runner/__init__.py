@@ -6,19 +6,23 @@ what the student's code does is data; what the engine fails at is status 20, wit
 reason in ``debug_log``. How a result is decided is platform-notes.md, "How the local
 engine decides a result"; ``decide`` is that policy as a pure function.
 
-Under ``work_dir`` the runner builds::
+The runner builds, on the submission's own capped tmpfs (``tmpfs.cell_area``: a root
+engine confining with bubblewrap or unshare; gone when the run ends) or else under
+``work_dir``::
 
     home/              the submission's home; home/workspace is the workspace
     runtime/           unit-tests XML, tests report and scenario result (the stage writes)
-    streams/           stage outputs, debug_log, tests_report (the app serves these)
     toolkit/           se_utils_cli and the evaluate.py it runs
-    etc/               passwd and group for the sandbox
+    etc/, etc-student/ passwd and group for the sandbox (harness, student)
+
+and ``work_dir/streams/``: stage outputs, debug_log, tests_report (the app serves these).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -50,11 +54,13 @@ from grader.engine.sandbox import (
     Cell,
     SandboxInfo,
     StageExit,
+    cell_area,
     detect_sandbox,
     run_stage,
     sandbox_uid,
     stage_env,
 )
+from grader.engine.sandbox.layout import MB
 from grader.engine.spec import (
     PRIVATE_FOLDER,
     STAGE_ORDER,
@@ -97,8 +103,12 @@ def run_submission(
             debug.note(f"project error: {problem}")
             return _final(spec, debug, Verdict(StatusCode.PROJECT_ERROR), ())
         # Two identities: the harness's (tests, report) and the student's (build, programs)
-        with sandbox_uid() as uid, sandbox_uid() as student_uid:
-            return _Submission(spec, info, (uid, student_uid), debug, cancel).run()
+        with (
+            sandbox_uid() as uid,
+            sandbox_uid() as student_uid,
+            cell_area(spec.work_dir, info.kind, uid, spec.limits) as (area, capped),
+        ):
+            return _Submission(spec, info, (uid, student_uid), debug, cancel, area, capped).run()
     except (OSError, SandboxError) as exc:
         debug.note(f"internal error: {exc}")
     except Exception as exc:  # a runner bug must not leave a submission hanging: log it, 20
@@ -138,9 +148,11 @@ class _Submission:
         uids: tuple[int | None, int | None],
         debug: _DebugLog,
         cancel: Cancel | None,
+        area: Path,
+        capped: bool,
     ) -> None:
         self.spec, self.debug, self.cancel = spec, debug, cancel
-        work = spec.work_dir
+        work = area  # the submission's own folders; streams stay in work_dir (served later)
         private = _private_paths(spec)
         pinned, refused = normalize_read_only((*spec.read_only, *private))
         for raw in refused:
@@ -149,7 +161,9 @@ class _Submission:
             kind=info.kind,
             home=work / "home",
             runtime=work / "runtime",
-            streams=work / "streams",
+            # earlier stages' outputs as the harness reads them: on a capped area, a copy
+            # made before each stage (a bind from work_dir would name the engine's folders)
+            streams=work / "streams" if capped else spec.work_dir / "streams",
             toolkit=work / "toolkit",
             etc=work / "etc",
             uid=uids[0],
@@ -160,10 +174,12 @@ class _Submission:
             network=spec.network,
             private=normalize_read_only(private)[0],
             environment=spec.environment,
+            capped=capped,
         )
         self.student = replace(
             self.cell, role="student", uid=uids[1], etc=work / "etc-student", broker=None
         )
+        self.streams = spec.work_dir / "streams"  # where the engine writes what it serves
         self.outcomes: list[StageOutcome] = []
         self.exits: dict[str, StageExit] = {}
         self.seen: tuple[object, ...] = ()  # the result files as the last reading found them
@@ -234,8 +250,10 @@ class _Submission:
         assert stage.command is not None
         restore_pins(self.spec, self.cell)
         cell = self.student if stage.name in STUDENT_STAGES else self.cell
+        if cell.streams != self.streams and cell.role == "harness":
+            _copy_stage_outputs(self.streams, cell.streams)
         env = stage_env(cell, self._se_variables(stage.name))
-        streams = self.cell.streams
+        streams = self.streams
         exit = run_stage(
             cell,
             stage.command,
@@ -299,7 +317,7 @@ class _Submission:
             self.debug.note(f"stage {stage}: unusable result: {exc}")
             return Evaluation(stage, StatusCode.FAIL, 0.0, str(exc))
         if report is not None:
-            path = self.cell.streams / "tests_report"
+            path = self.streams / "tests_report"
             path.write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
         found = evaluation_from(stage, result, report)
         if found is not None and found.reason:
@@ -322,6 +340,13 @@ def _signature(path: Path) -> object:
     return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_mode)
 
 
+def _copy_stage_outputs(source: Path, target: Path) -> None:
+    """The earlier stages' output files, as they are now, into ``target`` (root's, 0644)."""
+    for path in source.glob("stage_*"):
+        if path.is_file() and not path.is_symlink():
+            shutil.copyfile(path, target / path.name)
+
+
 def _describe_exit(stage: StageSpec, exit: StageExit, spec: RunSpec) -> str:
     head = f"stage {stage.name}: "
     if exit.timed_out:
@@ -329,7 +354,11 @@ def _describe_exit(stage: StageSpec, exit: StageExit, spec: RunSpec) -> str:
     if exit.over == "memory":
         return head + (f"killed (signal 9): memory limit of {spec.limits.memory_mb} MB exceeded")
     if exit.over == "disk":
-        return head + f"killed (signal 9): disk limit of {spec.limits.disk_mb} MB exceeded"
+        used, files = exit.disk
+        return head + (
+            f"killed (signal 9): disk limit of {spec.limits.disk_mb} MB exceeded"
+            f" ({used / MB:.1f} MB in {files} files and folders in use)"
+        )
     if exit.signal is not None:
         return head + f"killed by signal {exit.signal} after {exit.seconds:.2f} s"
     return head + f"exit code {exit.exit_code} after {exit.seconds:.2f} s"

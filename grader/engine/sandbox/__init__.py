@@ -89,6 +89,7 @@ from grader.engine.sandbox.layout import (
     stage_env,
     system_mounts,
 )
+from grader.engine.sandbox.tmpfs import cell_area
 from grader.engine.sandbox.uids import (
     SANDBOX_UID_BASE,
     SANDBOX_UIDS,
@@ -118,6 +119,7 @@ __all__ = [
     "SandboxKind",
     "StageExit",
     "address_space_bytes",
+    "cell_area",
     "cell_mounts",
     "detect_sandbox",
     "leftover_processes",

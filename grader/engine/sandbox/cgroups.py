@@ -14,8 +14,9 @@ them, as ``tmpfs.sweep`` does for mounts.
 
 * **memory**: ``memory.limit_in_bytes`` (v1; ``memory.memsw.limit_in_bytes`` too where
   swap is accounted) or ``memory.max`` (v2, ``memory.swap.max`` 0 and ``memory.oom.group``)
-  at ``stage_memory_bytes``: the stage's ``memory_mb``, plus what its private tmpfs may
-  hold (their pages are charged to it), plus ``KERNEL_MB`` for kernel objects. Kernel
+  at ``stage_memory_bytes``: the stage's ``memory_mb``, plus what its private tmpfs and
+  the submission's capped area may hold (their pages are charged to it, and an area's
+  inodes at ``INODE_BYTES`` each), plus ``KERNEL_MB`` for kernel objects. Kernel
   memory (dentries and inodes of a file flood, page tables, socket buffers) is charged to
   the same counter on every kernel this supports (v2 always; v1 since kmem accounting
   became unconditional; the deprecated ``memory.kmem.limit_in_bytes`` is not written).
@@ -58,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from grader.engine.sandbox.layout import MB, shm_bytes, tmp_bytes
+from grader.engine.sandbox.layout import MB, WORK_FILES, shm_bytes, tmp_bytes, work_bytes
 from grader.engine.spec import Limits
 from grader.errors import SandboxError
 
@@ -67,6 +68,7 @@ log = logging.getLogger(__name__)
 CONTROLLERS = ("memory", "pids", "cpu")
 PARENT = "grader"  # the folder under the engine's own cgroup that holds every engine's
 KERNEL_MB = 64  # kernel memory a stage may hold besides its own memory and tmpfs pages
+INODE_BYTES = 1024  # a tmpfs file's inode and name in kernel memory, about
 PIDS_EXTRA = 8  # the sandbox's own processes (bwrap's two, unshare's pid 1)
 V1_SHARES, V2_WEIGHT = 1024, 100  # the kernel's default weight of a cgroup
 KILL_SECONDS = 3.0  # how long a cgroup's processes may take to die before it is a fault
@@ -179,8 +181,11 @@ def _unescape(text: str) -> str:
 
 
 def stage_memory_bytes(limits: Limits) -> int:
-    """The memory cgroup's limit: the stage's memory, its tmpfs pages and kernel objects."""
-    return (limits.memory_mb + KERNEL_MB) * MB + tmp_bytes(limits) + shm_bytes(limits)
+    """The memory cgroup's limit: the stage's memory, its tmpfs pages (``/tmp``,
+    ``/dev/shm`` and the submission's capped area, with an inode's kernel memory for each
+    entry the area may hold) and kernel objects."""
+    tmpfs = tmp_bytes(limits) + shm_bytes(limits) + work_bytes(limits) + WORK_FILES * INODE_BYTES
+    return (limits.memory_mb + KERNEL_MB) * MB + tmpfs
 
 
 def stage_pids(limits: Limits) -> int:

@@ -35,6 +35,9 @@ SHM_MB = 64  # /dev/shm (POSIX semaphores for multiprocessing), a tmpfs of its o
 # Files (inodes) each private tmpfs may hold: every one costs unswappable kernel memory
 # that no memory limit counts (a million empty files is about a GB)
 TMP_FILES, SHM_FILES = 16_384, 1_024
+# Entries the submission's own folders (home, workspace, runtime) may hold: more is a
+# disk-limit kill (the kernel's inode cap where they are a tmpfs, ``tmpfs.cell_area``)
+WORK_FILES = 100_000
 # Paths inside the sandbox, private tmpfs mounts (S108 is about shared host /tmp: not these)
 TMP, SHM = "/tmp", "/dev/shm"  # noqa: S108
 PRIVATE_TMPFS = (TMP, SHM)  # counted with the workspace against disk_mb
@@ -80,6 +83,9 @@ class Cell:
     as ``/tmp`` and ``/dev/shm`` (``None``: the sandbox makes its own). ``environment``:
     the project's built Python environment (``engine/environments.py``), shown read-only
     and first on ``PATH`` after the toolkit (``None``: the engine's own Python).
+    ``capped``: ``home``, ``runtime``, ``toolkit`` and ``etc`` are on one size- and
+    inode-capped tmpfs of the submission's own (``tmpfs.cell_area``), whose use is read
+    in one call and which the kernel stops at the disk limit.
     """
 
     kind: SandboxKind
@@ -98,6 +104,7 @@ class Cell:
     broker: Path | None = None
     tmp: Path | None = None
     environment: Path | None = None
+    capped: bool = False
 
     @property
     def workspace(self) -> Path:
@@ -337,6 +344,10 @@ def cell_mounts(cell: Cell) -> list[Mount]:
         if cell.broker is not None:
             mounts.append(Mount("ro", BROKER, str(cell.broker)))
     return mounts
+
+
+def work_bytes(limits: Limits) -> int:
+    return limits.disk_mb * MB
 
 
 def tmp_bytes(limits: Limits) -> int:

@@ -1,10 +1,21 @@
-"""Size- and inode-capped ``/tmp`` and ``/dev/shm`` for bubblewrap cells, mounted on the host.
+"""Size- and inode-capped file systems mounted on the host for a submission's sandbox.
 
-bubblewrap's ``--tmpfs`` takes ``--size`` but no inode cap, and every empty file in a
-tmpfs costs kernel memory that no limit counts. When the engine is root it mounts both
-tmpfs itself with ``size`` and ``nr_inodes``, binds them in, and unmounts them (lazily:
-nothing can hold them open once the stage's processes are gone) when the stage or student
-process ends, on errors too. The unshare sandbox's script passes ``nr_inodes`` itself.
+* **The submission's own folders** (``cell_area``): home and workspace, runtime, toolkit
+  and the sandbox's passwd files live on one tmpfs per submission, capped at the disk
+  limit in bytes and at ``WORK_FILES`` entries, when the engine is root and confines
+  (bubblewrap, unshare). The kernel refuses the byte or file past the limit, however
+  fast the student writes; the watcher reads the use in one ``statvfs`` and reports a
+  full area as a disk-limit kill. The mount's root is the tmpfs's own, so the sandbox's
+  mountinfo names none of the engine's folders for them. Unmounting at the end drops
+  every file at once, whatever depth or mode the student left. The pages are RAM (or
+  swap): at most ``disk_mb`` per running submission.
+* **/tmp and /dev/shm of a bubblewrap cell** (``capped``): bubblewrap's ``--tmpfs`` takes
+  ``--size`` but no inode cap, and every empty file in a tmpfs costs kernel memory. When
+  the engine is root it mounts both tmpfs itself with ``size`` and ``nr_inodes``, binds
+  them in, and unmounts them when the stage or student process ends, on errors too. The
+  unshare sandbox's pid 1 passes ``nr_inodes`` itself.
+
+Unmounts are lazy: nothing can hold a mount open once the stage's processes are gone.
 
 The mounts live under ``BASE``, never in a submission's folder (where a mount left by an
 engine killed mid-stage would make the folder impossible to remove): each engine process
@@ -26,7 +37,17 @@ from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 
-from grader.engine.sandbox.layout import SHM_FILES, TMP_FILES, Cell, shm_bytes, tmp_bytes
+from grader.engine.sandbox.layout import (
+    SHM_FILES,
+    TMP_FILES,
+    WORK_FILES,
+    Cell,
+    SandboxKind,
+    shm_bytes,
+    tmp_bytes,
+    work_bytes,
+)
+from grader.engine.spec import Limits
 from grader.errors import SandboxError
 
 log = logging.getLogger(__name__)
@@ -70,6 +91,33 @@ def capped(cell: Cell) -> Iterator[Cell]:
                 target.rmdir()
 
 
+@contextmanager
+def cell_area(
+    work_dir: Path, kind: SandboxKind, uid: int | None, limits: Limits
+) -> Iterator[tuple[Path, bool]]:
+    """The folder for a submission's own folders while the block runs, and whether it is
+    a capped tmpfs: a fresh one (root engine, bubblewrap or unshare), else ``work_dir``."""
+    if kind == "rlimits" or uid is None:
+        yield work_dir, False
+        return
+    try:
+        area = Path(tempfile.mkdtemp(prefix="cell-", dir=engine_folder()))
+    except OSError as exc:
+        raise SandboxError(f"cannot make the submission's folders: {exc}") from exc
+    try:
+        try:
+            mount_tmpfs(area, work_bytes(limits), WORK_FILES, mode=0o700)
+        except OSError as exc:
+            raise SandboxError(f"cannot make the submission's folders: {exc}") from exc
+        try:
+            yield area, True
+        finally:
+            unmount(area)
+    finally:
+        with suppress(OSError):  # still mounted: logged by unmount
+            area.rmdir()
+
+
 def engine_folder() -> Path:
     """This engine process's folder under ``BASE`` (after sweeping dead engines' folders);
     its name also names the engine's cgroups (``cgroups``). Made once per process, however
@@ -110,11 +158,13 @@ def sweep() -> None:
                 stages = list(folder.iterdir()) if folder.is_dir() else []
             except OSError:  # another engine process swept it first
                 continue
-            for stage in stages:
+            for stage in stages:  # a stage's /tmp and /dev/shm, or a submission's area
                 if not stage.is_dir():  # a cgroup join marker (cgroups.Group)
                     with suppress(OSError):
                         stage.unlink()
                     continue
+                if stage.is_mount():
+                    unmount(stage)
                 for target in (stage / "tmp", stage / "shm"):
                     if target.is_mount():
                         unmount(target)
@@ -146,8 +196,8 @@ def is_live(name: str) -> bool:
     return False
 
 
-def mount_tmpfs(target: Path, size: int, files: int) -> None:
-    options = f"mode=1777,size={size},nr_inodes={files}".encode()
+def mount_tmpfs(target: Path, size: int, files: int, *, mode: int = 0o1777) -> None:
+    options = f"mode={mode:o},size={size},nr_inodes={files}".encode()
     flags = MS_NOSUID | MS_NODEV
     if _libc.mount(b"tmpfs", os.fsencode(target), b"tmpfs", flags, options) != 0:
         error = ctypes.get_errno()
@@ -157,4 +207,4 @@ def mount_tmpfs(target: Path, size: int, files: int) -> None:
 def unmount(target: Path) -> None:
     if _libc.umount2(os.fsencode(target), MNT_DETACH) != 0:
         error = ctypes.get_errno()
-        log.warning("cannot unmount the stage's tmpfs %s: %s", target, os.strerror(error))
+        log.warning("cannot unmount the sandbox's tmpfs %s: %s", target, os.strerror(error))

@@ -17,7 +17,7 @@ from typing import IO, Any, Literal
 from grader.engine import trees
 from grader.engine.sandbox import spawn
 from grader.engine.sandbox.cgroups import Group, stage_group
-from grader.engine.sandbox.layout import MB, PRIVATE_TMPFS, TMP, Cell, stage_argv
+from grader.engine.sandbox.layout import MB, PRIVATE_TMPFS, TMP, WORK_FILES, Cell, stage_argv
 from grader.engine.sandbox.procs import memory_kb, stage_processes, sweep
 from grader.engine.sandbox.syscalls import bpf_program
 from grader.engine.sandbox.tmpfs import capped
@@ -27,12 +27,13 @@ from grader.errors import SandboxError
 POLL_SECONDS = 0.05  # memory, time and cancel checks
 _LAYOUT = slice(23, 26)  # stat fields 26-28 after the command: startcode, endcode, startstack
 DISK_POLL_SECONDS = POLL_SECONDS  # at least; a slow walk (many files) spaces them out
-MAX_FILES = 100_000  # entries in the writable folders; more is a disk-limit kill
+MAX_FILES = WORK_FILES  # entries in the writable folders; more is a disk-limit kill
 
 
 @dataclass(frozen=True)
 class StageExit:
-    """How a confined stage ended. ``over``: the limit it was killed for, if any."""
+    """How a confined stage ended. ``over``: the limit it was killed for, if any;
+    ``disk``: bytes and entries in use at the last disk check (the kill's evidence)."""
 
     exit_code: int | None
     signal: int | None
@@ -41,6 +42,7 @@ class StageExit:
     timed_out: bool = False
     over: Literal["memory", "disk"] | None = None
     cancelled: bool = False
+    disk: tuple[int, int] = (0, 0)
 
 
 def run_stage(
@@ -236,6 +238,7 @@ class _Watch:
         self.disk_every = DISK_POLL_SECONDS
         self.next_disk = self.started + self.disk_every
         self.pids: list[int] = []
+        self.disk: tuple[int, int] = (0, 0)
 
     def run(self, out: _Capped | None, err: _Capped | None) -> StageExit:
         sinks: _Sinks = {}
@@ -279,7 +282,7 @@ class _Watch:
             return StageExit(None, None, seconds, peak, timed_out=True)
         if ended == "cancel":
             return StageExit(None, None, seconds, peak, cancelled=True)
-        return StageExit(None, signal.SIGKILL, seconds, peak, over=ended)
+        return StageExit(None, signal.SIGKILL, seconds, peak, over=ended, disk=self.disk)
 
     def _supervise(self, selector: selectors.BaseSelector, sinks: _Sinks) -> _Ending:
         deadline = self.started + self.timeout
@@ -326,11 +329,12 @@ class _Watch:
             # a private /tmp: read through a process already inside the sandbox (not
             # bubblewrap's outer process or unshare's set-up, whose /tmp is the host's)
             tmp_of = _inside(self.pids)[:1] if self.cell.kind != "rlimits" else []
-            used_bytes, files = disk_usage([self.cell.home, self.cell.runtime], tmp_of)
+            used_bytes, files, full = disk_usage(self.cell, tmp_of)
             took = time.monotonic() - began
             self.disk_every = max(DISK_POLL_SECONDS, 20 * took)
             self.next_disk = now + self.disk_every
-            if used_bytes > self.cell.limits.disk_mb * MB or files > MAX_FILES:
+            self.disk = (used_bytes, files)
+            if full or used_bytes > self.cell.limits.disk_mb * MB or files > MAX_FILES:
                 return "disk"
         return None
 
@@ -393,12 +397,21 @@ def _close(process: subprocess.Popen[bytes]) -> None:
             pipe.close()
 
 
-def disk_usage(roots: Sequence[Path], pids: Sequence[int]) -> tuple[int, int]:
-    """Bytes and entries under ``roots`` (links not followed) plus the private /tmp's use.
+def disk_usage(cell: Cell, pids: Sequence[int]) -> tuple[int, int, bool]:
+    """Bytes and entries in the cell's own folders plus the private /tmp's bytes, and
+    whether the cell's capped area is full (the kernel refused a byte or a file).
 
-    The walk survives any depth, name or mode the stage leaves (``trees.disk_usage``).
+    A capped area (``tmpfs.cell_area``) is read in one ``statvfs``; folders on the host
+    disk are walked, which survives any depth, name or mode (``trees.disk_usage``).
     """
-    used, files = trees.disk_usage(roots, MAX_FILES)
+    full = False
+    if cell.capped:
+        area = os.statvfs(cell.home.parent)
+        used = (area.f_blocks - area.f_bfree) * area.f_frsize
+        files = area.f_files - area.f_ffree - 1  # not its root
+        full = area.f_bavail == 0 or area.f_favail == 0
+    else:
+        used, files = trees.disk_usage([cell.home, cell.runtime], MAX_FILES)
     for pid in pids[:1]:
         try:
             for tmpfs in PRIVATE_TMPFS:
@@ -406,7 +419,7 @@ def disk_usage(roots: Sequence[Path], pids: Sequence[int]) -> tuple[int, int]:
                 used += (fs.f_blocks - fs.f_bfree) * fs.f_frsize
         except OSError:
             pass
-    return used, files
+    return used, files, full
 
 
 def _layout(stat: str) -> list[str]:
