@@ -398,9 +398,7 @@ print(json.dumps([outcome.status, text(outcome, "stage_run_output")]))
 
 
 @pytest.mark.parametrize("kind", NAMESPACED)
-def test_no_host_path_in_pid_1s_command_line_nor_in_mountinfo(
-    tmp_path: Path, kind: str
-) -> None:
+def test_no_host_path_in_pid_1s_command_line_nor_in_mountinfo(tmp_path: Path, kind: str) -> None:
     data = tmp_path / "engine-data-a1b2"
     data.mkdir()
     env = {"PYTHONPATH": f"{REPO}:{REPO / 'tests' / 'engine'}", "PATH": "/usr/bin:/bin"}

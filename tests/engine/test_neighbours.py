@@ -25,6 +25,7 @@ from runner_kit import NAMESPACED, PYTEST_RUN, needs_sandbox
 from grader.api.models import StatusCode
 from grader.engine.runner import run_submission
 from grader.engine.sandbox import SandboxInfo
+from grader.engine.sandbox.tmpfs import engine_folder
 from grader.engine.spec import Cancel, RunOutcome, RunSpec
 
 pytestmark = [pytest.mark.sandbox, needs_sandbox]
@@ -160,10 +161,13 @@ def result(body: dict[str, Any]) -> tuple[int, object]:
 
 
 def peaks(data: Path) -> list[Path]:
-    """Workspaces holding a peak file (os.walk: the trash empties folders as we walk)."""
+    """Workspaces holding a peak file (os.walk: the trash empties folders as we walk): in
+    the engine's data folder, or in a submission's own capped tmpfs (``tmpfs.cell_area``)."""
+    areas = [data, *engine_folder().glob("cell-*")]
     return [
         Path(folder)
-        for folder, _, files in os.walk(data)
+        for area in areas
+        for folder, _, files in os.walk(area)
         if "peak" in files and Path(folder).name == "workspace"
     ]
 

@@ -119,14 +119,14 @@ def test_submitted_file_at_read_only_path_is_dropped_and_noted(tmp_path: Path) -
         tmp_path,
         project=PROJECT,
         upload={**upload, "solution.py": "def add(a, b):\n    return 0\n"},
-        stage_specs=stages(run=PYTEST_RUN, test="se_utils_cli evaluate"),
+        stage_specs=stages(run=PYTEST_RUN, test="se_utils_cli evaluate", post="cat notes.txt"),
         read_only=(".sphere-engine",),
     )
     outcome = run_submission(spec)
     assert (outcome.status, outcome.score) == (StatusCode.FAIL, 0.0)
     log = text(outcome, "debug_log")
     assert ".sphere-engine/tests/test_add.py dropped" in log
-    assert (spec.work_dir / "home/workspace/notes.txt").read_text() == "mine"
+    assert text(outcome, "stage_post_output") == "mine"  # the rest of the upload is there
 
 
 @pytest.mark.sandbox

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from grader.engine.sandbox.tmpfs import BASE
 from tests.support.treekit import ATTACK, reaches_past_path_max, remove_trees_under
 
 pytestmark = pytest.mark.sandbox
@@ -279,21 +280,27 @@ def attack_scenario(projects: Path) -> bytes:
     return buffer.getvalue()
 
 
-def start_attack(client: httpx.Client, data: Path, source: bytes) -> int:
-    """Submit the attack and wait until its trees exist (the links come last)."""
+def start_attack(client: httpx.Client, data: Path, source: bytes, engine: int) -> int:
+    """Submit the attack and wait until its trees exist (the links come last), in the
+    submission's folder or in its own capped tmpfs (``tmpfs.cell_area``: the engine as
+    root, under the folder of the engine process ``engine``)."""
     sid: int = client.post(
         "submissions",
         data={"project_id": "EXAMPLE", "scenario": "attack"},
         files={"source": source},
     ).json()["id"]
-    home = data / "submissions" / str(sid) / "work" / "home"
-    last = [home / "workspace" / "passwd-link", home / "junk" / "passwd-link"]
+    homes = [data / "submissions" / str(sid) / "work" / "home"]
     deadline = time.monotonic() + 60
-    while not all(link.is_symlink() for link in last):
+    while True:
+        homes += [area / "home" for area in BASE.glob(f"{engine}-*/cell-*")]
+        for home in homes:
+            if all(
+                home.joinpath(*p, "passwd-link").is_symlink() for p in [("workspace",), ("junk",)]
+            ):
+                assert reaches_past_path_max(home / "junk")
+                return sid
         assert time.monotonic() < deadline, "the attack did not run"
         time.sleep(0.05)
-    assert reaches_past_path_max(home / "junk")
-    return sid
 
 
 def test_an_engine_stopped_or_killed_while_a_run_left_every_kind_of_tree_starts_again(
@@ -305,13 +312,13 @@ def test_an_engine_stopped_or_killed_while_a_run_left_every_kind_of_tree_starts_
     params = {"access_token": TOKEN}
     first = launch(slots=1)
     with httpx.Client(base_url=first.url + "/", params=params) as client:
-        stopped = start_attack(client, data, source)
+        stopped = start_attack(client, data, source, first.process.pid)
     first.process.send_signal(signal.SIGTERM)  # a clean stop cancels the run
     assert first.process.wait(timeout=60) in (0, -signal.SIGTERM)
     second = launch(slots=1)
     with httpx.Client(base_url=second.url + "/", params=params) as client:
         assert client.get(f"submissions/{stopped}").json()["result"]["status"]["code"] == 20
-        killed = start_attack(client, data, source)
+        killed = start_attack(client, data, source, second.process.pid)
         waiting = client.post(
             "submissions", data={"project_id": "EXAMPLE"}, files={"source": source}
         ).json()["id"]
@@ -331,3 +338,7 @@ def test_an_engine_stopped_or_killed_while_a_run_left_every_kind_of_tree_starts_
             time.sleep(0.1)
     for folder in (data / "submissions").iterdir():
         assert sorted(p.name for p in folder.iterdir()) == ["streams"]
+    # the killed engines' capped tmpfs mounts were unmounted and their folders removed
+    mounts = Path("/proc/self/mountinfo").read_text()
+    for engine in (first.process.pid, second.process.pid):
+        assert not list(BASE.glob(f"{engine}-*")) and f"{BASE}/{engine}-" not in mounts

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from grader.api.models import StatusCode
 from grader.config import Assignment, Course, load_course
 from grader.engine.projects import build_run_spec, find_project, resolve_scenario
 from grader.engine.runner import run_submission
+from grader.engine.spec import StageSpec
 
 COURSE_DIR = Path(__file__).resolve().parents[2] / "sample_course"
 TEST_COUNT = {"hw1": 10, "hw2": 8}
@@ -298,7 +299,7 @@ class SuiteRun:
     outcome: str
     passed: frozenset[str]
     failing: frozenset[str]
-    work: Path  # the runner's folder (home/workspace is the workspace as it was left)
+    left: list[Path]  # the workspace's files and folders at the end (with ``listed``)
 
 
 @pytest.fixture(scope="module")
@@ -357,19 +358,30 @@ OUTCOMES = {
 }
 
 
-def run_suite(assignment: Assignment, upload: Path, tmp_path: Path) -> SuiteRun:
-    """The project's stages on ``upload`` through the local engine's runner (real sandbox)."""
+def run_suite(
+    assignment: Assignment, upload: Path, tmp_path: Path, *, listed: bool = False
+) -> SuiteRun:
+    """The project's stages on ``upload`` through the local engine's runner (real sandbox);
+    ``listed``: a post stage (none configured) lists the workspace as it was left."""
     project = find_project(COURSE_DIR / "projects", assignment.project)
     assert project.config_text is not None
     scenario = resolve_scenario(project.config_text, assignment.scenario, source="config.json")
     work = tmp_path / "work"
     work.mkdir()
-    outcome = run_submission(build_run_spec(1, project, scenario, upload_dir=upload, work_dir=work))
+    spec = build_run_spec(1, project, scenario, upload_dir=upload, work_dir=work)
+    if listed:
+        post = StageSpec("post", "find . -mindepth 1 | sort", 10.0)
+        spec = replace(spec, stages=(*spec.stages[:-1], post))
+    outcome = run_submission(spec)
+    left = []
+    if listed:
+        listing = outcome.streams["stage_post_output"].read_text(encoding="utf-8")
+        left = [Path(line) for line in listing.splitlines()]
     report_path = outcome.streams.get("tests_report")
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path else []
     passed = frozenset(t["name"] for t in report if t["status"] == "ok")
     failing = frozenset(t["name"] for t in report if t["status"] != "ok")
-    return SuiteRun(OUTCOMES.get(outcome.status, str(outcome.status)), passed, failing, work)
+    return SuiteRun(OUTCOMES.get(outcome.status, str(outcome.status)), passed, failing, left)
 
 
 def points(assignment: Assignment, passed: frozenset[str]) -> float:
@@ -531,10 +543,9 @@ def test_suite_writes_nothing_but_its_report(course, tmp_path):
     spec = course.assignment("hw2")
     upload = checkout_for(spec, "amartin", tmp_path)
     before = sorted(p.relative_to(upload) for p in upload.rglob("*"))
-    run = run_suite(spec, upload, tmp_path)
+    run = run_suite(spec, upload, tmp_path, listed=True)
     assert run.outcome == "ok"
-    workspace = run.work / "home" / "workspace"
-    after = sorted(p.relative_to(workspace) for p in workspace.rglob("*"))
+    after = sorted(run.left)
     project = COURSE_DIR / "projects" / "hw2"
     instructor = [p.relative_to(project) for p in project.rglob("*") if p.name != "config.json"]
     assert after == sorted({*before, *instructor, Path("prog")})

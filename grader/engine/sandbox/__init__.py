@@ -16,8 +16,10 @@ Student code is hostile. Each stage runs ``/bin/sh -c <command>`` in a fresh san
 Under bubblewrap and unshare a seccomp filter (``syscalls``) refuses keyrings, new user
 namespaces, mounts, ptrace, bpf, perf_event_open and the like (loaded last, right before
 the stage's exec); rlimits has none. Inside, ``/proc/1/cmdline`` names no host path;
-``/proc/self/mountinfo`` names the host folders of the submission's own bind mounts, as
-the kernel does for every bind (no other host path).
+``/proc/self/mountinfo`` names a bind's source within its file system, as the kernel
+does for every bind: with the engine as root the submission's folders are a tmpfs of
+their own (``tmpfs.cell_area``), so only the shared read-only folders (the engine's
+Python, a project environment) are named; without root, the submission's host folders.
 
 In every kind the stage runs as a uid of its own (``SANDBOX_UID_BASE`` + n, one per
 running submission, handed out in rotation through ``SANDBOX_UIDS`` by every engine
@@ -43,16 +45,20 @@ one submission's threads cannot starve its neighbours. Where a controller is mis
 Disk (our choice): ``/tmp`` and ``/dev/shm`` are private tmpfs mounts capped in bytes and
 in files (``TMP_FILES``, ``SHM_FILES``: each file costs kernel memory no limit counts;
 bubblewrap cannot cap inodes, so as root the engine mounts both on the host for the
-stage, ``tmpfs.capped``, and binds them in; unshare's pid 1 caps them itself); the
-home, workspace and runtime folders live on the host disk; every file is capped by
-``RLIMIT_FSIZE``; and the watcher walks those folders (adding the tmpfs usage) every
-``POLL_SECONDS`` (less often when a walk is slow) and kills the stage past ``disk_mb``.
-A burst between two walks overshoots by what the disk writes in that time (tens of MB),
-never without bound. (A tmpfs workspace would be exact but would cost RAM per slot.)
+stage, ``tmpfs.capped``, and binds them in; unshare's pid 1 caps them itself). The
+home, workspace, runtime, toolkit and passwd files live, with the engine as root under
+bubblewrap or unshare, on one tmpfs per submission capped at ``disk_mb`` and
+``WORK_FILES`` entries (``tmpfs.cell_area``; RAM, at most ``disk_mb`` per running
+submission): the kernel refuses what passes the cap, and the watcher reads its use with
+one ``statvfs`` every ``POLL_SECONDS`` and reports a full area as a disk-limit kill.
+Otherwise they live on the host disk under ``work_dir`` and the watcher walks them
+(less often when a walk is slow), killing the stage past ``disk_mb`` or ``WORK_FILES``:
+a burst between two walks overshoots by what the disk writes in that time. Every file
+is capped by ``RLIMIT_FSIZE``; ``/tmp`` and ``/dev/shm`` count toward ``disk_mb`` too.
 
 Layout inside (bubblewrap, unshare)::
 
-    /home/user               the submission's home (writable; host: work_dir/home)
+    /home/user               the submission's home (writable; host: its area's home)
     /home/user/workspace     the workspace: project files + the submission, ro paths pinned
     /sphere-engine/bin       se_utils_cli (read-only, first on PATH)
     /sphere-engine/runtime   unit-tests XML, tests report, scenario result (writable)

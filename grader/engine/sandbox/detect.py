@@ -19,6 +19,7 @@ from grader.engine.sandbox.layout import (
     SYSTEM_PATH,
     TMP,
     TMP_FILES,
+    WORK_FILES,
     Cell,
     Mount,
     SandboxKind,
@@ -34,10 +35,15 @@ from grader.engine.sandbox.uids import sandbox_uid
 from grader.engine.spec import Limits
 from grader.errors import SandboxError
 
-# What no sandbox here hides (README: the kernel names every bind mount's source)
+# What mountinfo inside shows (README: the kernel names every bind mount's source)
+CAPPED_AREA = (
+    f"the submission's folders on a tmpfs of their own capped at disk_mb and {WORK_FILES} "
+    "files; /proc/self/mountinfo inside names none of the engine's folders (only the "
+    "engine's Python and a project environment's folder, read-only)"
+)
 BIND_SOURCES = (
-    "/proc/self/mountinfo inside names the host folders the submission's own folders are "
-    "bound from (no other host path)"
+    "the submission's folders on the host disk, their use polled; /proc/self/mountinfo "
+    "inside names the host folders they are bound from"
 )
 
 
@@ -151,18 +157,16 @@ def _describe(kind: SandboxKind) -> str:
             said = None
         name = (said.stdout.strip() if said else "") or "bubblewrap"
         tmp = (
-            f"{TMP} capped at {TMP_FILES} files"
+            f"{TMP} capped at {TMP_FILES} files; {CAPPED_AREA}"
             if os.geteuid() == 0
-            else f"{TMP} capped in bytes only (the engine is not root: no inode cap)"
+            else f"{TMP} capped in bytes only (the engine is not root: no inode cap); "
+            + BIND_SOURCES
         )
-        return (
-            f"{name}: mount, pid, ipc, uts and network namespaces, {who}, rlimits, {tmp}; "
-            f"{BIND_SOURCES}"
-        )
+        return f"{name}: mount, pid, ipc, uts and network namespaces, {who}, rlimits, {tmp}"
     if kind == "unshare":
         return (
             "unshare + chroot by direct system calls: mount, pid, ipc, uts and network "
-            f"namespaces, {who}, rlimits, {TMP} capped at {TMP_FILES} files; {BIND_SOURCES}"
+            f"namespaces, {who}, rlimits, {TMP} capped at {TMP_FILES} files; {CAPPED_AREA}"
         )
     return f"prlimit only, {who if os.geteuid() == 0 else 'the engine user'}"
 
