@@ -22,7 +22,7 @@ from grader import __version__
 from grader.config import load_course
 from grader.errors import EXIT_CONFIG, EXIT_OK, ConfigError, GraderError, UnauthorizedError
 from grader.grading import GradeOptions, GradeReport, grade, report
-from grader.progress import make_progress
+from grader.progress import make_progress, make_steps
 from grader.publish.results import PROBLEMS as PUBLISH_PROBLEMS
 from grader.records import OverrideKind, StudentOutcome
 from grader.reports.lms import LMS_CHOICES, LMS_OPTIONS
@@ -504,6 +504,37 @@ def check_command(course_dir: Path, assignment: str, runs: int, engine_url: str 
         console.print(finding.detail, markup=False)
     verdict = "ready" if result.ok else "NOT ready"
     console.print(f"{assignment}: {verdict} ({runs} run(s) of each)", markup=False)
+    return result.exit_code
+
+
+@main.command("similarity")
+@course_dir_argument
+@click.option("-a", "--assignment", required=True, help="The assignment to compare.")
+@out_option
+@_guard
+def similarity_command(course_dir: Path, assignment: str, out_dir: Path | None) -> int:
+    """Compare every pair of graded workspaces (starter and project code left out); write
+    out/<a>/similarity.html and similarity.csv. For instructors only."""
+    from grader.comparing import similarity
+
+    console = _console()
+    with make_steps(console) as steps:
+        result = similarity(course_dir, assignment, out_dir=out_dir, steps=steps)
+    shown = min(len(result.above), 10)
+    console.print(
+        f"{assignment}: {result.compared} workspaces compared, {len(result.pairs)} pairs "
+        f"listed, {len(result.above)} at or above {result.threshold:.0%} (or identical)",
+        markup=False,
+    )
+    for pair in result.above[:shown]:
+        what = "identical" if pair.identical else f"{pair.similarity:.1%}"
+        console.print(f"  {pair.left} ~ {pair.right}: {what}", markup=False)
+    if len(result.above) > shown:
+        console.print(f"  ... and {len(result.above) - shown} more", markup=False)
+    for student, why in result.skipped:
+        console.print(f"[bold red]NOT COMPARED[/] {assignment}/{student}: ", end="")
+        console.print(why, markup=False)
+    console.print(f"wrote {result.html} and {result.csv}", markup=False)
     return result.exit_code
 
 

@@ -36,6 +36,7 @@ DEFAULT_CANVAS_TOKEN_ENV = "CANVAS_TOKEN"  # noqa: S105 - the variable's name, n
 DEFAULT_MOODLE_TOKEN_ENV = "MOODLE_TOKEN"  # noqa: S105 - the variable's name, not a token
 DEFAULT_FEEDBACK_BRANCH = "feedback"
 DEFAULT_MAX_ARCHIVE_BYTES = 20 * 1024 * 1024
+DEFAULT_SIMILARITY_THRESHOLD = 0.5  # `grader similarity`: pairs this alike reach the dashboard
 DEFAULT_EXCLUDE = (".git/**", "**/__pycache__/**", "**/*.pyc", ".DS_Store", "**/.DS_Store")
 
 Visibility = Literal["visible", "hidden", "after_due_date"]
@@ -157,6 +158,8 @@ class Assignment:
     reference: str | None = None
     starter: str | None = None
     starter_score: float = 0.0
+    # `grader similarity`: pairs at least this similar (0 to 1) are shown on the dashboard
+    similarity_threshold: float = DEFAULT_SIMILARITY_THRESHOLD
 
     def cutoff_for(self, student_id: str) -> datetime:
         """The last moment a commit of this student is still graded."""
@@ -471,9 +474,17 @@ def _assignment(key: str, table: _Reader, timezone: ZoneInfo | None) -> Assignme
         reference=table.get("reference", str),
         starter=table.get("starter", str),
         starter_score=table.number("starter_score", 0.0),
+        similarity_threshold=_fraction(table, "similarity_threshold"),
     )
     table.reject_unknown()
     return assignment
+
+
+def _fraction(table: _Reader, key: str) -> float:
+    value = table.number(key, DEFAULT_SIMILARITY_THRESHOLD)
+    if value > 1:
+        raise table.error(key, "must be a number from 0 to 1 (0.5 is half the code)")
+    return value
 
 
 def _deadline(table: _Reader, timezone: ZoneInfo | None) -> datetime:

@@ -148,7 +148,9 @@ def write_assignment_outputs(
     )
     write_history(history, directory / HISTORY)
     write_manifests(views, directory)
-    write_dashboard(outcomes, assignment, directory, zone=zone)
+    write_dashboard(
+        outcomes, assignment, directory, zone=zone, similar=state.similar_pairs(assignment.id)
+    )
     return AssignmentOutputs(assignment.id, directory, tuple(outcomes))
 
 

@@ -106,3 +106,63 @@ def make_progress(console: Console) -> Iterator[LiveProgress | LineProgress]:
             yield live
     else:
         yield LineProgress(console)
+
+
+class LiveSteps:
+    """Long work in named steps (``grader similarity``): one bar per step, on a terminal."""
+
+    def __init__(self, display: Progress):
+        self.display = display
+        self.task: TaskID | None = None
+
+    def start(self, what: str, total: int) -> None:
+        if self.task is not None:
+            self.display.remove_task(self.task)
+        self.task = self.display.add_task(what, total=total, stages="", rate="")
+
+    def advance(self) -> None:
+        if self.task is not None:
+            self.display.advance(self.task)
+
+
+class LineSteps:
+    """Long work in named steps as plain lines: one when a step starts, then every tenth."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.what, self.total, self.done = "", 0, 0
+        self.started = time.monotonic()
+
+    def start(self, what: str, total: int) -> None:
+        self.what, self.total, self.done = what, total, 0
+        self.started = time.monotonic()
+        self.console.print(f"{what}: {total}", markup=False, highlight=False)
+
+    def advance(self) -> None:
+        self.done += 1
+        step = max(1, self.total // 10)
+        if self.done % step == 0 or self.done == self.total:
+            elapsed = time.monotonic() - self.started
+            self.console.print(
+                f"  {self.what}: {self.done}/{self.total} ({elapsed:.1f}s)",
+                markup=False,
+                highlight=False,
+            )
+
+
+@contextmanager
+def make_steps(console: Console) -> Iterator[LiveSteps | LineSteps]:
+    if console.is_terminal:
+        display = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        with display:
+            yield LiveSteps(display)
+    else:
+        yield LineSteps(console)

@@ -125,7 +125,10 @@ class GitSources:
             return files
         if not _SHA.fullmatch(sha):
             raise SourceError(f"not a commit id: {sha!r}")
-        mirror = await self._sync(repo)
+        mirror = self.mirror_path(repo)
+        # a commit once fetched never changes: one the mirror has needs no fetch
+        if mirror not in self._synced and not await self._holds(mirror, repo, sha):
+            mirror = await self._sync(repo)
         try:
             listing = await self._git(
                 ["--git-dir", str(mirror), "ls-tree", "-r", "-l", "-z", "--full-tree", sha],
@@ -207,6 +210,17 @@ class GitSources:
             f"{redact_url(repo)} has no default branch; "
             f"set the assignment's branch (branches: {listed})"
         )
+
+    async def _holds(self, mirror: Path, repo: str, sha: str) -> bool:
+        """Whether the mirror already has commit ``sha`` (then reading it needs no fetch)."""
+        if not (mirror / "HEAD").is_file():
+            return False
+        check = ["--git-dir", str(mirror), "cat-file", "-e", f"{sha}^{{commit}}"]
+        try:
+            await self._git(check, repo=repo, seconds=self.local_timeout)
+        except _GitError:
+            return False
+        return True
 
     async def _blobs(self, mirror: Path, oids: list[str]) -> dict[str, bytes]:
         if not oids:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from grader.errors import StateError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STATE_FILE = "state.sqlite3"
 
 SubmissionState = Literal["creating", "created", "final", "infra", "lost"]
@@ -147,6 +147,20 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX regrades_by_student ON regrades (assignment, student_id, id);
     """,
+    # grader similarity (grader/comparing.py): the pairs the dashboard shows, per assignment
+    4: """
+    CREATE TABLE similar_pairs (
+        assignment TEXT NOT NULL,
+        student_a TEXT NOT NULL,
+        student_b TEXT NOT NULL,
+        similarity REAL NOT NULL,
+        identical INTEGER NOT NULL,
+        commit_a TEXT,
+        commit_b TEXT,
+        compared_at TEXT NOT NULL,
+        PRIMARY KEY (assignment, student_a, student_b)
+    );
+    """,
 }
 
 
@@ -236,6 +250,19 @@ class StoredRegrade:
     after_status: str | None
     after_score: float | None
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredSimilarPair:
+    """A pair `grader similarity` found alike, and the commits it compared."""
+
+    student_a: str
+    student_b: str
+    similarity: float
+    identical: bool
+    commit_a: str | None
+    commit_b: str | None
+    compared_at: datetime
 
 
 class State:
@@ -565,6 +592,42 @@ class State:
             (assignment,),
         ).fetchall()
         return [_stored_regrade(row) for row in rows]
+
+    # similarity -------------------------------------------------------------------------
+    def replace_similar_pairs(self, assignment: str, pairs: Sequence[StoredSimilarPair]) -> None:
+        """The pairs of ``assignment``'s latest comparison, in place of the earlier ones."""
+        with self.transaction():
+            self.db.execute("DELETE FROM similar_pairs WHERE assignment = ?", (assignment,))
+            self.db.executemany(
+                "INSERT INTO similar_pairs (assignment, student_a, student_b, similarity,"
+                " identical, commit_a, commit_b, compared_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        assignment,
+                        p.student_a,
+                        p.student_b,
+                        p.similarity,
+                        int(p.identical),
+                        p.commit_a,
+                        p.commit_b,
+                        _iso(p.compared_at),
+                    )
+                    for p in pairs
+                ],
+            )
+
+    def similar_pairs(self, assignment: str) -> list[StoredSimilarPair]:
+        """The pairs ``grader similarity`` stored for ``assignment``, most similar first."""
+        rows = self.db.execute(
+            "SELECT student_a, student_b, similarity, identical, commit_a, commit_b,"
+            " compared_at FROM similar_pairs WHERE assignment = ?"
+            " ORDER BY identical DESC, similarity DESC, student_a, student_b",
+            (assignment,),
+        ).fetchall()
+        return [
+            StoredSimilarPair(a, b, score, bool(same), ca, cb, datetime.fromisoformat(at))
+            for a, b, score, same, ca, cb, at in rows
+        ]
 
 
 _OVERRIDE_COLUMNS = (

@@ -15,7 +15,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import tzinfo
 from pathlib import Path
 from urllib.parse import quote
@@ -30,8 +30,10 @@ from grader.roster import id_problem
 from grader.scoring.late import describe_lateness
 from grader.scoring.overrides import override_note
 from grader.scoring.points import is_placeholder
+from grader.state import StoredSimilarPair
 
 DASHBOARD_FILE = "dashboard.html"
+SIMILARITY_PAGE = "similarity.html"  # grader similarity's page, beside the dashboard
 BINS = 10  # score ranges of a tenth of the maximum each
 CHART_WIDTH = 600
 CHART_HEIGHT = 160  # of the tallest bar; labels add room above and below
@@ -109,6 +111,18 @@ class FlaggedStudent:
 
 
 @dataclass(frozen=True)
+class SimilarPair:
+    """Two students `grader similarity` found alike (and whether they changed since)."""
+
+    left: str
+    left_link: str
+    right: str
+    right_link: str
+    similarity: str
+    note: str
+
+
+@dataclass(frozen=True)
 class DashboardView:
     """Everything the dashboard shows."""
 
@@ -126,6 +140,9 @@ class DashboardView:
     tests: tuple[TestRate, ...]
     test_statuses: tuple[str, ...]
     needs_look: tuple[FlaggedStudent, ...]
+    similar: tuple[SimilarPair, ...]
+    similarity_threshold: str
+    similarity_page: str
     rows: tuple[StudentRow, ...]
     late_day_budget: bool
     not_graded: tuple[StudentLine, ...]
@@ -139,17 +156,27 @@ def write_dashboard(
     directory: Path,
     *,
     zone: tzinfo | None = None,
+    similar: Sequence[StoredSimilarPair] = (),
 ) -> Path:
-    """Write ``directory/dashboard.html`` and return its path (moments in ``zone``)."""
+    """Write ``directory/dashboard.html`` and return its path (moments in ``zone``).
+
+    ``similar``: the pairs `grader similarity` stored; those at or above the
+    assignment's threshold are listed."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / DASHBOARD_FILE
-    view = dashboard_view(outcomes, assignment, zone=zone)
+    view = dashboard_view(outcomes, assignment, zone=zone, similar=similar)
+    if (directory / SIMILARITY_PAGE).is_file():
+        view = replace(view, similarity_page=SIMILARITY_PAGE)
     path.write_bytes(render("dashboard.html.j2", view=view).encode("utf-8"))
     return path
 
 
 def dashboard_view(
-    outcomes: Sequence[StudentOutcome], assignment: Assignment, *, zone: tzinfo | None = None
+    outcomes: Sequence[StudentOutcome],
+    assignment: Assignment,
+    *,
+    zone: tzinfo | None = None,
+    similar: Sequence[StoredSimilarPair] = (),
 ) -> DashboardView:
     """Count and summarise the outcomes of one assignment (roster order kept in lists)."""
     grades = [g for o in outcomes if (g := _grade(o)) is not None]
@@ -169,6 +196,9 @@ def dashboard_view(
         tests=test_rates(grades),
         test_statuses=tuple(STATUS_WORDS[s] for s in TEST_STATUSES),
         needs_look=tuple(_flagged(o) for o in outcomes if o.flags),
+        similar=similar_pairs(similar, outcomes, assignment.similarity_threshold),
+        similarity_threshold=f"{100 * assignment.similarity_threshold:.0f}%",
+        similarity_page="",
         rows=tuple(_row(o) for o in outcomes),
         late_day_budget=any(o.late_days is not None for o in outcomes),
         not_graded=tuple(_line(o, o.outcome, o.reason) for o in outcomes if o.status != "graded"),
@@ -292,6 +322,37 @@ def _row(outcome: StudentOutcome) -> StudentRow:
         override=override.describe() if override and override.applies else "",
         flags=len(outcome.flags),
     )
+
+
+def similar_pairs(
+    stored: Sequence[StoredSimilarPair], outcomes: Sequence[StudentOutcome], threshold: float
+) -> tuple[SimilarPair, ...]:
+    """The stored pairs at or above ``threshold`` (or identical), saying which changed since."""
+    commits = {o.student.student_id: o.commit for o in outcomes}
+    lines = []
+    for pair in stored:
+        if not pair.identical and pair.similarity < threshold:
+            continue
+        moved = [
+            s
+            for s, commit in ((pair.student_a, pair.commit_a), (pair.student_b, pair.commit_b))
+            if commits.get(s) != commit
+        ]
+        note = "byte-identical workspaces" if pair.identical else ""
+        if moved:
+            changed = f"graded commit changed since ({', '.join(moved)}): run grader similarity"
+            note = f"{note}; {changed}" if note else changed
+        lines.append(
+            SimilarPair(
+                printable(pair.student_a),
+                instructor_link(pair.student_a),
+                printable(pair.student_b),
+                instructor_link(pair.student_b),
+                f"{100 * pair.similarity:.1f}%",
+                printable(note),
+            )
+        )
+    return tuple(lines)
 
 
 def instructor_link(student_id: str) -> str:

@@ -38,6 +38,7 @@ def test_example_config_documents_every_key_and_loads(tmp_path: Path) -> None:
     assert [r.visibility for r in hw1.tests] == ["visible", "hidden"]
     assert hw1.lms["canvas_assignment_id"] == "12345"
     assert hw1.hidden_files == ("data/expected_*.txt",)
+    assert hw1.similarity_threshold == 0.5
 
 
 def test_minimal_course_gets_defaults_and_local_engine(tmp_path: Path) -> None:
@@ -85,6 +86,7 @@ def test_naive_deadline_uses_course_timezone(tmp_path: Path) -> None:
             lambda t: t + '[assignments.hw1.tests]\n"t*" = { points = 1, visibility = "secret" }\n',
             "visibility",
         ),
+        (lambda t: t + "similarity_threshold = 1.5\n", "assignments.hw1.similarity_threshold"),
         (lambda t: t + "[engine]\nconcurrency = 0\n", "engine.concurrency"),
         (lambda t: t + '[engine]\nurl = "ftp://x"\n', "engine.url"),
         (

@@ -16,10 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from grader.comparing import QuietSteps
 from grader.records import StudentOutcome
 from grader.reports.course_page import write_course_page
 from grader.reports.dashboard import write_dashboard
+from grader.reports.similarity import similarity_page, write_similarity_page
 from grader.roster import Student
+from grader.similarity import Workspace, compare_all, fingerprinted
+from grader.winnowing import code_files, fingerprints
 
 MakeOutcome = Callable[..., StudentOutcome]  # the make_outcome fixture of conftest.py
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -113,3 +117,33 @@ def test_chromium_reads_the_dashboards_student_table(
     assert header[0] == "student" and [r[0] for r in rows] == ["amartin", "mallory", "hpatel"]
     assert all(len(r) == len(header) for r in rows)
     assert "script" not in dom.tags and "img" not in dom.tags
+
+
+def test_chromium_reads_the_similarity_pairs_and_regions(
+    make_outcome: MakeOutcome, tmp_path: Path
+) -> None:
+    assignment = make_outcome().assignment
+    code = "def add(a, b):\n    total = a + b\n    return total\n" * 3
+    hostile_code = f"# {HOSTILE}\n" + code.replace("total", "grand_total")
+    workspaces = [
+        _workspace("amartin", code),
+        _workspace(HOSTILE, hostile_code),
+        _workspace("hpatel", "import math\n\nprint(math.pi * 2 ** 10)\n"),
+    ]
+    scores = compare_all(workspaces)
+    page = similarity_page(assignment, workspaces, scores, [("nobody", HOSTILE)], QuietSteps())
+    path = write_similarity_page(page, tmp_path / "hw1" / "similarity.html")
+    dom = chromium_dom(path, tmp_path, "pairs")
+    header, *rows = dom.rows
+    assert header[:4] == ["#", "student", "student", "similarity"]
+    assert [r[1:3] for r in rows] == [["amartin", HOSTILE]]
+    assert all(len(r) == len(header) for r in rows)
+    assert "script" not in dom.tags and "img" not in dom.tags
+    assert dom.tags.count("mark") >= 4  # the matched lines, highlighted on both sides
+    skipped = chromium_dom(path, tmp_path, "skipped")
+    assert [cell.strip() for cell in skipped.rows[1]] == ["nobody", HOSTILE]
+
+
+def _workspace(student: str, text: str) -> Workspace:
+    code = code_files([("solution.py", text.encode())])
+    return fingerprinted(student, code, [fingerprints(c.normalized) for c in code], frozenset())
