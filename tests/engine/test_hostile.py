@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import stat
 import subprocess
@@ -299,6 +300,19 @@ def disk_in_use(outcome: RunOutcome) -> tuple[int, int]:
     found = re.search(r"disk limit of 16 MB exceeded \(([\d.]+) MB in (\d+) files", log)
     assert found, log
     return int(float(found[1]) * 2**20), int(found[2])
+
+
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_signals_the_engine_ignores_are_not_the_stages(tmp_path: Path, kind: str) -> None:
+    # an engine under nohup or cron ignores SIGHUP; ignored and blocked signals would pass
+    # through every exec to the student's processes
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        outcome = hostile(tmp_path, "grep -E '^Sig(Ign|Blk)' /proc/self/status", kind=kind)
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    said = dict(line.split(":") for line in text(outcome, "stage_run_output").splitlines())
+    assert {name: int(mask, 16) for name, mask in said.items()} == {"SigIgn": 0, "SigBlk": 0}
 
 
 def test_one_file_past_the_file_size_limit_is_a_runtime_error(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import functools
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -155,12 +156,31 @@ def stage_argv(cell: Cell, command: str | Sequence[str], timeout: float) -> list
             "/",
             "--",  # watch.start passes what comes before through a file descriptor
             # signals the engine ignores (SIGHUP under nohup) are not the stage's to inherit
-            *default_signals(),
+            *(default_signals() if ignoring_signals() else []),
             *inner,
         ]
     if cell.kind == "unshare":  # built by direct system calls (spawn.py) around this
         return command_argv(command)
     return inner
+
+
+# Python ignores these itself, and Popen gives its children their defaults back
+RESTORED_BY_POPEN = frozenset({signal.SIGPIPE, signal.SIGXFSZ})
+
+
+def ignoring_signals() -> bool:
+    """Whether this engine ignores a signal a stage would inherit (SIGHUP under nohup or
+    cron, SIGINT and SIGQUIT in a background job): only then does a stage pay for
+    ``env --default-signal``, one more program."""
+    for number in signal.valid_signals():
+        if number in RESTORED_BY_POPEN:
+            continue
+        try:
+            if signal.getsignal(number) == signal.SIG_IGN:
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 @functools.cache

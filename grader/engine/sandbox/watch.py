@@ -88,7 +88,10 @@ def run_stage(
         finally:
             watch.kill()
             _close(process)
-            if cell.uid is not None and not sweep(cell.uid):
+            if group is not None:  # every process of the stage is in it, and cannot leave
+                if not group.kill():
+                    raise SandboxError("processes of the stage's cgroup survive SIGKILL")
+            elif cell.uid is not None and not sweep(cell.uid):
                 raise SandboxError(f"processes of sandbox uid {cell.uid} survive SIGKILL")
 
 
@@ -310,7 +313,12 @@ class _Watch:
     def _check_limits(self, now: float) -> Literal["memory", "disk"] | None:
         if self.group is not None and self.group.oom_killed():
             return "memory"
-        self.pids = stage_processes(self.cell.uid if self.alone else None, self.process.pid)
+        # the stage's cgroup lists its processes; else /proc is read (by uid, or descent)
+        self.pids = (
+            self.group.pids()
+            if self.group is not None
+            else stage_processes(self.cell.uid if self.alone else None, self.process.pid)
+        )
         # the unshare cell's pid 1 is a fork of this engine: its memory is ours, not the stage's
         ours = self.process.pid if self.cell.kind == "unshare" else None
         # so is a stage process forked from it that has not exec'd yet (same code and stack
@@ -361,7 +369,7 @@ class _Watch:
             self.status = status
         if self.group is not None:
             self.group.kill(seconds=0)
-        if self.cell.uid is not None and self.alone:
+        elif self.cell.uid is not None and self.alone:
             sweep(self.cell.uid, seconds=0)
 
 
