@@ -325,7 +325,7 @@ def status_command(course_dir: Path, assignments: Sequence[str]) -> None:
             ("-" if row.score is None else f"{row.score:g}")
             + (f" ({row.override})" if row.override else ""),
             row.state,
-            f"{row.when:%Y-%m-%d %H:%M}" if row.when else "",
+            row.when_text,
             str(row.submissions),
         )
     _console().print(table)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 
+from grader.commits import when_text
 from grader.config import load_course
 from grader.outputs import stored_outcomes
 from grader.records import StudentOutcome
@@ -26,6 +27,12 @@ class StudentStatus:
     when: datetime | None
     submissions: int  # engine runs that graded this student, their own or one reused
     override: str = ""  # the instructor's override in force ("score 90"), which score shows
+    zone: tzinfo | None = None  # course.timezone: how ``when`` is shown
+
+    @property
+    def when_text(self) -> str:
+        """'2026-09-18 23:59 EDT' in the course's time zone (UTC without one); '' never."""
+        return when_text(self.when, self.zone) if self.when else ""
 
 
 def course_status(course_dir: Path, *, assignments: Sequence[str] = ()) -> list[StudentStatus]:
@@ -66,6 +73,7 @@ def course_status(course_dir: Path, *, assignments: Sequence[str] = ()) -> list[
                             | {s.engine_id for s in submissions if s.engine_id is not None}
                         ),
                         override=_override(shown[student.student_id]),
+                        zone=course.timezone,
                     )
                 )
     return rows

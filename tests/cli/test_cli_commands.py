@@ -12,7 +12,9 @@ import csv
 import json
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner, Result
@@ -87,7 +89,9 @@ def test_status_shows_commit_score_state_and_when_of_each_student(graded: Graded
         cells = [cell.strip() for cell in rows[student].split("│")[1:-1]]
         assert cells[3] == book[student]["commit"][:10]
         assert (cells[4], cells[5]) == (score, "graded")
-        assert cells[6] == graded_at[student][:16].replace("T", " ")
+        # in the course's time zone, as every page shows it
+        at = datetime.fromisoformat(graded_at[student]).astimezone(ZoneInfo("America/New_York"))
+        assert cells[6] == at.strftime("%Y-%m-%d %H:%M %Z")
     assert "never graded" in rows["dnovak"]
 
 
