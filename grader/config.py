@@ -72,6 +72,7 @@ class CanvasSettings:
     url: str  # the Canvas base URL, e.g. https://canvas.example.edu
     course_id: str  # digits, or Canvas's "sis_course_id:..." form
     token_env: str = DEFAULT_CANVAS_TOKEN_ENV
+    attach_feedback: bool = False  # the feedback page attached to each new feedback comment
 
 
 @dataclass(frozen=True)
@@ -401,6 +402,7 @@ def _lms_settings(table: _Reader) -> LmsSettings:
             url=_site_url(section),
             course_id=course_id,
             token_env=section.get("token_env", str, DEFAULT_CANVAS_TOKEN_ENV),
+            attach_feedback=section.get("attach_feedback", bool, False),
         )
         section.reject_unknown()
     if "moodle" in table.data:

@@ -26,7 +26,7 @@ from grader.publish.ledger import Ledger
 from grader.publish.lms_http import LmsHttpSettings, Sleep
 from grader.publish.moodle import MoodleJob, MoodlePublisher
 from grader.publish.moodle_api import MoodleClient, moodle_settings
-from grader.publish.plan import feedback_text, grade_value
+from grader.publish.plan import feedback_page, feedback_text, grade_value
 from grader.publish.results import PublishLine, PublishReport
 from grader.reports.lms.moodle import IDENTITIES
 from grader.reports.lms.sheet import lms_setting, setting_key
@@ -127,6 +127,7 @@ def _publish_canvas(
             feedback=_feedback(course, assignment, views, now, feedback_only=options.feedback_only),
             dry_run=options.dry_run,
             feedback_only=options.feedback_only,
+            pages=_pages(views, now) if settings.attach_feedback else {},
         )
         client_settings = canvas_settings(settings.url, token)
         lines, settled = asyncio.run(
@@ -225,6 +226,15 @@ def _feedback(
             if path.is_file():
                 texts[student_id] = path.read_text(encoding="utf-8")
     return texts
+
+
+def _pages(views: Sequence[StudentView], now: datetime) -> dict[str, str]:
+    """Each graded student's feedback page (a preview has none: it is Markdown only)."""
+    return {
+        view.student.student_id: feedback_page(view, now=now)
+        for view in views
+        if grade_value(view) is not None
+    }
 
 
 def _check_state(course: Course, assignment: Assignment) -> None:

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, Protocol, TypeVar
 
-from grader.errors import LmsError
 from grader.publish.ledger import LastSent, Ledger, Publication
 from grader.publish.plan import Delivery, grade_value, plan_delivery
 from grader.publish.results import LineResult, PublishLine
@@ -144,7 +143,7 @@ class BulkPublisher(ABC, Generic[UserT]):
                 for delivery, user in batch
             ]
 
-    def refused(self, row: Publication, exc: LmsError) -> Settled:
+    def refused(self, row: Publication, reason: str) -> Settled:
         """The LMS refused one student's send: recorded ``failed``, tried again next time."""
-        self.ledger.failed([row], str(exc))
-        return row.student_id, "failed", str(exc)
+        self.ledger.failed([row], reason)
+        return row.student_id, "failed", reason

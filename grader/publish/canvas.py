@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from grader.config import CanvasSettings
 from grader.errors import LmsError, LmsUnauthorizedError, LmsUnreachableError
@@ -23,6 +23,8 @@ from grader.publish.canvas_api import (
     CanvasProgress,
     CanvasSubmission,
     CanvasUser,
+    CommentFile,
+    GradeEntry,
     canvas_names,
 )
 from grader.publish.ledger import Ledger, Publication
@@ -38,6 +40,24 @@ class CanvasJob(PublishJob):
 
     settings: CanvasSettings
     assignment_id: str  # Canvas's id of the assignment
+    pages: Mapping[str, str] = field(default_factory=dict)  # student id -> page to attach
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One student's comment as sent: the ledger row, the text with its ref, the files."""
+
+    row: Publication
+    text: str
+    file_ids: tuple[str, ...] = ()
+
+    def grade_entry(self) -> GradeEntry:
+        entry: dict[str, str | Sequence[str]] = {"text_comment": self.text}
+        if self.row.value is not None:
+            entry["posted_grade"] = self.row.value
+        if self.file_ids:
+            entry["file_ids"] = self.file_ids
+        return entry
 
 
 def match_student(student: Student, names: Mapping[str, CanvasUser]) -> CanvasUser | None:
@@ -93,25 +113,45 @@ class CanvasPublisher(BulkPublisher[CanvasUser]):
     # sending ----------------------------------------------------------------------------
     async def send(self, batch: Sequence[tuple[Delivery, CanvasUser]]) -> list[Settled]:
         rows = self.begin(batch)
-        comments = {
-            row.id: with_ref(d.comment, row.ref) for row, (d, _) in zip(rows, batch, strict=True)
-        }
-        grade_data: dict[str, dict[str, str]] = {}
-        for row in rows:
-            entry = {"text_comment": comments[row.id]}
-            if row.value is not None:
-                entry["posted_grade"] = row.value
-            grade_data[row.recipient] = entry
+        outgoing: list[Outgoing] = []
+        refused: list[Settled] = []
+        for row, (delivery, _) in zip(rows, batch, strict=True):
+            try:
+                file_ids = await self._attachments(row, delivery)
+            except (LmsUnreachableError, LmsUnauthorizedError):
+                raise  # unanswered: the rows stay 'sending' for the next run to settle
+            except LmsError as exc:
+                refused.append(self.refused(row, f"the feedback page was not attached: {exc}"))
+                continue
+            outgoing.append(Outgoing(row, with_ref(delivery.comment, row.ref), file_ids))
+        if not outgoing:
+            return refused
+        grade_data = {o.row.recipient: o.grade_entry() for o in outgoing}
         progress = await self.client.update_grades(
             self.course_id, self.job.assignment_id, grade_data
         )
-        self.ledger.job_started(rows, progress.id)
+        self.ledger.job_started([o.row for o in outgoing], progress.id)
         progress = await self.client.follow(progress)
-        return await self._after_job(rows, progress, comments)
+        return refused + await self._after_job(outgoing, progress)
+
+    async def _attachments(self, row: Publication, delivery: Delivery) -> tuple[str, ...]:
+        """The feedback page uploaded for this comment, when asked for and the feedback is
+        new or changed (a grade-only note does not repeat the page); its file id."""
+        page = self.job.pages.get(row.student_id)
+        if page is None or not delivery.feedback_changed:
+            return ()
+        upload = CommentFile(
+            f"feedback-{self.job.assignment}.html", page.encode("utf-8"), "text/html"
+        )
+        file_id = await self.client.upload_comment_file(
+            self.course_id, self.job.assignment_id, row.recipient, upload
+        )
+        return (file_id,)
 
     async def _after_job(
-        self, rows: Sequence[Publication], progress: CanvasProgress, comments: Mapping[int, str]
+        self, outgoing: Sequence[Outgoing], progress: CanvasProgress
     ) -> list[Settled]:
+        rows = [o.row for o in outgoing]
         if progress.workflow_state == "completed":
             self.ledger.sent(rows)
             return [(r.student_id, "sent", "") for r in rows]
@@ -128,23 +168,26 @@ class CanvasPublisher(BulkPublisher[CanvasUser]):
         reached, missed = self._reached(rows, await self._comments())
         self.ledger.sent(reached)
         results: list[Settled] = [(r.student_id, "sent", "") for r in reached]
+        by_row = {o.row.id: o for o in outgoing}
         for row in missed:
-            results.append(await self._send_one(row, comments[row.id], progress.message))
+            results.append(await self._send_one(by_row[row.id], progress.message))
         return results
 
-    async def _send_one(self, row: Publication, comment: str, why: str) -> Settled:
+    async def _send_one(self, outgoing: Outgoing, why: str) -> Settled:
+        row = outgoing.row
         try:
             await self.client.grade_one(
                 self.course_id,
                 self.job.assignment_id,
                 row.recipient,
                 posted_grade=row.value,
-                comment=comment,
+                comment=outgoing.text,
+                file_ids=outgoing.file_ids,
             )
         except (LmsUnreachableError, LmsUnauthorizedError):
             raise  # unanswered: the row stays 'sending' for the next run to settle
         except LmsError as exc:
-            return self.refused(row, exc)
+            return self.refused(row, str(exc))
         self.ledger.sent([row], f"one at a time after the bulk job failed: {why}".strip(": "))
         return row.student_id, "sent", ""
 

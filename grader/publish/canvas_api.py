@@ -26,7 +26,7 @@ import httpx
 
 from grader.api.retry import RetryPolicy, parse_retry_after
 from grader.errors import LmsError, LmsThrottledError, LmsUnauthorizedError
-from grader.publish.lms_http import LmsHttp, LmsHttpSettings, Sleep
+from grader.publish.lms_http import Form, LmsHttp, LmsHttpSettings, Sleep
 
 LMS = "Canvas"
 PER_PAGE = 100  # Canvas's usual ceiling for per_page
@@ -57,6 +57,19 @@ class CanvasSubmission:
     grade: str | None
     score: float | None
     comments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CommentFile:
+    """A file to attach to a submission comment."""
+
+    name: str
+    content: bytes
+    content_type: str
+
+
+GradeEntry = Mapping[str, str | Sequence[str]]
+"""One student's ``grade_data``: ``posted_grade``, ``text_comment``, ``file_ids``."""
 
 
 @dataclass(frozen=True)
@@ -156,14 +169,19 @@ class CanvasClient(LmsHttp):
 
     # writes -----------------------------------------------------------------------------
     async def update_grades(
-        self, course_id: str, assignment_id: str, grade_data: Mapping[str, Mapping[str, str]]
+        self, course_id: str, assignment_id: str, grade_data: Mapping[str, GradeEntry]
     ) -> CanvasProgress:
-        """``POST .../submissions/update_grades``: many students at once; returns the job."""
-        form = {
-            f"grade_data[{user_id}][{key}]": value
-            for user_id, entry in grade_data.items()
-            for key, value in entry.items()
-        }
+        """``POST .../submissions/update_grades``: many students at once; returns the job.
+
+        Each entry: ``posted_grade``, ``text_comment`` and ``file_ids`` (files uploaded
+        with ``upload_comment_file``, attached to that comment)."""
+        form: dict[str, str | list[str]] = {}
+        for user_id, entry in grade_data.items():
+            for key, value in entry.items():
+                if isinstance(value, str):
+                    form[f"grade_data[{user_id}][{key}]"] = value
+                elif value:
+                    form[f"grade_data[{user_id}][{key}][]"] = list(value)
         path = f"/courses/{course_id}/assignments/{assignment_id}/submissions/update_grades"
         response = await self._call("POST", path, data=form, write=True)
         return _progress(response.json())
@@ -176,15 +194,66 @@ class CanvasClient(LmsHttp):
         *,
         posted_grade: str | None,
         comment: str | None,
+        file_ids: Sequence[str] = (),
     ) -> None:
         """``PUT .../submissions/:user_id``: one student's grade and comment, at once."""
-        form: dict[str, str] = {}
+        form: dict[str, str | list[str]] = {}
         if posted_grade is not None:
             form["submission[posted_grade]"] = posted_grade
         if comment is not None:
             form["comment[text_comment]"] = comment
+        if file_ids:
+            form["comment[file_ids][]"] = list(file_ids)
         path = f"/courses/{course_id}/assignments/{assignment_id}/submissions/{user_id}"
         await self._call("PUT", path, data=form, write=True)
+
+    async def upload_comment_file(
+        self, course_id: str, assignment_id: str, user_id: str, upload: CommentFile
+    ) -> str:
+        """A file for a comment on ``user_id``'s submission, through Canvas's documented
+        upload flow; its file id, for ``file_ids``. Not attached to anything yet.
+
+        1. ``POST .../submissions/:user_id/comments/files`` (name, size, content type)
+           answers ``upload_url`` and ``upload_params``;
+        2. a multipart ``POST`` to ``upload_url``: every upload param as given, the file
+           last, and never the token (it may be another host: a storage service);
+        3. a 3xx is confirmed by a ``GET`` of its ``Location`` (back on Canvas, with the
+           token); a 201 holds the file, or says in ``Location`` where to read it.
+        A pending file left by a failed or repeated upload is attached to nothing, so
+        every step is retried like a read."""
+        path = (
+            f"/courses/{course_id}/assignments/{assignment_id}/submissions/{user_id}/comments/files"
+        )
+        form = {
+            "name": upload.name,
+            "size": str(len(upload.content)),
+            "content_type": upload.content_type,
+        }
+        ticket = (await self._call("POST", path, data=form, write=False, idempotent=True)).json()
+        if not isinstance(ticket, dict) or not isinstance(ticket.get("upload_params"), dict):
+            raise LmsError(f"{LMS}: POST {path}: expected upload_url and upload_params", lms=LMS)
+        upload_url = str(ticket.get("upload_url") or "")
+        params = {str(k): str(v) for k, v in ticket["upload_params"].items()}
+        stored = await self.send(
+            "POST",
+            upload_url,
+            self._check_upload,
+            where=f"the upload of {upload.name}",
+            idempotent=True,
+            data=params,
+            files={"file": (upload.name, upload.content, upload.content_type)},
+            authenticated=False,
+        )
+        if stored.status_code == 201:
+            body = _json_object(stored)
+            if "id" in body:
+                return str(body["id"])
+        location = self._on_canvas(stored.headers.get("Location", ""), upload.name)
+        confirmed = await self._call("GET", location, write=False)
+        body = _json_object(confirmed)
+        if "id" not in body:
+            raise LmsError(f"{LMS}: the upload of {upload.name} was not confirmed", lms=LMS)
+        return str(body["id"])
 
     # one path for every request ---------------------------------------------------------
     async def _pages(self, path: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -215,13 +284,40 @@ class CanvasClient(LmsHttp):
         path: str,
         *,
         params: Mapping[str, str] | None = None,
-        data: Mapping[str, str] | None = None,
+        data: Form | None = None,
         write: bool,
+        idempotent: bool | None = None,
     ) -> httpx.Response:
         where = f"{method} {httpx.URL(path).path}"
         return await self.send(
-            method, path, self._check, where=where, idempotent=not write, params=params, data=data
+            method,
+            path,
+            self._check,
+            where=where,
+            idempotent=not write if idempotent is None else idempotent,
+            params=params,
+            data=data,
         )
+
+    async def _check_upload(self, response: httpx.Response, where: str) -> httpx.Response:
+        """Step 2's answer: a 3xx or a 201 says the file is stored; anything else failed."""
+        if response.is_redirect or response.status_code == 201:
+            return response
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise LmsError(f"{LMS}: {where}: HTTP {status}", lms=LMS, http_status=status)
+        text = self.redaction.redact(" ".join(response.text[:200].split()))
+        raise LmsError(f"{LMS}: {where} failed (HTTP {status}): {text}", lms=LMS)
+
+    def _on_canvas(self, location: str, name: str) -> str:
+        """Where to confirm an upload: only ever on the configured Canvas (with the token)."""
+        if not location:
+            raise LmsError(f"{LMS}: the upload of {name} answered no Location", lms=LMS)
+        if httpx.URL(location).host != self._host:
+            raise LmsError(
+                f"{LMS}: the upload of {name} is confirmed on another host: refused", lms=LMS
+            )
+        return location
 
     async def _check(self, response: httpx.Response, where: str) -> httpx.Response:
         await self._pace(response)
@@ -268,6 +364,14 @@ def _error_message(response: httpx.Response) -> str:
             return "; ".join(f"{k}: {v}" for k, v in errors.items())
         return str(body.get("message", ""))
     return ""
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _submission(item: Mapping[str, Any]) -> CanvasSubmission:

@@ -37,6 +37,8 @@ log = logging.getLogger("grader.publish")
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
 DEFAULT_RETRY = RetryPolicy()
+Form = Mapping[str, str | list[str]]  # a list: the field repeated (Rails' ``key[]``)
+Files = Mapping[str, tuple[str, bytes, str]]  # field -> (file name, content, content type)
 Check = Callable[[httpx.Response, str], Awaitable[T]]
 """Reads one answer (``where`` names the request in messages): its value, or an LmsError."""
 
@@ -100,10 +102,15 @@ class LmsHttp:
         where: str,
         idempotent: bool,
         params: Mapping[str, str] | None = None,
-        data: Mapping[str, str] | None = None,
-        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        data: Form | None = None,
+        files: Files | None = None,
+        authenticated: bool = True,
     ) -> T:
-        """One request, retried under the policy; ``check``'s reading of its answer."""
+        """One request, retried under the policy; ``check``'s reading of its answer.
+
+        ``authenticated=False`` sends it without the client's auth (an upload to a
+        storage service, which must never see the token). ``files`` go after ``data``
+        in a multipart body."""
         retrying = AsyncRetrying(
             sleep=self.sleep,
             stop=self._stop,
@@ -116,7 +123,9 @@ class LmsHttp:
         )
         async for attempt in retrying:
             with attempt:
-                response = await self._exchange(method, url, params, data, files, where)
+                response = await self._exchange(
+                    method, url, params, data, files, where, authenticated=authenticated
+                )
                 return await check(response, where)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
@@ -125,11 +134,15 @@ class LmsHttp:
         method: str,
         url: str,
         params: Mapping[str, str] | None,
-        data: Mapping[str, str] | None,
-        files: Mapping[str, tuple[str, bytes, str]] | None,
+        data: Form | None,
+        files: Files | None,
         where: str,
+        *,
+        authenticated: bool,
     ) -> httpx.Response:
         extra: dict[str, Any] = {"files": files} if files else {}
+        if not authenticated:
+            extra["auth"] = None  # httpx: no auth at all, not the client's default
         async with self._limiter:
             self.requests += 1
             try:

@@ -86,6 +86,6 @@ class MoodlePublisher(BulkPublisher[MoodleUser]):
         except (LmsUnreachableError, LmsUnauthorizedError):
             raise
         except LmsError as exc:
-            return self.refused(row, exc)
+            return self.refused(row, str(exc))
         self.ledger.sent([row])
         return row.student_id, "sent", ""

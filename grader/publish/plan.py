@@ -33,11 +33,17 @@ class Delivery:
     comment_sha256: str
     old_value: str | None
     why: str
+    feedback_changed: bool = True  # the feedback differs from what the target last confirmed
 
 
 def feedback_text(view: StudentView, *, now: datetime) -> str:
     """The student's feedback as Markdown text (what `feedback/<id>.md` holds)."""
     return render("feedback.md.j2", view=feedback_view(view, now=now)).strip() + "\n"
+
+
+def feedback_page(view: StudentView, *, now: datetime) -> str:
+    """The student's feedback page (what `feedback/<id>.html` holds), for an attachment."""
+    return render("feedback.html.j2", view=feedback_view(view, now=now))
 
 
 def text_sha256(text: str) -> str:
@@ -78,10 +84,12 @@ def plan_delivery(
     if last.value is None:
         # the feedback already went out alone (--feedback-only): one line with the grade
         text = _new_grade(view, value or "") if feedback_same else feedback
-        return Delivery(student_id, value, text, digest, None, "new grade")
+        return Delivery(student_id, value, text, digest, None, "new grade", not feedback_same)
     preface = _changed_grade(view, last.value, value or "")
     why = f"grade {last.value} -> {value}"
-    return Delivery(student_id, value, preface + feedback, digest, last.value, why)
+    return Delivery(
+        student_id, value, preface + feedback, digest, last.value, why, not feedback_same
+    )
 
 
 def _changed_grade(view: StudentView, old: str, new: str) -> str:

@@ -31,6 +31,7 @@ def test_canvas_settings_are_read_with_their_defaults(tmp_path: Path) -> None:
     assert loaded.lms.canvas.url == "https://canvas.uni.edu"
     assert loaded.lms.canvas.course_id == "77"
     assert loaded.lms.canvas.token_env == DEFAULT_CANVAS_TOKEN_ENV
+    assert loaded.lms.canvas.attach_feedback is False
     assert loaded.lms.moodle is None
     assert loaded.lms.git.branch == "feedback"
 
@@ -48,6 +49,10 @@ def test_a_course_without_lms_has_none(tmp_path: Path) -> None:
         ('[lms.canvas]\nurl = "https://c.edu"', "lms.canvas.course_id"),
         ('[lms.blackboard]\nurl = "https://c.edu"', "lms.blackboard"),
         ('[lms.git]\nbranch = "../main"', "lms.git.branch"),
+        (
+            '[lms.canvas]\nurl = "https://c.edu"\ncourse_id = 1\nattach_feedback = "yes"',
+            "lms.canvas.attach_feedback",
+        ),
     ],
 )
 def test_a_wrong_lms_key_is_named(tmp_path: Path, table: str, where: str) -> None:

@@ -12,21 +12,35 @@ Progress objects, and behaves as Canvas does where it matters:
   completes on the next; ``fail_jobs(n, reach=k)`` makes the next ``n`` jobs reach only
   ``k`` students, then fail; ``hold()`` keeps jobs queued until ``release()``;
 * ``hang_posts()`` applies a bulk request at once but never answers it (a dropped
-  answer: the client cannot know whether it happened).
+  answer: the client cannot know whether it happened);
+* files for submission comments go through the documented upload flow: ``POST
+  .../submissions/:user_id/comments/files`` answers ``upload_url`` (``/files_api/<id>``
+  here, which takes no token) and signed ``upload_params``; the multipart ``POST`` there
+  must carry every param unchanged and the file last, and answers a ``301`` to
+  ``create_success`` (the file is available once that is read with the token) or, with
+  ``upload_answer = "created"``, a ``201`` with the file; ``fail_uploads(user_id)``
+  answers that student's uploads ``400``. ``file_ids`` in ``update_grades`` or the
+  one-student ``PUT`` attach available files of that student to the new comment;
+* ``GET /courses/:id`` and ``GET /courses/:id/assignments/:id`` (``assignments``) for
+  `grader doctor`.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
 
 from tests.support.loopback import Answer, Request, serve_http
 
 TOKEN = "canvas-secret-token-7f3a9c"
+NOT_FOUND = {"errors": [{"message": "The specified resource does not exist."}]}
 COURSE = "7"
 BUCKET = 700.0
 
@@ -36,12 +50,37 @@ class Submission:
     grade: str | None = None
     score: float | None = None
     comments: list[str] = field(default_factory=list)
+    attachments: list[list[int]] = field(default_factory=list)  # file ids, by comment
+
+
+@dataclass
+class File:
+    """A file uploaded for a submission comment: pending, then uploaded, then available."""
+
+    id: int
+    user_id: str
+    name: str
+    size: int
+    content_type: str
+    params: dict[str, str]  # the signed upload_params
+    content: bytes | None = None
+    state: str = "pending"
+
+    def json(self, url: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "display_name": self.name,
+            "filename": self.name,
+            "size": self.size,
+            "content-type": self.content_type,
+            "url": f"{url}/files/{self.id}/download",
+        }
 
 
 @dataclass
 class Job:
     id: int
-    grade_data: dict[str, dict[str, str]]
+    grade_data: dict[str, dict[str, Any]]
     state: str = "queued"
     polls: int = 0
     fail_reach: int | None = None  # reach this many students, then fail
@@ -65,6 +104,12 @@ class FakeCanvas:
         self._held = False
         self._hang = False
         self._drop = 0
+        self.files: dict[int, File] = {}
+        self.upload_authorizations: list[str] = []  # what each upload POST carried
+        self.upload_answer = "redirect"  # or "created": a 201 with the file
+        self._failing_uploads: set[str] = set()
+        self.course_name = "Publish 101"
+        self.assignments = {"5"}
         self.post_seen = threading.Event()
         self.released = threading.Event()
         self.url = ""
@@ -99,6 +144,15 @@ class FakeCanvas:
         with self.lock:
             self._drop = count
 
+    def fail_uploads(self, user_id: str) -> None:
+        """Answer every upload of a file for ``user_id``'s comments 400 (as S3 does)."""
+        with self.lock:
+            self._failing_uploads.add(user_id)
+
+    def heal_uploads(self) -> None:
+        with self.lock:
+            self._failing_uploads.clear()
+
     # what tests read --------------------------------------------------------------------
     def count(self, method: str, pattern: str) -> int:
         with self.lock:
@@ -112,15 +166,19 @@ class FakeCanvas:
         with self.lock:
             return self.submissions[user_id].grade
 
+    def attached(self, user_id: str) -> list[list[bytes]]:
+        """The contents of the files attached to each of the student's comments."""
+        with self.lock:
+            return [
+                [self.files[i].content or b"" for i in ids]
+                for ids in self.submissions[user_id].attachments
+            ]
+
     # the API ----------------------------------------------------------------------------
     def route(self, request: Request) -> Answer:
-        status, payload, headers = self.handle(
-            request.method,
-            request.path,
-            request.query,
-            request.form,
-            request.headers.get("Authorization", ""),
-        )
+        if request.path.startswith("/files_api/"):
+            return self._store(request)  # the storage service: no token, signed params
+        status, payload, headers = self.handle(request)
         if status == -1:
             self.released.wait(60)  # the request was applied; its answer never comes
         return status, payload, headers
@@ -130,11 +188,10 @@ class FakeCanvas:
             left = BUCKET - 10 * len(self.requests)
         return {"X-Rate-Limit-Remaining": f"{max(left, 0):.1f}"}
 
-    def handle(
-        self, method: str, path: str, query: dict[str, list[str]], form: dict[str, str], auth: str
-    ) -> tuple[int, Any, dict[str, str]]:
+    def handle(self, request: Request) -> Answer:
+        method, auth = request.method, request.headers.get("Authorization", "")
         with self.lock:
-            self.requests.append((method, path))
+            self.requests.append((method, request.path))
             self.authorizations.add(auth)
             if auth != f"Bearer {TOKEN}":
                 return 401, {"errors": [{"message": "Invalid access token."}]}, {}
@@ -145,15 +202,30 @@ class FakeCanvas:
                     "403 Forbidden (Rate Limit Exceeded)\n",
                     {"X-Rate-Limit-Remaining": "0.0"},
                 )
-            return self._route(method, path, query, form)
+            return self._route(request)
 
-    def _route(
-        self, method: str, path: str, query: dict[str, list[str]], form: dict[str, str]
-    ) -> tuple[int, Any, dict[str, str]]:
+    def _route(self, request: Request) -> Answer:
+        method, path, query, form = request.method, request.path, request.query, request.form
         base = f"/api/v1/courses/{COURSE}"
+        if method == "GET" and path == base:
+            return 200, {"id": COURSE, "name": self.course_name, "course_code": "P101"}, {}
         if method == "GET" and path == f"{base}/users":
             assert query.get("enrollment_type[]") == ["student"]
             return self._page(path, query, self.users)
+        match = re.fullmatch(rf"{base}/assignments/(\d+)", path)
+        if match and method == "GET":
+            if match[1] not in self.assignments:
+                return 404, NOT_FOUND, {}
+            return 200, {"id": match[1], "name": "Homework 1", "points_possible": 10}, {}
+        match = re.fullmatch(rf"{base}/assignments/(\d+)/submissions/(\w+)/comments/files", path)
+        if match and method == "POST":
+            return self._new_file(match[2], form)
+        match = re.fullmatch(r"/api/v1/files/(\d+)(/create_success)?", path)
+        if match and method == "GET" and int(match[1]) in self.files:
+            file = self.files[int(match[1])]
+            if match[2] and file.state == "uploaded":
+                file.state = "available"  # step 3: the upload is confirmed
+            return 200, file.json(self.url), {}
         match = re.fullmatch(rf"{base}/assignments/(\d+)/submissions(?:/(\w+))?", path)
         if match and method == "GET" and not match[2]:
             items = [
@@ -162,32 +234,75 @@ class FakeCanvas:
                     "assignment_id": match[1],
                     "grade": s.grade,
                     "score": s.score,
-                    "submission_comments": [{"comment": c} for c in s.comments],
+                    "submission_comments": [
+                        {"comment": c, "attachments": [self.files[i].json(self.url) for i in ids]}
+                        for c, ids in zip(s.comments, s.attachments, strict=True)
+                    ],
                 }
                 for uid, s in self.submissions.items()
             ]
             return self._page(path, query, items)
         if match and method == "POST" and match[2] == "update_grades":
-            return self._update_grades(form)
+            return self._update_grades(request.fields)
         if match and method == "PUT" and match[2]:
             if match[2] not in self.submissions:
-                return 404, {"errors": [{"message": "The specified resource does not exist."}]}, {}
+                return 404, NOT_FOUND, {}
             self._apply(
                 match[2],
                 {
                     "posted_grade": form.get("submission[posted_grade]", ""),
                     "text_comment": form.get("comment[text_comment]", ""),
+                    "file_ids": request.fields.get("comment[file_ids][]", []),
                 },
             )
             return 200, {"user_id": match[2], "grade": self.submissions[match[2]].grade}, {}
         match = re.fullmatch(r"/api/v1/progress/(\d+)", path)
         if match and method == "GET":
             return 200, self._poll(int(match[1])), {}
-        return 404, {"errors": [{"message": "The specified resource does not exist."}]}, {}
+        return 404, NOT_FOUND, {}
 
-    def _page(
-        self, path: str, query: dict[str, list[str]], items: list[Any]
-    ) -> tuple[int, Any, dict[str, str]]:
+    # file uploads ------------------------------------------------------------------------
+    def _new_file(self, user_id: str, form: dict[str, str]) -> Answer:
+        """Step 1: a pending file and where to upload it."""
+        if user_id not in self.submissions:
+            return 404, NOT_FOUND, {}
+        file_id = 9000 + len(self.files) + 1
+        params = {
+            "key": f"attachments/{file_id}/{form['name']}",
+            "x-amz-signature": secrets.token_hex(8),
+            "success_action_redirect": f"{self.url}/api/v1/files/{file_id}/create_success",
+        }
+        self.files[file_id] = File(
+            file_id, user_id, form["name"], int(form["size"]), form["content_type"], params
+        )
+        return 200, {"upload_url": f"{self.url}/files_api/{file_id}", "upload_params": params}, {}
+
+    def _store(self, request: Request) -> Answer:
+        """Step 2: the storage service takes the multipart POST (signed, file last)."""
+        with self.lock:
+            self.requests.append((request.method, request.path))
+            self.upload_authorizations.append(request.headers.get("Authorization", ""))
+            file = self.files.get(int(request.path.rsplit("/", 1)[1]))
+            if request.method != "POST" or file is None:
+                return 404, "<Error><Code>NoSuchKey</Code></Error>", {}
+            if file.user_id in self._failing_uploads:
+                return 400, "<Error><Code>EntityTooLarge</Code></Error>", {}
+            fields = _multipart(request)
+            names = [name for name, _ in fields]
+            sent = {name: value.decode() for name, value in fields[:-1]}
+            if names[-1:] != ["file"] or sent != file.params:
+                return 403, "<Error><Code>SignatureDoesNotMatch</Code></Error>", {}
+            file.content = fields[-1][1]
+            if len(file.content) != file.size:
+                return 400, "<Error><Code>IncompleteBody</Code></Error>", {}
+            if self.upload_answer == "created":
+                file.state = "available"
+                location = f"{self.url}/api/v1/files/{file.id}"
+                return 201, file.json(self.url), {"Location": location}
+            file.state = "uploaded"
+            return 301, "", {"Location": file.params["success_action_redirect"] + "?uuid=x1"}
+
+    def _page(self, path: str, query: dict[str, list[str]], items: list[Any]) -> Answer:
         per_page = min(int(query.get("per_page", ["10"])[0]), self.page_size)
         page = int(query.get("page", ["1"])[0])
         chunk = items[(page - 1) * per_page : page * per_page]
@@ -200,12 +315,12 @@ class FakeCanvas:
             )
         return 200, chunk, headers
 
-    def _update_grades(self, form: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
-        data: dict[str, dict[str, str]] = {}
-        for key, value in form.items():
-            found = re.fullmatch(r"grade_data\[(\w+)\]\[(\w+)\]", key)
+    def _update_grades(self, fields: dict[str, list[str]]) -> Answer:
+        data: dict[str, dict[str, Any]] = {}
+        for key, values in fields.items():
+            found = re.fullmatch(r"grade_data\[(\w+)\]\[(\w+)\](\[\])?", key)
             assert found, key
-            data.setdefault(found[1], {})[found[2]] = value
+            data.setdefault(found[1], {})[found[2]] = values if found[3] else values[0]
         if self._drop > 0:
             self._drop -= 1
             return -2, None, {}
@@ -240,13 +355,19 @@ class FakeCanvas:
             if uid in self.submissions:
                 self._apply(uid, entry)
 
-    def _apply(self, uid: str, entry: dict[str, str]) -> None:
+    def _apply(self, uid: str, entry: dict[str, Any]) -> None:
         sub = self.submissions[uid]
         if entry.get("posted_grade"):
             sub.grade = entry["posted_grade"]
             sub.score = float(entry["posted_grade"])
-        if entry.get("text_comment"):
-            sub.comments.append(entry["text_comment"])
+        file_ids = [int(i) for i in entry.get("file_ids", [])]
+        for file_id in file_ids:  # only a confirmed upload of this student's can be attached
+            file = self.files.get(file_id)
+            assert file is not None and file.state == "available", file
+            assert file.user_id == uid, (file.user_id, uid)
+        if entry.get("text_comment") or file_ids:
+            sub.comments.append(entry.get("text_comment", ""))
+            sub.attachments.append(file_ids)
 
     def _progress(self, job: Job) -> dict[str, Any]:
         return {
@@ -258,6 +379,17 @@ class FakeCanvas:
             "message": job.message,
             "url": f"{self.url}/api/v1/progress/{job.id}",
         }
+
+
+def _multipart(request: Request) -> list[tuple[str, bytes]]:
+    """The fields of a multipart/form-data body, in order: (name, content)."""
+    head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + request.body)
+    fields = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        fields.append((str(name), part.get_payload(decode=True) or b""))
+    return fields
 
 
 @contextmanager

@@ -22,7 +22,8 @@ class Request:
     method: str
     path: str
     query: dict[str, list[str]]
-    form: dict[str, str]  # url-encoded forms only; a multipart body stays in ``body``
+    form: dict[str, str]  # url-encoded forms only (a field's first value)
+    fields: dict[str, list[str]]  # every value of each url-encoded field (``key[]``)
     headers: dict[str, str]
     body: bytes
 
@@ -44,11 +45,13 @@ def _handler(route: Route, decorate: Decorate | None) -> type[BaseHTTPRequestHan
             body = self.rfile.read(length) if length else b""
             kind = self.headers.get("Content-Type", "")
             form = {} if kind.startswith("multipart/") else parse_qs(body.decode(errors="replace"))
+            # a multipart body (a file upload) stays in ``body``
             request = Request(
                 self.command,
                 parts.path,
                 parse_qs(parts.query),
                 {k: v[0] for k, v in form.items()},
+                form,
                 dict(self.headers.items()),
                 body,
             )
