@@ -27,6 +27,7 @@ import math
 import os
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLParser
@@ -247,21 +248,38 @@ def _read_result(path: str) -> Result:
 
 def command_evaluate() -> int:
     """``se_utils_cli evaluate``: 0 when a report was written, 1 when the XML was unusable."""
-    source = _env_path("SE_PATH_UNIT_TESTS_REPORT")
+    code, said, complaint = evaluate_files(
+        _env_path("SE_PATH_UNIT_TESTS_REPORT"),
+        _env_path("SE_PATH_FINAL_TESTS_REPORT"),
+        _env_path("SE_PATH_SCENARIO_RESULT"),
+        write=_write_json,
+    )
+    print(said, end="")
+    print(complaint, end="", file=sys.stderr)
+    return code
+
+
+def evaluate_files(
+    source: str, report: str, result_path: str, *, write: Callable[[str, Any], None]
+) -> tuple[int, str, str]:
+    """``se_utils_cli evaluate`` on these paths: the tests report and the result written
+    with ``write``; returns its exit code and what it says on stdout and on stderr (the
+    engine calls this itself for a test stage that is exactly that command)."""
     try:
         cases, result = evaluate_xml(_read_capped(source))
     except ReportError as exc:
         cases, result = None, _failed(f"the unit-tests report is unreadable: {exc}")
+    said = complaint = ""
     if cases is not None:
-        _write_json(_env_path("SE_PATH_FINAL_TESTS_REPORT"), cases)
+        write(report, cases)
         counted = [case for case in cases if case["status"] != "skipped"]
         passed = sum(1 for case in counted if case["status"] == "ok")
         score = result["score"]
-        print(f"se_utils_cli evaluate: {passed} of {len(counted)} tests ok, score {score}")
+        said = f"se_utils_cli evaluate: {passed} of {len(counted)} tests ok, score {score}\n"
     else:
-        print(f"se_utils_cli evaluate: {result['reason']}", file=sys.stderr)
-    _write_json(_env_path("SE_PATH_SCENARIO_RESULT"), result)
-    return 0 if cases is not None else 1
+        complaint = f"se_utils_cli evaluate: {result['reason']}\n"
+    write(result_path, result)
+    return (0 if cases is not None else 1), said, complaint
 
 
 def command_status(abbreviation: str) -> int:

@@ -295,3 +295,64 @@ def test_a_read_only_path_that_is_a_link_is_not_mounted_from_the_host(tmp_path: 
     outcome = run_submission(spec)
     assert "shadow" not in text(outcome, "stage_run_output")
     assert outcome.status == StatusCode.OK
+
+
+# The built-in evaluate, run by the engine itself ---------------------------------------------
+
+HALF = {"solution.py": "def add(a, b):\n    return a + b if a > 0 else 0\n"}
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("solution", [GOOD, HALF, {"solution.py": "syntax error("}])
+def test_the_built_in_evaluate_gives_what_the_sandboxed_command_gives(
+    tmp_path: Path, solution: dict[str, str]
+) -> None:
+    outcomes = []
+    # exactly the command: the engine evaluates; with a no-op after it: the sandbox does
+    for index, test in enumerate(["se_utils_cli   evaluate", "se_utils_cli evaluate; true"]):
+        spec = make_spec(
+            tmp_path,
+            name=f"sub{index}",
+            project=PROJECT,
+            upload=solution,
+            stage_specs=stages(run=PYTEST_RUN, test=test),
+            read_only=(".sphere-engine",),
+        )
+        outcomes.append(run_submission(spec))
+    here, boxed = outcomes
+    assert "stage test: exit code 0" in text(here, "debug_log")
+    assert "(run by the engine)" in text(here, "debug_log")
+    assert "(run by the engine)" not in text(boxed, "debug_log")
+    assert (here.status, here.score) == (boxed.status, boxed.score)
+    timeless = [[{k: v for k, v in c.items() if k != "time"} for c in report(o)] for o in outcomes]
+    assert timeless[0] == timeless[1]
+    assert text(here, "stage_test_output") == text(boxed, "stage_test_output")
+
+
+@pytest.mark.sandbox
+def test_the_engine_evaluating_writes_files_the_post_stage_may_change_and_follows_no_link(
+    tmp_path: Path,
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("host file\n")
+    xml = (
+        '<testsuite><testcase name="test_a"/>'
+        '<testcase name="test_b"><failure/></testcase></testsuite>'
+    )
+    plant = (
+        f"echo '{xml}' > \"$SE_PATH_UNIT_TESTS_REPORT\"; "
+        f'ln -s {victim} "$SE_PATH_SCENARIO_RESULT"; '
+        f'ln -s {victim} "$SE_PATH_SCENARIO_RESULT.engine-tmp"; '
+        f'ln -s {victim} "$SE_PATH_FINAL_TESTS_REPORT"'
+    )
+    spec = make_spec(
+        tmp_path,
+        stage_specs=stages(
+            run=plant, test="se_utils_cli evaluate", post="se_utils_cli scenario_result status OK"
+        ),
+    )
+    outcome = run_submission(spec)
+    assert "(run by the engine)" in text(outcome, "debug_log")
+    assert victim.read_text() == "host file\n"  # the links were replaced, not written through
+    assert [case["status"] for case in report(outcome)] == ["ok", "failure"]
+    assert (outcome.status, outcome.score) == (StatusCode.OK, 50.0)  # the post stage's word
