@@ -283,7 +283,7 @@ def test_status_shows_last_graded_commit_score_state_and_when(tiny_course: Path)
     with open_state(tiny_course / ".grader") as state:
         when = {g.student_id: g.created_at for g in state.latest_grades("add")}
     lines = {line.split()[3]: line for line in result.output.splitlines() if "│ add" in line}
-    ada = rf"{fixed[:10]}\s*│\s*10\s*│\s*graded\s*│\s*{when['ada']:%Y-%m-%d %H:%M}\s*│\s*2"
+    ada = rf"{fixed[:10]}\s*│\s*10\s*│\s*graded\s*│\s*{when['ada']:%Y-%m-%d %H:%M} UTC\s*│\s*2"
     assert re.search(ada, lines["ada"])
     assert re.search(r"│\s*7\s*│\s*graded\s*│", lines["bob"])
     assert re.search(r"│\s*-\s*│\s*not graded\s*│", lines["cy"])
