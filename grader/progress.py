@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -126,25 +126,29 @@ class LiveSteps:
 
 
 class LineSteps:
-    """Long work in named steps as plain lines: one when a step starts, then every tenth."""
+    """Long work in named steps as plain lines: when a step starts, every few seconds
+    while it runs, and when it ends (for logs and cron)."""
 
-    def __init__(self, console: Console):
+    EVERY = 5.0  # seconds between two lines of one step
+
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic):
         self.console = console
+        self.clock = clock
         self.what, self.total, self.done = "", 0, 0
-        self.started = time.monotonic()
+        self.started = self.shown = clock()
 
     def start(self, what: str, total: int) -> None:
         self.what, self.total, self.done = what, total, 0
-        self.started = time.monotonic()
+        self.started = self.shown = self.clock()
         self.console.print(f"{what}: {total}", markup=False, highlight=False)
 
     def advance(self) -> None:
         self.done += 1
-        step = max(1, self.total // 10)
-        if self.done % step == 0 or self.done == self.total:
-            elapsed = time.monotonic() - self.started
+        now = self.clock()
+        if self.done == self.total or now - self.shown >= self.EVERY:
+            self.shown = now
             self.console.print(
-                f"  {self.what}: {self.done}/{self.total} ({elapsed:.1f}s)",
+                f"  {self.what}: {self.done}/{self.total} ({now - self.started:.1f}s)",
                 markup=False,
                 highlight=False,
             )

@@ -173,6 +173,8 @@ def test_similarity_ranks_identical_then_copied_and_leaves_the_starter_out(
     done = run("similarity", str(course), "-a", "add")
     assert done.exit_code == 0, done.output
     assert "4 workspaces compared" in done.output
+    # progress as plain lines when the output is not a terminal: each step and its end
+    assert "reading workspaces: 4\n" in done.output and "reading workspaces: 4/4" in done.output
     found = pairs(course)
     rows = list(found)
     assert rows[0] == ("ada", "dan") and found[rows[0]]["identical"] == "true"

@@ -8,7 +8,14 @@ from pathlib import Path
 from rich.console import Console
 
 from grader.grading import GradeOptions, grade
-from grader.progress import LineProgress, LiveProgress, make_progress
+from grader.progress import (
+    LineProgress,
+    LineSteps,
+    LiveProgress,
+    LiveSteps,
+    make_progress,
+    make_steps,
+)
 from tests.support.repos import GOOD, ON_TIME, commit
 
 
@@ -46,3 +53,31 @@ def test_without_a_terminal_each_student_is_one_plain_line(tiny_course: Path) ->
     assert any("add/ada: graded (ok) score 10" in line for line in lines)
     assert all("/s, eta " in line for line in lines[1:])
     assert "\x1b" not in out.getvalue()
+
+
+def test_long_steps_print_a_line_every_few_seconds_and_at_the_end() -> None:
+    out = io.StringIO()
+    now = [0.0]
+    steps = LineSteps(Console(file=out, force_terminal=False, width=200), clock=lambda: now[0])
+    steps.start("reading workspaces", 500)
+    for _ in range(500):
+        now[0] += 0.125  # 62.5 s in all: a line every 5 s (40 steps), then the last one
+        steps.advance()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "reading workspaces: 500"
+    assert len(lines) == 1 + 12 + 1
+    assert lines[1] == "  reading workspaces: 40/500 (5.0s)"
+    assert lines[-1] == "  reading workspaces: 500/500 (62.5s)"
+
+
+def test_a_terminal_gets_one_bar_per_step() -> None:
+    console = Console(file=io.StringIO(), force_terminal=True, width=160)
+    with make_steps(console) as steps:
+        assert isinstance(steps, LiveSteps)
+        steps.start("reading workspaces", 3)
+        for _ in range(3):
+            steps.advance()
+        steps.start("comparing pairs", 2)
+        steps.advance()
+        (task,) = steps.display.tasks
+    assert (task.description, task.completed, task.total) == ("comparing pairs", 1, 2)
