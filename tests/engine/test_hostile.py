@@ -38,7 +38,7 @@ from runner_kit import (
 
 from grader.api.models import StatusCode
 from grader.engine.runner import run_submission
-from grader.engine.sandbox import SandboxInfo
+from grader.engine.sandbox import SandboxInfo, cgroups
 from grader.engine.sandbox.layout import SHM_FILES, TMP_FILES, WORK_FILES
 from grader.engine.sandbox.tmpfs import BASE
 from grader.engine.spec import RunOutcome
@@ -208,6 +208,32 @@ def test_memory_bomb_is_killed_with_signal_9_and_says_why(traversable: Path, kin
     assert "memory limit of 128 MB exceeded" in text(outcome, "debug_log")
     assert 128 * 1024 <= outcome.memory < 1024 * 1024
     assert_next_submission_is_graded(traversable, kind)
+
+
+FORKED_WORKERS = """import os, time
+held = bytearray(60 << 20)
+held[::4096] = b"h" * len(held[::4096])  # 60 MB resident, then four workers share it
+workers = []
+for _ in range(4):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(1.0)  # copy-on-write: nothing of it is copied
+        os._exit(0)
+    workers.append(pid)
+for pid in workers:
+    os.waitpid(pid, 0)
+print("workers done", len(held) >> 20)
+"""
+
+
+@pytest.mark.skipif(bool(cgroups.missing()), reason="needs the memory cgroup (as CI has)")
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_forked_workers_sharing_memory_count_it_once(tmp_path: Path, kind: str) -> None:
+    # 5 processes x 60 MB would be 300 MB summed per process, against a 128 MB limit
+    outcome = hostile(tmp_path, FORKED_WORKERS, timeout=20.0, kind=kind)
+    assert text(outcome, "stage_run_output") == "workers done 60\n", text(outcome, "debug_log")
+    assert outcome.status != StatusCode.RUNTIME_ERROR
+    assert 60 * 1024 <= outcome.memory < SMALL.memory_mb * 1024  # counted, once
 
 
 def test_output_flood_is_truncated_with_a_marker(tmp_path: Path) -> None:

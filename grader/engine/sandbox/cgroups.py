@@ -251,6 +251,24 @@ class Group:
             found.update(_procs(folder))
         return sorted(found)
 
+    def anon_kb(self) -> int | None:
+        """kB of anonymous memory charged to the stage (each page once, however many
+        processes share it copy-on-write); ``None`` without a memory cgroup."""
+        for hierarchy, folder in self.folders:
+            if "memory" not in hierarchy.controllers:
+                continue
+            key = "rss" if hierarchy.version == 1 else "anon"
+            try:
+                lines = (folder / "memory.stat").read_text().splitlines()
+            except OSError:
+                return None
+            for line in lines:
+                name, _, value = line.partition(" ")
+                if name == key and value.strip().isdigit():
+                    return int(value) // 1024
+            return None
+        return None
+
     def kill(self, seconds: float = KILL_SECONDS) -> bool:
         """SIGKILL everything in the stage's cgroups; False if some outlive ``seconds``."""
         return all(_kill_all(folder, seconds) for _, folder in self.folders)

@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 SWEEP_SECONDS = 3.0  # how long leftovers may take to die before it is an engine fault
 
@@ -54,20 +55,27 @@ def stage_processes(uid: int | None, root: int) -> list[int]:
     return sorted(family)
 
 
-def memory_kb(pid: int) -> tuple[int, int]:
-    """kB resident now (anonymous + shared memory: what a memory bomb grows, not libraries)
-    and the process's own peak resident size (VmHWM); zeros once it is gone."""
+class Memory(NamedTuple):
+    """kB of one process: resident anonymous and shared memory (what a memory bomb grows,
+    not libraries), and its own peak resident size (VmHWM)."""
+
+    anon: int
+    shmem: int
+    peak: int
+
+
+def memory_kb(pid: int) -> Memory:
+    """``pid``'s memory now; zeros once it is gone."""
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
-        return 0, 0
-    now = peak = 0
+        return Memory(0, 0, 0)
+    found = {"RssAnon:": 0, "RssShmem:": 0, "VmHWM:": 0}
     for line in lines:
-        if line.startswith(("RssAnon:", "RssShmem:")):
-            now += int(line.split()[1])
-        elif line.startswith("VmHWM:"):
-            peak = int(line.split()[1])
-    return now, peak
+        key = line.split(maxsplit=1)[0] if line else ""
+        if key in found:
+            found[key] = int(line.split()[1])
+    return Memory(found["RssAnon:"], found["RssShmem:"], found["VmHWM:"])
 
 
 def sweep(uid: int, seconds: float = SWEEP_SECONDS) -> bool:

@@ -328,8 +328,14 @@ class _Watch:
             for pid in self.pids
             if pid != ours and not (ours is not None and _is_engine_fork(pid))
         ]
-        used = sum(now for now, _ in samples)
-        self.peak_kb = max(self.peak_kb, used, *(peak for _, peak in samples))
+        # anonymous memory: the cgroup's count, where each page is charged once (a sum over
+        # processes counts a fork's copy-on-write pages once per process); shared memory
+        # the processes map, from /proc
+        anon = self.group.anon_kb() if self.group is not None else None
+        if anon is None:
+            anon = sum(sample.anon for sample in samples)
+        used = anon + sum(sample.shmem for sample in samples)
+        self.peak_kb = max(self.peak_kb, used, *(sample.peak for sample in samples))
         if used > self.cell.limits.memory_mb * 1024:
             return "memory"
         if self.alone and now >= self.next_disk:
