@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,13 @@ TINY_CONFIG = {
     },
     "files": {"read_only": [".sphere-engine"]},
 }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _matplotlib_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """copydetect (grader similarity) imports matplotlib, which writes a font cache under
+    the user's home: in the tests it goes under pytest's temporary folder instead."""
+    os.environ.setdefault("MPLCONFIGDIR", str(tmp_path_factory.mktemp("matplotlib")))
 
 
 @pytest.fixture
