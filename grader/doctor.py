@@ -21,6 +21,7 @@ from grader.errors import (
     GraderError,
     UnauthorizedError,
 )
+from grader.publish.probe import lms_checks
 from grader.roster import load_roster
 
 Level = Literal["ok", "warning", "error"]
@@ -43,6 +44,7 @@ def run_checks(course_dir: Path, *, engine_url: str | None = None) -> list[Check
     checks.append(_roster(course))
     checks.append(_git())
     checks.extend(_projects(course))
+    checks.extend(_lms(course))
     try:
         engine = choose_engine(course, url=engine_url)
     except ConfigError as exc:
@@ -71,6 +73,11 @@ def _roster(course: Course) -> Check:
         lines = "; ".join(f"line {s.line}: {s.problem}" for s in bad)
         return Check("roster", "warning", f"{len(students)} students, {len(bad)} unusable: {lines}")
     return Check("roster", "ok", f"{len(students)} students in {course.roster.name}")
+
+
+def _lms(course: Course) -> list[Check]:
+    """Each configured LMS: token set, site answering and accepting it, assignment ids."""
+    return [Check(c.name, c.level, c.message) for c in lms_checks(course, os.environ)]
 
 
 def _git() -> Check:

@@ -153,6 +153,16 @@ class CanvasClient(LmsHttp):
         items = await self._pages(path, params)
         return [_submission(item) for item in items]
 
+    async def course_name(self, course_id: str) -> str:
+        """``GET /courses/:id``: the course's name (an error when Canvas does not know it)."""
+        response = await self._call("GET", f"/courses/{course_id}", write=False)
+        return str(_json_object(response).get("name") or "")
+
+    async def assignment_name(self, course_id: str, assignment_id: str) -> str:
+        """``GET /courses/:id/assignments/:id``: the assignment's name."""
+        path = f"/courses/{course_id}/assignments/{assignment_id}"
+        return str(_json_object(await self._call("GET", path, write=False)).get("name") or "")
+
     async def progress(self, progress_id: str) -> CanvasProgress:
         response = await self._call("GET", f"/progress/{progress_id}", write=False)
         return _progress(response.json())

@@ -27,6 +27,12 @@ LMS = "Moodle"
 ENDPOINT = "/webservice/rest/server.php"
 FORMAT_MARKDOWN = "4"  # Moodle's FORMAT_MARKDOWN for the feedback comment
 LOOKUP_CHUNK = 100  # values per core_user_get_users_by_field call
+PUBLISH_FUNCTIONS = (
+    "core_user_get_users_by_field",
+    "mod_assign_get_grades",
+    "mod_assign_save_grades",
+)
+"""What the token's web service must offer for `grader publish --to moodle`."""
 REFUSED_TOKEN = ("invalidtoken", "accessexception")
 RETRY_POLICY = RetryPolicy(max_attempts=6, backoff_base=1.0, backoff_cap=30.0, deadline=300.0)
 
@@ -77,6 +83,29 @@ class MoodleClient(LmsHttp):
                     if value.lower() == key.lower():
                         found[value] = user
         return found
+
+    async def site_info(self) -> tuple[str, frozenset[str]]:
+        """``core_webservice_get_site_info``: the site's name and the functions the token's
+        service offers."""
+        body = await self.call("core_webservice_get_site_info", {})
+        body = body if isinstance(body, dict) else {}
+        functions = frozenset(
+            str(f.get("name")) for f in body.get("functions", []) if isinstance(f, dict)
+        )
+        return str(body.get("sitename") or ""), functions
+
+    async def assignment_ids(self) -> dict[str, str]:
+        """``mod_assign_get_assignments`` (no course given: every course the token's user
+        is in): each assign instance id with its name."""
+        body = await self.call("mod_assign_get_assignments", {})
+        courses = body.get("courses", []) if isinstance(body, dict) else []
+        return {
+            str(a.get("id")): str(a.get("name") or "")
+            for course in courses
+            if isinstance(course, dict)
+            for a in course.get("assignments", [])
+            if isinstance(a, dict)
+        }
 
     async def grades(self, assignment_id: str) -> dict[str, str]:
         """``mod_assign_get_grades``: the current grade of each user who has one."""

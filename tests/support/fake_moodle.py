@@ -4,7 +4,9 @@
 ``moodlewsrestformat=json``; errors are HTTP 200 with ``{exception, errorcode, message}``
 (``invalidtoken`` for a wrong token). Functions: ``core_user_get_users_by_field``,
 ``mod_assign_get_grades``, ``mod_assign_save_grades`` (overwrites each user's grade and
-feedback text, keeping a history). ``fail_next(n)`` answers the next ``n`` calls 503;
+feedback text, keeping a history), and for `grader doctor` ``core_webservice_get_site_info``
+(the service's ``functions``) and ``mod_assign_get_assignments`` (``ASSIGNMENT``, in the
+token user's course). ``fail_next(n)`` answers the next ``n`` calls 503;
 ``refuse_user(id)`` makes any save naming that user fail as a whole, as Moodle's
 parameter validation does.
 """
@@ -41,6 +43,13 @@ class FakeMoodle:
         self.lock = threading.Lock()
         self._fail = 0
         self._refused: set[str] = set()
+        self.functions = [
+            "core_webservice_get_site_info",
+            "core_user_get_users_by_field",
+            "mod_assign_get_assignments",
+            "mod_assign_get_grades",
+            "mod_assign_save_grades",
+        ]
         self.url = ""
 
     def fail_next(self, count: int) -> None:
@@ -75,6 +84,16 @@ class FakeMoodle:
                     "errorcode": "invalidtoken",
                     "message": "Invalid token - token not found",
                 }
+            if function == "core_webservice_get_site_info":
+                functions = [{"name": f, "version": "2024100700"} for f in self.functions]
+                return 200, {
+                    "sitename": "Fake Moodle",
+                    "username": "grader",
+                    "functions": functions,
+                }
+            if function == "mod_assign_get_assignments":
+                assignment = {"id": int(ASSIGNMENT), "cmid": 77, "name": "Homework 1"}
+                return 200, {"courses": [{"id": 3, "assignments": [assignment]}], "warnings": []}
             if function == "core_user_get_users_by_field":
                 name = form["field"]
                 values = {v.lower() for k, v in form.items() if k.startswith("values[")}
