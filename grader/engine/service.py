@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from grader.api.models import FINAL_STATUSES, StatusCode
 from grader.engine import projects
 from grader.engine.environments import Environments
+from grader.engine.sandbox import sweep_dead_engines
 from grader.engine.scheduler import Scheduler, Slots
 from grader.engine.settings import EngineConfig
 from grader.engine.spec import STAGE_ORDER, Cancel, RunOutcome, RunSpec
@@ -107,11 +108,15 @@ class Engine:
         """Recover from the last stop, then run what was waiting.
 
         Submissions the stop interrupted end as 20; what the last run left is moved into
-        the trash and removed in the background: a start never waits for a removal.
+        the trash and removed in the background, and dead engine processes' sandbox mounts
+        and cgroups are swept: a start never waits for a removal.
         """
         for path in self.store.leftovers():
             self.trash.discard(path)
         self.trash.start()
+        # dead engines' sandbox mounts (a submission's capped tmpfs holds memory until it
+        # is unmounted) and cgroups, swept in the background as the trash is emptied
+        asyncio.get_running_loop().run_in_executor(self._files, sweep_dead_engines)
         for submission_id in self.store.submission_ids(
             (StatusCode.PREPARATION, StatusCode.EXECUTION)
         ):

@@ -303,6 +303,27 @@ def start_attack(client: httpx.Client, data: Path, source: bytes, engine: int) -
         time.sleep(0.05)
 
 
+def test_a_start_unmounts_what_a_killed_engine_left_mounted_without_running_anything(
+    tmp_path: Path, launch: Any
+) -> None:
+    example_project(tmp_path / "projects")
+    source = attack_scenario(tmp_path / "projects")
+    first = launch(slots=1)
+    with httpx.Client(base_url=first.url + "/", params={"access_token": TOKEN}) as client:
+        start_attack(client, tmp_path / "data", source, first.process.pid)
+    left = list(BASE.glob(f"{first.process.pid}-*"))
+    first.process.kill()  # its submission's capped tmpfs stays mounted, holding memory
+    first.process.wait()
+    assert left, "the attack ran on the host disk: nothing to sweep (not root?)"
+    launch(slots=1)  # nothing submitted: only its start can sweep
+    deadline = time.monotonic() + 60
+    while list(BASE.glob(f"{first.process.pid}-*")) or f"{BASE}/{first.process.pid}-" in (
+        Path("/proc/self/mountinfo").read_text()
+    ):
+        assert time.monotonic() < deadline, "the killed engine's mounts were not swept"
+        time.sleep(0.1)
+
+
 def test_an_engine_stopped_or_killed_while_a_run_left_every_kind_of_tree_starts_again(
     tmp_path: Path, launch: Any
 ) -> None:

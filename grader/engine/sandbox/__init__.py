@@ -72,6 +72,10 @@ inside, the engine's user outside, so RLIMIT_NPROC counts per namespace), and no
 user namespaces; unshare needs root; the process watch follows descendants instead of a uid.
 """
 
+import logging
+import os
+
+from grader.engine.sandbox import cgroups, tmpfs
 from grader.engine.sandbox.broker import Broker
 from grader.engine.sandbox.detect import SandboxInfo, detect_sandbox, probe_sandbox
 from grader.engine.sandbox.layout import (
@@ -104,6 +108,21 @@ from grader.engine.sandbox.uids import (
 )
 from grader.engine.sandbox.watch import POLL_SECONDS, StageExit, run_stage
 
+log = logging.getLogger(__name__)
+
+
+def sweep_dead_engines() -> None:
+    """Unmount and remove what engine processes that ended left on this machine (their
+    submissions' tmpfs mounts, their stages' cgroups); as root, else nothing to do."""
+    if os.geteuid() != 0:
+        return
+    try:
+        tmpfs.engine_folder()  # made once per process, after sweeping the dead ones'
+    except OSError as exc:
+        log.warning("cannot sweep what ended engines left in %s: %s", tmpfs.BASE, exc)
+    cgroups.missing()  # the same for cgroups
+
+
 __all__ = [
     "HARNESS_MODULE",
     "HOME",
@@ -135,5 +154,6 @@ __all__ = [
     "sandbox_uid",
     "stage_argv",
     "stage_env",
+    "sweep_dead_engines",
     "system_mounts",
 ]
