@@ -55,7 +55,7 @@ class BulkPublisher(ABC, Generic[UserT]):
     def __init__(self, job: PublishJob, ledger: Ledger) -> None:
         self.job = job
         self.ledger = ledger
-        self.unsettled: set[str] = set()  # students whose earlier send is not confirmed
+        self.unsettled: dict[str, str] = {}  # student id -> why an earlier send is open
 
     @abstractmethod
     def unknown_detail(self, student: Student) -> str:
@@ -114,7 +114,7 @@ class BulkPublisher(ABC, Generic[UserT]):
         if user is None:
             return "unknown", self.unknown_detail(view.student)
         if student_id in self.unsettled:
-            return "pending", "an earlier send is not confirmed yet"
+            return "pending", self.unsettled[student_id]
         delivery = plan_delivery(
             view,
             self.job.feedback[student_id],

@@ -4,7 +4,9 @@
    ``canvas_id``, else ``sis_user_id``, else ``sis_login_id``; the unmatched are listed.
 2. Ledger rows an earlier run left ``sending`` are settled first: their Progress is read
    (and followed); a job that failed, or a request that never got an answer, is checked
-   against the submissions' comments, which carry each row's reference.
+   against the submissions' comments, which carry each row's reference (the students of
+   an unanswered bulk request, whose job Canvas may still hold queued, are sent again
+   only after QUEUED_GRACE).
 3. Each student's delivery is planned (``plan.py``) against what Canvas last confirmed.
 4. Deliveries go out in bulk (``update_grades``, BULK_SIZE students a request) and the
    Progress is followed; students a failed job did not reach are sent one at a time.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, timedelta
 
 from grader.config import CanvasSettings
 from grader.errors import LmsError, LmsUnauthorizedError, LmsUnreachableError
@@ -27,11 +30,16 @@ from grader.publish.canvas_api import (
     GradeEntry,
     canvas_names,
 )
-from grader.publish.ledger import Ledger, Publication
+from grader.publish.ledger import REQUESTED, Ledger, Publication
 from grader.publish.plan import Delivery, with_ref
 from grader.publish.results import PublishLine
 from grader.reports.feedback import number_text
 from grader.roster import Student
+
+QUEUED_GRACE = timedelta(minutes=30)
+"""How long a bulk job Canvas may have queued (its request went unanswered) is given to
+show up before its students are sent again: Canvas runs update_grades jobs in seconds to
+minutes, and the request itself was retried for at most PROGRESS_TIMEOUT."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,10 +94,11 @@ class CanvasPublisher(BulkPublisher[CanvasUser]):
         pending = self.open_rows()
         if pending:
             await self._settle(pending)
-        self.unsettled = {r.student_id for r in self.open_rows()}
+        still_open = self.open_rows()
+        self.unsettled = {r.student_id: self._open_reason(r) for r in still_open}
         current = await self._canvas_values() if self.job.dry_run else {}
         lines = await self.publish(lambda student: match_student(student, names), current)
-        return lines, len(pending)
+        return lines, len(pending) - len(still_open)
 
     def unknown_detail(self, student: Student) -> str:
         for column, value in (
@@ -127,6 +136,7 @@ class CanvasPublisher(BulkPublisher[CanvasUser]):
         if not outgoing:
             return refused
         grade_data = {o.row.recipient: o.grade_entry() for o in outgoing}
+        self.ledger.job_requested([o.row for o in outgoing])
         progress = await self.client.update_grades(
             self.course_id, self.job.assignment_id, grade_data
         )
@@ -193,9 +203,14 @@ class CanvasPublisher(BulkPublisher[CanvasUser]):
 
     # settling an interrupted run --------------------------------------------------------
     async def _settle(self, pending: Sequence[Publication]) -> None:
+        """Settle the rows an interrupted run left: follow each recorded Progress; look
+        for the comments of the rest. A bulk request that went out unanswered may have
+        left a job queued in Canvas whose id was never learnt: its students are sent
+        again only once QUEUED_GRACE has passed without their comment appearing."""
         by_job: dict[str | None, list[Publication]] = {}
         for row in pending:
             by_job.setdefault(row.job, []).append(row)
+        unanswered = by_job.pop(REQUESTED, [])
         unknown: list[Publication] = list(by_job.pop(None, []))
         for job, rows in by_job.items():
             try:
@@ -210,11 +225,26 @@ class CanvasPublisher(BulkPublisher[CanvasUser]):
             elif progress.done:
                 unknown += rows
             # still running: left pending, and those students wait for the next run
-        if not unknown:
+        if not unknown and not unanswered:
             return
-        reached, missed = self._reached(unknown, await self._comments())
+        reached, missed = self._reached([*unknown, *unanswered], await self._comments())
         self.ledger.sent(reached, "found in Canvas after an interrupted run")
-        self.ledger.failed(missed, "not in Canvas after an interrupted run; sent again")
+        now = self.ledger.clock()
+        waiting = [r for r in missed if r.job == REQUESTED and now - r.started_at < QUEUED_GRACE]
+        self.ledger.failed(
+            [r for r in missed if r not in waiting],
+            "not in Canvas after an interrupted run; sent again",
+        )
+
+    @staticmethod
+    def _open_reason(row: Publication) -> str:
+        if row.job != REQUESTED:
+            return "an earlier send is not confirmed yet"
+        moment = row.started_at.astimezone(UTC)
+        return (
+            f"the request of {moment:%H:%M} UTC went unanswered and may still be queued in "
+            f"Canvas; sent again after {moment + QUEUED_GRACE:%H:%M} UTC if it never arrives"
+        )
 
     async def _comments(self) -> dict[str, CanvasSubmission]:
         subs = await self.client.submissions(self.course_id, self.job.assignment_id)

@@ -1,8 +1,9 @@
 """The publish ledger: what `grader publish` sent where and when, in the course's SQLite.
 
 One row per student per send. A row is written *before* the request (``sending``, with
-the reference its comment carries), gets the LMS's job id the moment the LMS returns one,
-and becomes ``sent`` when the LMS confirms it (or ``failed``). So a run killed at any
+the reference its comment carries), is marked ``REQUESTED`` just before a bulk request
+goes out, gets the LMS's job id the moment the LMS returns one, and becomes ``sent`` when
+the LMS confirms it (or ``failed``). So a run killed at any
 point leaves rows that say exactly what may have reached the LMS, and the next run
 settles them (``pending``) before planning anything new: nothing is sent twice.
 The comment itself is not stored, only its SHA-256, and never a token.
@@ -19,6 +20,9 @@ from typing import Any, Literal
 from grader.state import State
 
 PublicationState = Literal["sending", "sent", "failed"]
+REQUESTED = "requested"
+"""The job column of a row whose bulk request went out with no answer yet: the LMS may
+have queued a job whose id we never learnt (a Canvas Progress id is a number)."""
 
 
 def _now() -> datetime:
@@ -104,6 +108,10 @@ class Ledger:
             f"SELECT {_COLUMNS} FROM publications WHERE id = ?", (row_id,)
         ).fetchone()
         return _publication(row)
+
+    def job_requested(self, rows: Sequence[Publication]) -> None:
+        """The bulk request is about to go out: from now on the LMS may hold a job for it."""
+        self.job_started(rows, REQUESTED)
 
     def job_started(self, rows: Sequence[Publication], job: str) -> None:
         """The LMS took the request and answered with job ``job`` (Canvas's Progress id)."""

@@ -7,7 +7,9 @@ attached to the comment; a repeated or resumed publish never attaches a page twi
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,7 +42,7 @@ def course(tmp_path: Path, canvas: FakeCanvas) -> Path:
     return course
 
 
-def run(course: Path, **options: object) -> PublishReport:
+def run(course: Path, **options: Any) -> PublishReport:
     return run_publish(course, "canvas", {"CANVAS_TOKEN": TOKEN}, **options)
 
 
@@ -127,9 +129,11 @@ def test_a_dropped_bulk_request_is_resumed_with_one_page_each(
     with pytest.raises(LmsUnreachableError):
         run(course)
 
-    report = run(course)
+    assert {results(run(course))[s] for s in SENT} == {"pending"}  # a job may be queued
+    report = run(course, clock=lambda: datetime.now(UTC) + timedelta(minutes=31))
 
     assert report.settled == 4
+    assert {results(report)[s] for s in SENT} == {"sent"}
     for student in SENT:
         assert [len(files) for files in pages(canvas, student)] == [1], student
 

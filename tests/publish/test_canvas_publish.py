@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,9 @@ def course(tmp_path: Path, canvas: FakeCanvas) -> Path:
     course = make_course(tmp_path, canvas.url)
     store_grades(course, SCORES)
     return course
+
+
+GRACE = timedelta(minutes=31)  # past canvas.QUEUED_GRACE
 
 
 def run(course: Path, waits: Waits | None = None, **options: object) -> PublishReport:
@@ -158,7 +162,7 @@ def test_throttling_storm_backs_off_and_posts_each_grade_once(
     assert TOKEN not in caplog.text
 
 
-def test_dropped_bulk_request_is_settled_by_the_next_run_and_sent_once(
+def test_dropped_bulk_request_is_waited_for_then_sent_once(
     course: Path, canvas: FakeCanvas
 ) -> None:
     canvas.drop_posts(1)  # the connection closes: did Canvas take it? the client cannot know
@@ -166,10 +170,19 @@ def test_dropped_bulk_request_is_settled_by_the_next_run_and_sent_once(
         run(course)
     assert canvas.jobs == {}
 
-    report = run(course)
+    waiting = run(course)  # a job Canvas queued may still run: nothing is sent again yet
 
-    assert report.settled == 4  # the open rows were looked for in Canvas, not found
+    assert waiting.settled == 0
+    assert results(waiting)["ada"] == "pending"
+    assert canvas.count("POST", "update_grades$") == 1
+
+    report = run_publish(
+        course, "canvas", {"CANVAS_TOKEN": TOKEN}, clock=lambda: datetime.now(UTC) + GRACE
+    )
+
+    assert report.settled == 4  # looked for in Canvas past the grace, not found: sent again
     assert results(report)["ada"] == "sent"
+    assert canvas.count("POST", "update_grades$") == 2
     for uid in ("101", "102", "103", "106"):
         assert len(canvas.comments(uid)) == 1, uid
 

@@ -12,7 +12,9 @@ Progress objects, and behaves as Canvas does where it matters:
   completes on the next; ``fail_jobs(n, reach=k)`` makes the next ``n`` jobs reach only
   ``k`` students, then fail; ``hold()`` keeps jobs queued until ``release()``;
 * ``hang_posts()`` applies a bulk request at once but never answers it (a dropped
-  answer: the client cannot know whether it happened);
+  answer: the client cannot know whether it happened); ``queue_unanswered()`` queues
+  the job and never answers (the client never learns its id), and the job runs only
+  when ``run_queued()`` says Canvas's job runner got to it;
 * files for submission comments go through the documented upload flow: ``POST
   .../submissions/:user_id/comments/files`` answers ``upload_url`` (``/files_api/<id>``
   here, which takes no token) and signed ``upload_params``; the multipart ``POST`` there
@@ -104,6 +106,7 @@ class FakeCanvas:
         self._held = False
         self._hang = False
         self._drop = 0
+        self._queue_hang = False
         self.files: dict[int, File] = {}
         self.upload_authorizations: list[str] = []  # what each upload POST carried
         self.upload_answer = "redirect"  # or "created": a 201 with the file
@@ -138,6 +141,19 @@ class FakeCanvas:
     def hang_posts(self) -> None:
         with self.lock:
             self._hang = True
+
+    def queue_unanswered(self) -> None:
+        """Queue the next bulk jobs without answering their requests."""
+        with self.lock:
+            self._queue_hang = True
+
+    def run_queued(self) -> None:
+        """Run every job still queued to completion, as Canvas's job runner would."""
+        with self.lock:
+            for job in self.jobs.values():
+                if job.state == "queued":
+                    self._run(job)
+                    job.state = "completed"
 
     def drop_posts(self, count: int) -> None:
         """Close the next ``count`` bulk requests' connections without doing anything."""
@@ -329,6 +345,8 @@ class FakeCanvas:
             job.fail_reach = self._fail.pop(0)
         self.jobs[job.id] = job
         self.post_seen.set()
+        if self._queue_hang:
+            return -1, None, {}  # queued; the handler drops the connection unanswered
         if self._hang:
             self._run(job)
             job.state = "completed"

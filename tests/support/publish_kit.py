@@ -7,7 +7,7 @@ name (``test_hidden_secret_overflow``) and message must never reach a student.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -71,13 +71,17 @@ def run_publish(
     to: str,
     environ: Mapping[str, str] | None = None,
     waits: Waits | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
     **options: object,
 ) -> PublishReport:
-    """``publish`` of hw1 to ``to`` with the token(s) in ``environ`` and no real waits."""
+    """``publish`` of hw1 to ``to`` with the token(s) in ``environ`` and no real waits
+    (``clock``: the moment the ledger and the feedback see, now by default)."""
     return publish(
         PublishOptions(course, "hw1", to, **options),  # type: ignore[arg-type]
         environ=environ or {},
         sleep=waits or Waits(),
+        clock=clock or (lambda: datetime.now(UTC)),
     )
 
 
