@@ -18,6 +18,7 @@ import importlib
 import logging
 import math
 import shutil
+import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -116,7 +117,9 @@ class Engine:
         self.trash.start()
         # dead engines' sandbox mounts (a submission's capped tmpfs holds memory until it
         # is unmounted) and cgroups, swept in the background as the trash is emptied
-        asyncio.get_running_loop().run_in_executor(self._files, sweep_dead_engines)
+        # (a thread of its own: killing a dead engine's stuck stage may take seconds, and the
+        # file threads unpack uploads)
+        threading.Thread(target=sweep_dead_engines, name="engine-sweep", daemon=True).start()
         for submission_id in self.store.submission_ids(
             (StatusCode.PREPARATION, StatusCode.EXECUTION)
         ):
