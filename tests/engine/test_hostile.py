@@ -17,6 +17,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -263,6 +264,29 @@ def test_disk_fill_in_the_workspace_stops_at_the_limit(tmp_path: Path, kind: str
     # watcher saw the area full; the attack ran up to it
     assert 15 * 2**20 < used <= 16 * 2**20
     assert_next_submission_is_graded(tmp_path, kind)
+
+
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_a_disk_limit_memory_cannot_hold_puts_the_folders_on_the_host_disk(
+    tmp_path: Path, kind: str
+) -> None:
+    memory_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
+    for disk_mb, on_disk in ((16, False), (memory_mb // 8 + 1, True)):
+        name = f"disk{disk_mb}"
+        spec = make_spec(
+            tmp_path,
+            name=name,
+            upload={"hostile.sh": "echo mine > marker"},
+            stage_specs=stages(run="sh hostile.sh"),
+            limits=replace(SMALL, disk_mb=disk_mb),
+        )
+        outcome = run_submission(spec, sandbox=sandbox(kind))
+        assert outcome.status == StatusCode.OK, text(outcome, "debug_log")
+        said = "the submission's folders are on the host disk" in text(outcome, "debug_log")
+        assert said == on_disk
+        # on the host disk the folders stay for the engine's store to remove; a tmpfs area
+        # is gone with its submission
+        assert (spec.work_dir / "home" / "workspace" / "marker").exists() == on_disk
 
 
 MANY_THEN_BIG = """import os

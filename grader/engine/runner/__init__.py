@@ -111,6 +111,12 @@ def run_submission(
             sandbox_uid() as student_uid,
             cell_area(spec.work_dir, info.kind, uid, spec.limits) as (area, capped),
         ):
+            if not capped and info.kind != "rlimits" and uid is not None:
+                debug.note(
+                    f"disk: the submission's folders are on the host disk ({spec.limits.disk_mb}"
+                    " MB is more than this machine's memory should hold): the disk limit is"
+                    " measured every 50 ms, not enforced by the kernel"
+                )
             return _Submission(spec, info, (uid, student_uid), debug, cancel, area, capped).run()
     except (OSError, SandboxError) as exc:
         debug.note(f"internal error: {exc}")

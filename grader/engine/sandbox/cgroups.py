@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from grader.engine.sandbox.layout import MB, WORK_FILES, shm_bytes, tmp_bytes, work_bytes
+from grader.engine.sandbox.layout import MB, WORK_FILES, area_fits, shm_bytes, tmp_bytes, work_bytes
 from grader.engine.spec import Limits
 from grader.errors import SandboxError
 
@@ -184,7 +184,9 @@ def stage_memory_bytes(limits: Limits) -> int:
     """The memory cgroup's limit: the stage's memory, its tmpfs pages (``/tmp``,
     ``/dev/shm`` and the submission's capped area, with an inode's kernel memory for each
     entry the area may hold) and kernel objects."""
-    tmpfs = tmp_bytes(limits) + shm_bytes(limits) + work_bytes(limits) + WORK_FILES * INODE_BYTES
+    tmpfs = tmp_bytes(limits) + shm_bytes(limits)
+    if area_fits(limits):  # else the submission's folders are on the host disk
+        tmpfs += work_bytes(limits) + WORK_FILES * INODE_BYTES
     return (limits.memory_mb + KERNEL_MB) * MB + tmpfs
 
 

@@ -370,6 +370,20 @@ def work_bytes(limits: Limits) -> int:
     return limits.disk_mb * MB
 
 
+AREA_SHARE = 8  # a submission's tmpfs area may hold at most this part of the machine's RAM
+
+
+def area_fits(limits: Limits) -> bool:
+    """Whether the submission's folders may live in memory (``tmpfs.cell_area``): its
+    ``disk_mb`` is at most an ``AREA_SHARE``-th of the machine's memory (a project asking
+    for gigabytes of disk gets the host disk, its use polled, not RAM)."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return False
+    return work_bytes(limits) * AREA_SHARE <= memory
+
+
 def tmp_bytes(limits: Limits) -> int:
     return limits.disk_mb * MB
 

@@ -43,6 +43,7 @@ from grader.engine.sandbox.layout import (
     WORK_FILES,
     Cell,
     SandboxKind,
+    area_fits,
     shm_bytes,
     tmp_bytes,
     work_bytes,
@@ -96,8 +97,9 @@ def cell_area(
     work_dir: Path, kind: SandboxKind, uid: int | None, limits: Limits
 ) -> Iterator[tuple[Path, bool]]:
     """The folder for a submission's own folders while the block runs, and whether it is
-    a capped tmpfs: a fresh one (root engine, bubblewrap or unshare), else ``work_dir``."""
-    if kind == "rlimits" or uid is None:
+    a capped tmpfs: a fresh one (root engine, bubblewrap or unshare, a ``disk_mb`` memory
+    can hold: ``area_fits``), else ``work_dir``."""
+    if kind == "rlimits" or uid is None or not area_fits(limits):
         yield work_dir, False
         return
     try:
