@@ -25,7 +25,8 @@ class StudentStatus:
     score: float | None
     state: str  # graded / not graded / never graded / submitted (waiting for the engine)
     when: datetime | None
-    submissions: int  # engine runs that graded this student, their own or one reused
+    # engine runs of this student's work: their own, one reused, and --preview runs too
+    submissions: int
     override: str = ""  # the instructor's override in force ("score 90"), which score shows
     zone: tzinfo | None = None  # course.timezone: how ``when`` is shown
 

@@ -49,8 +49,9 @@ stage, ``tmpfs.capped``, and binds them in; unshare's pid 1 caps them itself). T
 home, workspace, runtime, toolkit and passwd files live, with the engine as root under
 bubblewrap or unshare, on one tmpfs per submission capped at ``disk_mb`` and
 ``WORK_FILES`` entries (``tmpfs.cell_area``; RAM, at most ``disk_mb`` per running
-submission, and only a ``disk_mb`` of at most an eighth of the machine's memory): the kernel refuses what passes the cap, and the watcher reads its use with
-one ``statvfs`` every ``POLL_SECONDS`` and reports a full area as a disk-limit kill.
+submission, and only a ``disk_mb`` of at most an eighth of the machine's memory): the
+kernel refuses what passes the cap, and the watcher reads its use with one ``statvfs``
+every ``POLL_SECONDS`` and reports a full area as a disk-limit kill.
 Otherwise they live on the host disk under ``work_dir`` and the watcher walks them
 (less often when a walk is slow), killing the stage past ``disk_mb`` or ``WORK_FILES``:
 a burst between two walks overshoots by what the disk writes in that time. Every file
