@@ -22,12 +22,12 @@ a DTD (so no entity can expand), and every field is checked before it is written
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import stat
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLParser
@@ -229,11 +229,18 @@ def _read_capped(path: str) -> bytes | None:
     return data
 
 
-def _write_json(path: str, value: Any) -> None:
-    """Write atomically, so a reader never sees half a file."""
+def _write_json(path: str, value: Any, uid: int | None = None) -> None:
+    """Write atomically, so a reader never sees half a file, and never through a link
+    planted at the temporary's name; owned by ``uid`` when given (the engine writing
+    into a folder a sandbox uid owns)."""
     temporary = Path(f"{path}.tmp{os.getpid()}")
-    with temporary.open("w", encoding="utf-8") as stream:
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
         json.dump(value, stream, ensure_ascii=False, indent=1)
+        if uid is not None:
+            os.fchown(stream.fileno(), uid, uid)
     temporary.replace(path)
 
 
@@ -252,7 +259,6 @@ def command_evaluate() -> int:
         _env_path("SE_PATH_UNIT_TESTS_REPORT"),
         _env_path("SE_PATH_FINAL_TESTS_REPORT"),
         _env_path("SE_PATH_SCENARIO_RESULT"),
-        write=_write_json,
     )
     print(said, end="")
     print(complaint, end="", file=sys.stderr)
@@ -260,25 +266,26 @@ def command_evaluate() -> int:
 
 
 def evaluate_files(
-    source: str, report: str, result_path: str, *, write: Callable[[str, Any], None]
+    source: str, report: str, result_path: str, *, uid: int | None = None
 ) -> tuple[int, str, str]:
     """``se_utils_cli evaluate`` on these paths: the tests report and the result written
-    with ``write``; returns its exit code and what it says on stdout and on stderr (the
-    engine calls this itself for a test stage that is exactly that command)."""
+    (owned by ``uid`` when given); returns its exit code and what it says on stdout and
+    on stderr (the engine calls this itself for a test stage that is exactly that
+    command)."""
     try:
         cases, result = evaluate_xml(_read_capped(source))
     except ReportError as exc:
         cases, result = None, _failed(f"the unit-tests report is unreadable: {exc}")
     said = complaint = ""
     if cases is not None:
-        write(report, cases)
+        _write_json(report, cases, uid)
         counted = [case for case in cases if case["status"] != "skipped"]
         passed = sum(1 for case in counted if case["status"] == "ok")
         score = result["score"]
         said = f"se_utils_cli evaluate: {passed} of {len(counted)} tests ok, score {score}\n"
     else:
         complaint = f"se_utils_cli evaluate: {result['reason']}\n"
-    write(result_path, result)
+    _write_json(result_path, result, uid)
     return (0 if cases is not None else 1), said, complaint
 
 

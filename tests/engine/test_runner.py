@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -342,7 +343,8 @@ def test_the_engine_evaluating_writes_files_the_post_stage_may_change_and_follow
     plant = (
         f"echo '{xml}' > \"$SE_PATH_UNIT_TESTS_REPORT\"; "
         f'ln -s {victim} "$SE_PATH_SCENARIO_RESULT"; '
-        f'ln -s {victim} "$SE_PATH_SCENARIO_RESULT.engine-tmp"; '
+        # the name the engine (this process) writes the result under before renaming it
+        f'ln -s {victim} "$SE_PATH_SCENARIO_RESULT.tmp{os.getpid()}"; '
         f'ln -s {victim} "$SE_PATH_FINAL_TESTS_REPORT"'
     )
     spec = make_spec(

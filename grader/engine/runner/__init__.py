@@ -20,7 +20,6 @@ and ``work_dir/streams/``: stage outputs, debug_log, tests_report (the app serve
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import shutil
@@ -49,7 +48,6 @@ from grader.engine.runner.workspace import (
     prepare_cell,
     read_capped,
     restore_pins,
-    write_json_as,
 )
 from grader.engine.sandbox import (
     Broker,
@@ -299,7 +297,7 @@ class _Submission:
                 str(runtime / UNIT_REPORT),
                 str(runtime / FINAL_REPORT),
                 str(runtime / RESULT),
-                write=functools.partial(write_json_as, uid=self.cell.uid),
+                uid=self.cell.uid,
             )
         except OSError as exc:  # something the harness left at a report path
             code, said, complaint = 1, "", f"se_utils_cli evaluate: {exc.strerror}\n"

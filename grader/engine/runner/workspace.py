@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import json
 import os
 import py_compile
 import shutil
@@ -17,7 +16,6 @@ import stat
 import sys
 import tempfile
 from collections.abc import Sequence
-from contextlib import suppress
 from pathlib import Path
 
 from grader import harness
@@ -268,17 +266,3 @@ def normalize_read_only(paths: Sequence[str]) -> tuple[tuple[str, ...], list[str
             continue
         kept.append("/".join(parts))
     return tuple(dict.fromkeys(kept)), refused
-
-
-def write_json_as(path: str, value: object, *, uid: int | None) -> None:
-    """Write ``value`` as JSON to ``path`` atomically, owned by ``uid`` (the engine writing
-    into a folder a sandbox uid owns: never through a link planted there)."""
-    temporary = Path(f"{path}.engine-tmp")
-    with suppress(FileNotFoundError):
-        temporary.unlink()
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as stream:
-        json.dump(value, stream, ensure_ascii=False, indent=1)
-        if uid is not None:
-            os.fchown(stream.fileno(), uid, uid)
-    temporary.replace(path)
