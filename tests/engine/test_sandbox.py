@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from grader.engine.sandbox import (
     Cell,
     StageExit,
     address_space_bytes,
+    cgroups,
     detect_sandbox,
     readable_paths,
     run_stage,
@@ -34,9 +36,10 @@ from grader.engine.sandbox import (
     stage_argv,
     stage_env,
     system_mounts,
+    tmpfs,
 )
 from grader.engine.sandbox.detect import choose_sandbox
-from grader.engine.sandbox.layout import SHM_FILES, TMP_FILES
+from grader.engine.sandbox.layout import SETUP_FILES, SHM_FILES, TMP_FILES
 from grader.engine.sandbox.tmpfs import capped, sweep
 from grader.engine.sandbox.uids import CURSOR, lock_folder, lock_path
 from grader.engine.spec import Limits
@@ -356,3 +359,113 @@ def test_the_stage_ignores_no_signal(tmp_path: Path, kind: str) -> None:
     with sandbox_uid() as uid:
         exit, out, err = run(make_cell(tmp_path, kind, uid), "grep SigIgn /proc/self/status")
     assert (exit.exit_code, out) == (0, "SigIgn:\t0000000000000000\n"), err
+
+
+# What the engine sets itself (no program for it) -------------------------------------------
+
+
+def test_bubblewrap_gets_its_rlimits_from_the_engine_unless_open_files_is_tiny(
+    tmp_path: Path,
+) -> None:
+    roomy = replace(SMALL, open_files=SETUP_FILES)
+    argv = stage_argv(make_cell(tmp_path, uid=SANDBOX_UID_BASE, limits=roomy), "true", 5.0)
+    assert not any(arg.endswith("/prlimit") for arg in argv)
+    tiny = replace(SMALL, open_files=SETUP_FILES - 1)
+    argv = stage_argv(make_cell(tmp_path, uid=SANDBOX_UID_BASE, limits=tiny), "true", 5.0)
+    assert any(arg.endswith("/prlimit") for arg in argv)
+
+
+def _limits_table(text: str) -> dict[str, list[str]]:
+    """/proc/self/limits: each limit's soft and hard value."""
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("Max "):
+            rows[line[:26].strip()] = line[26:].split()[:2]
+    return rows
+
+
+@needs_root
+@needs_sandbox
+@pytest.mark.sandbox
+@pytest.mark.parametrize("open_files", [SETUP_FILES, 20])
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_the_stage_runs_under_its_rlimits_and_in_its_own_cgroups(
+    tmp_path: Path, kind: str, open_files: int
+) -> None:
+    limits = replace(SMALL, processes=37, open_files=open_files, file_size_mb=3)
+    with sandbox_uid() as uid:
+        cell = make_cell(tmp_path, kind, uid, limits=limits)
+        exit, out, err = run(cell, "cat /proc/self/limits /proc/self/cgroup", timeout=6.5)
+    assert exit.exit_code == 0, err
+    table = _limits_table(out)
+    assert table["Max open files"] == [str(open_files)] * 2
+    assert table["Max processes"] == ["37"] * 2
+    assert table["Max file size"] == [str(3 * 2**20)] * 2
+    assert table["Max cpu time"] == ["8"] * 2  # the timeout's whole seconds, plus one
+    assert table["Max core file size"] == ["0"] * 2
+    if not cgroups.missing():  # every controller: the stage is in a cgroup of its own
+        memberships = [line for line in out.splitlines() if line[:1].isdigit()]
+        assert memberships and all("stage-" in line or line.endswith(":/") for line in memberships)
+        assert any("stage-" in line for line in memberships) or kind == "bubblewrap", memberships
+
+
+@needs_root
+@needs_sandbox
+@pytest.mark.sandbox
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_etc_is_one_mount_of_copies_with_the_cells_own_passwd(tmp_path: Path, kind: str) -> None:
+    with sandbox_uid() as uid:
+        cell = make_cell(tmp_path, kind, uid)
+        script = (
+            "grep -c . /etc/ld.so.cache >/dev/null && echo cache; id -un; "
+            "grep ' /etc ' /proc/self/mountinfo; touch /etc/x 2>&1; ls /etc"
+        )
+        exit, out, err = run(cell, script)
+    assert exit.exit_code == 0, err
+    lines = out.splitlines()
+    assert lines[:2] == ["cache", "user"], out
+    etc = lines[2].split()
+    assert etc[3] == "/" and "tmpfs" in etc, etc  # a tmpfs's own root: no host folder named
+    assert "Read-only file system" in lines[3]
+    listed = set(lines[4:])
+    assert {"passwd", "group"} <= listed and "shadow" not in listed
+    assert {name for name in ("ld.so.cache", "hosts") if Path("/etc", name).exists()} <= listed
+
+
+@needs_root
+def test_the_copy_of_etc_is_made_once_and_again_when_the_host_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = tmp_path / "etc"
+    (host / "ld.so.conf.d").mkdir(parents=True)
+    (host / "ld.so.conf.d" / "a.conf").write_text("/opt/a\n")
+    (host / "hosts").write_text("127.0.0.1 localhost\n")
+    (host / "localtime").symlink_to("/usr/share/zoneinfo/UTC")
+    monkeypatch.setattr(tmpfs, "ETC", host)
+    monkeypatch.setattr(tmpfs, "_ETC", {})
+    first = tmpfs.system_etc(False)
+    assert tmpfs.system_etc(False) == first
+    assert (first / "ld.so.conf.d" / "a.conf").read_text() == "/opt/a\n"
+    assert (first / "localtime").readlink() == Path("/usr/share/zoneinfo/UTC")
+    assert (first / "passwd").read_text() == "" and first.is_mount()
+    (host / "hosts").unlink()
+    (host / "hosts").write_text("127.0.0.1 changed\n")
+    second = tmpfs.system_etc(False)
+    assert second != first and (second / "hosts").read_text() == "127.0.0.1 changed\n"
+    for folder in (first, second):
+        tmpfs.unmount(folder)
+        folder.rmdir()
+
+
+@needs_root
+@needs_sandbox
+@pytest.mark.sandbox
+def test_a_bubblewrap_that_fails_before_its_sandbox_exists_is_reported_not_awaited(
+    tmp_path: Path,
+) -> None:
+    with sandbox_uid() as uid:
+        cell = make_cell(tmp_path, "bubblewrap", uid, readable=(sys.prefix, sys.base_prefix))
+        (cell.etc / "passwd").unlink()  # a bind whose source is gone: bubblewrap gives up
+        exit, out, err = run(cell, "echo ran")
+    assert exit.exit_code not in (0, None) and out == ""
+    assert "passwd" in err

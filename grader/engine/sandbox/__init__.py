@@ -6,7 +6,8 @@ Student code is hostile. Each stage runs ``/bin/sh -c <command>`` in a fresh san
   forked child makes the namespaces, mounts, chroot and drop by direct system calls,
   ``spawn``): new mount, pid, ipc, uts and (unless
   the project asks for it) network namespaces. The stage sees only read-only system
-  directories (``/usr``, ``/lib*``, the ``/etc`` pieces toolchains need), the exact
+  directories (``/usr``, ``/lib*``, the ``/etc`` pieces toolchains need: copies, in one
+  mount, when the engine is root, ``tmpfs.system_etc``), the exact
   prefixes of the Python the engine runs in, the project's extra read-only paths, and
   the submission's own directories (layout below). No ``/root``, no ``/home``, no course
   folder, no engine data, no other submission. When the stage's first process ends, the
@@ -27,17 +28,19 @@ process on the host, so a recent submission's uid and the kernel state tied to i
 as keyrings, never reach the next) when the engine is root, so ``RLIMIT_NPROC`` binds (it
 never binds root) and the stage owns nothing but its own files; every capability is
 dropped (``setpriv`` under bubblewrap, ``spawn``'s own calls under unshare). rlimits
-(``prlimit``, or ``spawn``'s ``setrlimit``) set processes, open files, file size, CPU
-seconds, no core files and a generous address space. Memory is watched from outside:
+(``layout.stage_rlimits``: set by the engine's ``prlimit(2)`` on bubblewrap's sandboxed
+process while it waits to run the stage, by ``spawn``'s ``setrlimit`` under unshare, by
+the ``prlimit`` program otherwise) set processes, open files, file size, CPU seconds, no
+core files and a generous address space. Memory is watched from outside:
 every ``POLL_SECONDS`` the sum of the stage's resident anonymous and shared memory is
 read from /proc, and past ``memory_mb`` the stage is killed with SIGKILL (reported as a
 memory-limit kill).
 
 The kernel bounds what polling cannot (``cgroups``, bubblewrap and unshare cells, when the
 engine is root and the machine has writable cgroups, v1 or delegated v2): every stage and
-every student process the broker starts joins a cgroup of its own before its sandbox
-starts, with a memory limit counting kernel memory (``memory_mb`` plus its tmpfs pages
-plus ``KERNEL_MB``: an OOM kill there is a memory-limit kill too), ``pids.max`` (its
+every student process the broker starts joins a cgroup of its own before it runs
+anything of the stage's, with a memory limit counting kernel memory (``memory_mb`` plus
+its tmpfs pages plus ``KERNEL_MB``: an OOM kill there is a memory-limit kill too), ``pids.max`` (its
 ``processes`` plus the sandbox's own) and the same CPU weight as every other stage, so
 one submission's threads cannot starve its neighbours. Where a controller is missing,
 ``grader doctor``'s ``limits`` line says which guarantee is weaker.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -86,7 +87,9 @@ class Cell:
     and first on ``PATH`` after the toolkit (``None``: the engine's own Python).
     ``capped``: ``home``, ``runtime``, ``toolkit`` and ``etc`` are on one size- and
     inode-capped tmpfs of the submission's own (``tmpfs.cell_area``), whose use is read
-    in one call and which the kernel stops at the disk limit.
+    in one call and which the kernel stops at the disk limit. ``system_etc``: a host
+    folder holding copies of the host's ``/etc`` pieces (``tmpfs.system_etc``), bound in
+    as ``/etc`` in one mount (``None``: each piece is bound on its own).
     """
 
     kind: SandboxKind
@@ -106,6 +109,7 @@ class Cell:
     tmp: Path | None = None
     environment: Path | None = None
     capped: bool = False
+    system_etc: Path | None = None
 
     @property
     def workspace(self) -> Path:
@@ -144,12 +148,12 @@ def which(name: str) -> str:
 def stage_argv(cell: Cell, command: str | Sequence[str], timeout: float) -> list[str]:
     """The host command line that runs ``command`` (a shell command line, or an argv)
     confined in ``cell``."""
-    inner = launch(cell.uid, cell.limits, timeout, command)
+    inner = launch(cell.uid, cell.limits, timeout, command, prlimit=not engine_sets_rlimits(cell))
     if cell.kind == "bubblewrap":
         return [
             which("bwrap"),
             *namespace_flags(cell.uid, network=cell.network),
-            *bwrap_mounts([*system_mounts(network=cell.network), *cell_mounts(cell)]),
+            *bwrap_mounts(cell_plan(cell)),
             "--chdir",
             WORKSPACE,
             "--remount-ro",
@@ -162,6 +166,33 @@ def stage_argv(cell: Cell, command: str | Sequence[str], timeout: float) -> list
     if cell.kind == "unshare":  # built by direct system calls (spawn.py) around this
         return command_argv(command)
     return inner
+
+
+SETUP_FILES = 64  # bubblewrap's own set-up opens descriptors below this number
+
+
+def engine_sets_rlimits(cell: Cell) -> bool:
+    """Whether the engine sets the stage's rlimits itself (``prlimit(2)`` on bubblewrap's
+    sandboxed process while it waits, ``watch.start``), sparing a ``prlimit`` program.
+
+    Only under bubblewrap and when ``open_files`` leaves bubblewrap room to finish its
+    set-up, which may still be running when the limits land (never an issue for the
+    others: a larger limit than the program's set-up needs, or none at all).
+    """
+    return cell.kind == "bubblewrap" and cell.limits.open_files >= SETUP_FILES
+
+
+def stage_rlimits(limits: Limits, timeout: float) -> list[tuple[int, int]]:
+    """The stage's rlimits (resource, soft and hard value): address space, processes,
+    open files, file size, CPU seconds, no core files."""
+    return [
+        (resource.RLIMIT_AS, address_space_bytes(limits)),
+        (resource.RLIMIT_NPROC, limits.processes),
+        (resource.RLIMIT_NOFILE, limits.open_files),
+        (resource.RLIMIT_FSIZE, limits.file_size_mb * MB),
+        (resource.RLIMIT_CPU, math.ceil(timeout) + 1),
+        (resource.RLIMIT_CORE, 0),
+    ]
 
 
 # Python ignores these itself, and Popen gives its children their defaults back
@@ -237,10 +268,15 @@ def base_env(home: str, toolkit: str, tmp: str) -> dict[str, str]:
 
 
 def launch(
-    uid: int | None, limits: Limits, timeout: float, command: str | Sequence[str]
+    uid: int | None,
+    limits: Limits,
+    timeout: float,
+    command: str | Sequence[str],
+    *,
+    prlimit: bool = True,
 ) -> list[str]:
-    """setpriv (drop to ``uid``, no capabilities) -> prlimit -> ``/bin/sh -c command``
-    (or the argv ``command``)."""
+    """setpriv (drop to ``uid``, no capabilities) -> prlimit (unless the engine sets the
+    rlimits itself) -> ``/bin/sh -c command`` (or the argv ``command``)."""
     drop = []
     if uid is not None:
         drop = [
@@ -253,17 +289,12 @@ def launch(
             "--no-new-privs",
             "--",
         ]
-    cap = [
-        which("prlimit"),
-        f"--as={address_space_bytes(limits)}",
-        f"--nproc={limits.processes}",
-        f"--nofile={limits.open_files}",
-        f"--fsize={limits.file_size_mb * MB}",
-        f"--cpu={math.ceil(timeout) + 1}",
-        "--core=0",
-        "--",
-    ]
-    return [*drop, *cap, *command_argv(command)]
+    names = {resource.RLIMIT_AS: "as", resource.RLIMIT_NPROC: "nproc",
+             resource.RLIMIT_NOFILE: "nofile", resource.RLIMIT_FSIZE: "fsize",
+             resource.RLIMIT_CPU: "cpu", resource.RLIMIT_CORE: "core"}  # fmt: skip
+    cap = [which("prlimit")]
+    cap += [f"--{names[key]}={value}" for key, value in stage_rlimits(limits, timeout)]
+    return [*drop, *([*cap, "--"] if prlimit else []), *command_argv(command)]
 
 
 def command_argv(command: str | Sequence[str]) -> list[str]:
@@ -304,23 +335,36 @@ class Mount:
     files: int = 0  # a tmpfs's inode cap (0: the kernel's default)
 
 
-def system_mounts(*, network: bool = False) -> list[Mount]:
-    """Read-only system directories and the ``/etc`` pieces, as this host lays them out."""
-    return list(_system_mounts(network))
+def system_mounts(*, network: bool = False, etc: Path | None = None) -> list[Mount]:
+    """Read-only system directories and the ``/etc`` pieces, as this host lays them out
+    (``etc``: a folder of copies of them, ``tmpfs.system_etc``, bound as ``/etc``)."""
+    return list(_system_mounts(network, etc))
 
 
-@functools.lru_cache(maxsize=2)
-def _system_mounts(network: bool) -> tuple[Mount, ...]:
+def etc_pieces(network: bool, etc: Path = Path("/etc")) -> list[str]:
+    """The names of the host's ``/etc`` pieces a stage sees (files, folders or links)."""
+    names = ETC_FILES + (ETC_NETWORK if network else ())
+    return [name for name in names if os.path.lexists(etc / name)]
+
+
+@functools.lru_cache(maxsize=4)
+def _system_mounts(network: bool, etc: Path | None) -> tuple[Mount, ...]:
     mounts = []
     for path in SYSTEM_DIRS:
         if Path(path).is_symlink():
             mounts.append(Mount("symlink", path, str(Path(path).readlink())))
         elif Path(path).is_dir():
             mounts.append(Mount("ro", path, path))
-    for name in ETC_FILES + (ETC_NETWORK if network else ()):
-        if os.path.lexists(f"/etc/{name}"):
-            mounts.append(Mount("ro", f"/etc/{name}", f"/etc/{name}"))
+    if etc is not None:
+        mounts.append(Mount("ro", "/etc", str(etc)))
+    else:
+        mounts += [Mount("ro", f"/etc/{name}", f"/etc/{name}") for name in etc_pieces(network)]
     return (*mounts, Mount("proc", "/proc"), Mount("dev", "/dev"))
+
+
+def cell_plan(cell: Cell) -> list[Mount]:
+    """Every mount of ``cell``'s sandbox: the system's, then the submission's."""
+    return [*system_mounts(network=cell.network, etc=cell.system_etc), *cell_mounts(cell)]
 
 
 def cell_mounts(cell: Cell) -> list[Mount]:

@@ -29,7 +29,6 @@ import ctypes
 import ctypes.util
 import functools
 import gc
-import math
 import os
 import queue
 import select
@@ -45,13 +44,11 @@ from typing import Any
 from grader.engine.sandbox.layout import (
     DEVICES,
     HIDDEN_BYTES,
-    MB,
     WORKSPACE,
     Cell,
-    address_space_bytes,
-    cell_mounts,
+    cell_plan,
     plan,
-    system_mounts,
+    stage_rlimits,
 )
 from grader.engine.sandbox.procs import is_zombie
 from grader.errors import SandboxError
@@ -63,7 +60,6 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_NAME, PR_CAPBSET_DROP = 1, 15, 24
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
-RLIMIT = {"cpu": 0, "fsize": 1, "core": 4, "nproc": 6, "nofile": 7, "as": 9}
 CAPABILITY_VERSION_3 = 0x20080522
 SYS_CLOSE_RANGE = 436  # the same number on every architecture
 NAME = b"sandbox"
@@ -232,15 +228,7 @@ def prepare(
     flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
     if not cell.network:
         flags |= CLONE_NEWNET
-    limits = cell.limits
-    rlimits = [
-        (RLIMIT["as"], address_space_bytes(limits)),
-        (RLIMIT["nproc"], limits.processes),
-        (RLIMIT["nofile"], limits.open_files),
-        (RLIMIT["fsize"], limits.file_size_mb * MB),
-        (RLIMIT["cpu"], math.ceil(timeout) + 1),
-        (RLIMIT["core"], 0),
-    ]
+    rlimits = stage_rlimits(cell.limits, timeout)
     program = None
     # A cell without a uid of its own keeps root (only a test of the harness's own
     # fallback, as a container's root, does that: the engine as root always hands out
@@ -279,7 +267,7 @@ def _build(cell: Cell, root: Path) -> list[tuple[Step, bytes]]:
         (("mount", (b"sandbox-root", os.fsencode(root), b"tmpfs", MS_NOSUID | MS_NODEV,
                     b"mode=0755,size=1m")), b"the root tmpfs"),
     ]  # fmt: skip
-    for mount in plan([*system_mounts(network=cell.network), *cell_mounts(cell)]):
+    for mount in plan(cell_plan(cell)):
         build += _steps(mount.op, os.fsencode(root) + os.fsencode(mount.dest), mount)
     read_only = MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
     build.append((("mount", (None, os.fsencode(root), None, read_only, None)), b"read-only root"))
@@ -382,7 +370,8 @@ def _call(step: Step, what: bytes) -> None:
         _mkdirs(args[0], args[1], what)
         return
     if name == "touch":
-        fd = _open(args[0], os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # read-only: a file already there (a mount point in a read-only bind) is kept
+        fd = _open(args[0], os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         if fd < 0:
             _fail(what)
         _close(fd)

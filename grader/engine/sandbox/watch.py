@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import resource
+import select
 import selectors
 import signal
 import subprocess
@@ -17,7 +20,16 @@ from typing import IO, Any, Literal
 from grader.engine import trees
 from grader.engine.sandbox import spawn
 from grader.engine.sandbox.cgroups import Group, stage_group
-from grader.engine.sandbox.layout import MB, PRIVATE_TMPFS, TMP, WORK_FILES, Cell, stage_argv
+from grader.engine.sandbox.layout import (
+    MB,
+    PRIVATE_TMPFS,
+    TMP,
+    WORK_FILES,
+    Cell,
+    engine_sets_rlimits,
+    stage_argv,
+    stage_rlimits,
+)
 from grader.engine.sandbox.procs import memory_kb, stage_processes, sweep
 from grader.engine.sandbox.syscalls import bpf_program
 from grader.engine.sandbox.tmpfs import capped
@@ -152,29 +164,113 @@ def start(
             cell, stage_argv(cell, command, timeout), timeout, env=env, seccomp=bpf_program(),
             pass_fds=pass_fds, joins=joins, **options,
         )  # fmt: skip
-    join = group.join_prefix() if group is not None else []
     argv = stage_argv(cell, command, timeout)
     if Path(argv[0]).name != "bwrap" or "--" not in argv:
+        join = group.join_prefix() if group is not None else []
         return subprocess.Popen(
             [*join, *argv], pass_fds=pass_fds, start_new_session=True, **options
         )
     end = argv.index("--")
     options_fd = _memfd("bwrap-options")
-    fds = [options_fd]
+    info_read, info_write = os.pipe2(os.O_CLOEXEC)
+    block_read, block_write = os.pipe2(os.O_CLOEXEC)
+    fds = [options_fd, info_write, block_read]
     try:
         program = bpf_program()
         seccomp = []
         if program is not None:
             fds.append(_memfd("bwrap-seccomp", program))
             seccomp = ["--seccomp", str(fds[-1])]
-        _fill(options_fd, b"".join(arg.encode() + b"\0" for arg in [*seccomp, *argv[1:end]]))
+        hold = ["--info-fd", str(info_write), "--block-fd", str(block_read)]
+        _fill(options_fd, b"".join(arg.encode() + b"\0" for arg in [*seccomp, *hold, *argv[1:end]]))
         short = [argv[0], "--args", str(options_fd), *argv[end:]]
-        return subprocess.Popen(
-            [*join, *short], pass_fds=(*pass_fds, *fds), start_new_session=True, **options
+        process = subprocess.Popen(
+            short, pass_fds=(*pass_fds, *fds), start_new_session=True, **options
         )
+    except BaseException:
+        os.close(info_read)
+        os.close(block_write)
+        raise
     finally:
         for fd in fds:
             os.close(fd)
+    try:
+        _hold_and_release(process, info_read, block_write, cell, timeout, group)
+    except BaseException:
+        _close(process)
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    return process
+
+
+SETUP_SECONDS = 60.0  # for bubblewrap to make its sandboxed process, however loaded the host
+
+
+def _hold_and_release(
+    process: Popen[bytes],
+    info: int,
+    block: int,
+    cell: Cell,
+    timeout: float,
+    group: Group | None,
+) -> None:
+    """bubblewrap's sandboxed process waits (``--block-fd``) before it runs the stage:
+    move it into ``group`` and set its rlimits (``layout.engine_sets_rlimits``), then let
+    it go. No program runs for either: both are system calls of the engine's.
+
+    bubblewrap reports the process (``--info-fd``) right after making it, so the engine's
+    calls overlap bubblewrap's set-up. A bubblewrap that ends first (a bad option) reports
+    nothing: the watcher reports how it ended. Raises ``SandboxError``.
+    """
+    try:
+        pid = _child_pid(info, process)
+        if pid is not None:
+            if engine_sets_rlimits(cell):
+                with suppress(ProcessLookupError):  # it ended: the watcher reports how
+                    for kind, value in stage_rlimits(cell.limits, timeout):
+                        resource.prlimit(pid, kind, (value, value))
+            if group is not None:
+                group.join(pid)
+    except OSError as exc:
+        raise SandboxError(f"cannot confine the stage's process: {exc}") from exc
+    finally:
+        os.close(info)
+    try:
+        os.write(block, b"x")
+    except BrokenPipeError:
+        pass  # bubblewrap ended already
+    finally:
+        os.close(block)
+
+
+def _child_pid(info: int, process: Popen[bytes]) -> int | None:
+    """The host pid of bubblewrap's sandboxed process, from its ``--info-fd`` report (read
+    to its end: bubblewrap closes it once written); ``None`` if it ended without one."""
+    report = b""
+    deadline = time.monotonic() + SETUP_SECONDS
+    waiting = select.poll()
+    waiting.register(info, select.POLLIN)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SandboxError(f"bubblewrap did not start within {SETUP_SECONDS:.0f} s")
+        if not waiting.poll(left * 1000):
+            continue
+        data = os.read(info, 4096)
+        if not data:
+            break
+        report += data
+    if not report:
+        return None
+    try:
+        pid = json.loads(report)["child-pid"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SandboxError(f"bubblewrap's report is not understood: {report[:200]!r}") from exc
+    if not isinstance(pid, int) or pid <= 0:
+        raise SandboxError(f"bubblewrap's report names no process: {report[:200]!r}")
+    return pid
 
 
 def _memfd(name: str, data: bytes = b"") -> int:
@@ -289,7 +385,7 @@ class _Watch:
 
     def _supervise(self, selector: selectors.BaseSelector, sinks: _Sinks) -> _Ending:
         deadline = self.started + self.timeout
-        next_check = self.started
+        next_check = self.started + POLL_SECONDS  # nothing to measure in its first instant
         while True:
             pid, status = os.waitpid(self.process.pid, os.WNOHANG)
             if pid == self.process.pid:
