@@ -2,9 +2,9 @@
 
 Student code is hostile. Each stage runs ``/bin/sh -c <command>`` in a fresh sandbox:
 
-* **bubblewrap** (preferred) or **unshare** + chroot (no set-up program: the engine's own
-  forked child makes the namespaces, mounts, chroot and drop by direct system calls,
-  ``spawn``): new mount, pid, ipc, uts and (unless
+* **bubblewrap** (preferred) or **unshare** + chroot (no set-up program: a forked child
+  of the engine's small zygote process makes the namespaces, mounts, chroot and drop by
+  direct system calls, ``spawn``, ``zygote``): new mount, pid, ipc, uts and (unless
   the project asks for it) network namespaces. The stage sees only read-only system
   directories (``/usr``, ``/lib*``, the ``/etc`` pieces toolchains need: copies, in one
   mount, when the engine is root, ``tmpfs.system_etc``), the exact

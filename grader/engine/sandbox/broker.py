@@ -37,7 +37,7 @@ from typing import Any
 from grader.engine.sandbox.cgroups import Group, stage_group
 from grader.engine.sandbox.layout import BROKER_SOCKET, Cell, stage_env
 from grader.engine.sandbox.tmpfs import capped
-from grader.engine.sandbox.watch import start, watch_process
+from grader.engine.sandbox.watch import Process, start, watch_process
 from grader.engine.spec import Cancel
 from grader.errors import SandboxError
 
@@ -266,7 +266,7 @@ class Broker:
         timeout: float,
         ours: _Ends,
         theirs: _Ends,
-    ) -> subprocess.Popen[bytes]:
+    ) -> Process:
         env = dict(self.env)
         if request.pipes:
             theirs.stdin, ours.stdin = os.pipe()

@@ -1,26 +1,31 @@
-"""The unshare cell, built by direct system calls in the engine's own forked child.
+"""The unshare cell, built by direct system calls in a forked child of the zygote.
 
-No set-up program runs. ``start`` starts a thread that unshares the pid namespace for
-its children only (``unshare(CLONE_NEWPID)`` moves no process) and forks
-(``subprocess.Popen``'s child), so the child is pid 1 of a new pid namespace; the thread
-stays until pid 1 ends, since pid 1 dies with it (the parent death signal), as it would
-with the engine. pid 1 closes every descriptor the stage must not have (Popen's exec
-pipe too, which lets ``start`` return), blanks its command line (a fork of the engine
-would show its arguments, ``--data`` among them, as /proc/1/cmdline), unshares the mount,
-ipc, uts and (unless the project asks for it) network namespaces, makes every mount
-private, builds the tree on a fresh tmpfs (``layout.plan``: bubblewrap's mounts, with
-inode caps), remounts it read-only, chroots into it and forks the stage. The stage sets
-its rlimits, drops the bounding set, takes its own uid and group with no supplementary
-groups, clears its capabilities, sets no_new_privs, loads the seccomp filter
-(``syscalls``) last and execs. pid 1 reaps orphans and exits with the stage's status
-(128 + N for a signal) when the stage's first process ends, which ends the namespace and
-everything in it.
+No set-up program runs, and the engine never forks for a stage: ``start`` sends the
+stage to the engine's zygote (``zygote.py``, a small single-threaded process started
+once, ``Zygote``), whose keeper unshares the pid namespace for its children only
+(``unshare(CLONE_NEWPID)`` moves no process) and forks, so the child is pid 1 of a new
+pid namespace (``run_pid1``); the keeper reports pid 1's host pid and later its wait
+status on a pipe the engine reads (``Sandboxed``). pid 1 dies with the keeper (the parent
+death signal), the keeper with the zygote, the zygote when the engine's end of its
+socket closes. pid 1 starts a session, closes every descriptor the stage must not have,
+blanks its command line (a fork of the zygote would show how it was started as
+/proc/1/cmdline), unshares the mount, ipc, uts and (unless the project asks for it)
+network namespaces, makes every mount private, builds the tree on a fresh tmpfs
+(``layout.plan``: bubblewrap's mounts, with inode caps), remounts it read-only, chroots
+into it and forks the stage. The stage sets its rlimits, drops the bounding set, takes
+its own uid and group with no supplementary groups, clears its capabilities, sets
+no_new_privs, loads the seccomp filter (``syscalls``) last and execs. pid 1 reaps
+orphans and exits with the stage's status (128 + N for a signal) when the stage's first
+process ends, which ends the namespace and everything in it.
 
-The engine is multi-threaded, so the children do as little as a forked process may:
-every path, option string, argv, environment, rlimit and the BPF program is made into
-C buffers, and every libc function looked up, before the fork (``Launch``); after it only
-those prepared ctypes calls run (no import, no lock, no logging, no garbage collection),
-and errors go to the stage's stderr as prepared bytes plus ``strerror``.
+Forking costs in proportion to the memory a process maps: a fork of the engine (tens to
+hundreds of MB, re-initialised after the fork as a multi-threaded interpreter must be)
+was most of a stage's cost and grew with the engine; a fork of the zygote is small and
+flat. The children still do as little as a forked process may: every path, option
+string, argv, environment, rlimit and the BPF program is made into C buffers, and every
+libc function looked up, before the fork (``Launch``); after it only those prepared
+ctypes calls run (no import, no lock, no logging, no garbage collection), and errors go
+to the stage's stderr as prepared bytes plus ``strerror``.
 """
 
 from __future__ import annotations
@@ -30,16 +35,20 @@ import ctypes.util
 import functools
 import gc
 import os
-import queue
+import pickle
 import select
 import signal
+import socket
+import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from grader.engine.sandbox.layout import (
     DEVICES,
@@ -50,7 +59,6 @@ from grader.engine.sandbox.layout import (
     plan,
     stage_rlimits,
 )
-from grader.engine.sandbox.procs import is_zombie
 from grader.errors import SandboxError
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
@@ -94,7 +102,7 @@ _setrlimit, _setgroups, _setresgid, _setresuid, _capset, _execve = (
     _libc.setrlimit, _libc.setgroups, _libc.setresgid, _libc.setresuid, _libc.capset,
     _libc.execve,
 )  # fmt: skip
-_signal, _sigprocmask = _libc.signal, _libc.sigprocmask
+_signal, _sigprocmask, _setsid = _libc.signal, _libc.sigprocmask, _libc.setsid
 # glibc 2.34+: fork without the at-fork handlers (the child only makes prepared calls)
 _fork = getattr(_libc, "_Fork", None) or os.fork
 _FUNCTIONS = {"mount": _mount, "symlink": _symlink}
@@ -141,6 +149,96 @@ class Launch:
     held: list[object] = field(default_factory=list)
 
 
+WORD = struct.Struct("<i")  # the status pipe's records: pid 1's pid, then its wait status
+
+
+@dataclass(frozen=True)
+class Request:
+    """One stage for the zygote (``zygote.py``). Its descriptors travel beside it, in this
+    order: the status pipe, stdin, stdout, stderr, then ``pass_fds`` (placed at those
+    numbers)."""
+
+    cell: Cell
+    argv: list[str]
+    timeout: float
+    env: dict[str, str]
+    seccomp: bytes | None
+    pass_fds: tuple[int, ...]
+    joins: tuple[str, ...]
+
+
+class Sandboxed:
+    """pid 1 of an unshare sandbox, which the zygote's keeper started and waits for: what
+    the watcher needs of a ``Popen`` (``pid``, the pipes, ``returncode``), and its end,
+    read from the status pipe (``ended``, ``status``) since the engine cannot wait for a
+    process that is not its child."""
+
+    def __init__(
+        self, pid: int, report: int, stdout: IO[bytes] | None, stderr: IO[bytes] | None
+    ) -> None:
+        self.pid, self.report = pid, report
+        self.stdin: IO[bytes] | None = None
+        self.stdout, self.stderr = stdout, stderr
+        self.returncode: int | None = None
+        self.wait_status: int | None = None
+
+    def ended(self) -> int:
+        """A descriptor that turns readable when pid 1 has ended (for a selector)."""
+        return self.report
+
+    def status(self, *, block: bool) -> int | None:
+        """pid 1's wait status once it ended (``None``: still running; ``block``: wait)."""
+        if self.wait_status is None:
+            if not block and not select.select([self.report], [], [], 0)[0]:
+                return None
+            record = _read_record(self.report, None)
+            if record is None or record < 0:
+                raise SandboxError("the sandbox's keeper ended without reporting how it did")
+            self.wait_status = record
+            self.returncode = os.waitstatus_to_exitcode(record)
+            os.close(self.report)
+        return self.wait_status
+
+    def wait(self) -> int:
+        self.status(block=True)
+        assert self.returncode is not None
+        return self.returncode
+
+    def communicate(self, timeout: float) -> tuple[bytes, bytes]:
+        """Read the pipes to their end, then wait for pid 1 (as ``Popen.communicate``)."""
+        deadline = time.monotonic() + timeout
+        pipes = {pipe.fileno(): pipe for pipe in (self.stdout, self.stderr) if pipe is not None}
+        read: dict[int, bytes] = dict.fromkeys(pipes, b"")
+        while pipes:
+            left = deadline - time.monotonic()
+            ready = select.select(list(pipes), [], [], max(left, 0))[0] if left > 0 else []
+            if not ready:
+                raise subprocess.TimeoutExpired("sandbox", timeout)
+            for fd in ready:
+                chunk = os.read(fd, 65536)
+                read[fd] += chunk
+                if not chunk:
+                    del pipes[fd]
+        self.wait()
+        out = read.get(self.stdout.fileno(), b"") if self.stdout is not None else b""
+        err = read.get(self.stderr.fileno(), b"") if self.stderr is not None else b""
+        self.close()
+        return out, err
+
+    def close(self) -> None:
+        """Close the pipes; the status pipe too if pid 1's end was never read."""
+        for pipe in (self.stdout, self.stderr):
+            if pipe is not None:
+                pipe.close()
+        if self.wait_status is None:
+            with suppress(OSError):
+                os.close(self.report)
+            self.wait_status = -1
+
+
+STARTUP_SECONDS = 60.0  # for the zygote to answer, however loaded the host
+
+
 def start(
     cell: Cell,
     argv: Sequence[str],
@@ -150,66 +248,160 @@ def start(
     seccomp: bytes | None,
     pass_fds: tuple[int, ...] = (),
     joins: Sequence[Path] = (),
-    **options: Any,
-) -> subprocess.Popen[bytes]:
-    """Start ``argv`` confined in the unshare ``cell`` (options as for ``Popen``: stdio).
+    stdin: int | None = subprocess.DEVNULL,
+    stdout: int | None = subprocess.DEVNULL,
+    stderr: int | None = subprocess.DEVNULL,
+    cwd: str | None = None,
+) -> Sandboxed:
+    """Start ``argv`` confined in the unshare ``cell``, through the zygote.
 
-    ``joins``: files pid 1 writes ``0`` to first thing (each cgroup's ``cgroup.procs``,
-    which moves it and so everything the stage starts; the last one, a marker that says
-    it did, is created).
+    ``stdin``, ``stdout``, ``stderr``: ``subprocess.PIPE`` (the engine's end is the
+    result's ``stdout``/``stderr``; stdin is never a pipe here), ``subprocess.DEVNULL``
+    or a descriptor. ``joins``: files pid 1 writes ``0`` to first thing (each cgroup's
+    ``cgroup.procs``, which moves it and so everything the stage starts; the last one, a
+    marker that says it did, is created).
     """
-    launch = prepare(cell, argv, timeout, env=env, seccomp=seccomp, pass_fds=pass_fds)
-    launch.writes = [(os.fsencode(path), b"0\n") for path in joins]
-    handed: queue.SimpleQueue[subprocess.Popen[bytes] | BaseException] = queue.SimpleQueue()
-
-    def parent() -> None:
-        try:
-            if _unshare(CLONE_NEWPID) != 0:  # for this thread's children only
-                error = ctypes.get_errno()
-                raise SandboxError(f"cannot make a pid namespace: {os.strerror(error)}")
-            process = subprocess.Popen(
-                ["sandbox"],  # never executed: pid 1 exits instead of returning
-                executable="/bin/true",
-                preexec_fn=functools.partial(_init, launch),
-                pass_fds=pass_fds,
-                start_new_session=True,
-                close_fds=True,
-                **options,
-            )
-        except BaseException as exc:  # noqa: BLE001 (handed to the caller, raised there)
-            handed.put(exc)
-            return
-        handed.put(process)
-        _until_exit(process)
-
-    threading.Thread(target=parent, name=f"sandbox-parent-{cell.uid}", daemon=True).start()
-    got = handed.get()
-    if isinstance(got, BaseException):
-        raise got
-    return got
-
-
-def _until_exit(process: subprocess.Popen[bytes]) -> None:
-    """Return once ``process`` has ended (reaped or not: the watcher reaps it). Never
-    early: pid 1 dies with this thread."""
+    assert cwd is None, "the stage starts in the workspace"
+    ours: list[int] = []  # closed here once sent
+    theirs: list[int] = []
+    kept: dict[str, IO[bytes]] = {}
     try:
-        fd = os.pidfd_open(process.pid)
-    except OSError:  # Linux < 5.3
-        fd = -1
-    try:
-        if fd >= 0:
-            waiting = select.poll()  # not select(): descriptors past 1023
-            waiting.register(fd, select.POLLIN)
-            while not waiting.poll():
-                pass
-            return
-    except OSError:
-        pass
+        for name, option in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr)):
+            if option == subprocess.PIPE and name != "stdin":
+                read, write = os.pipe2(os.O_CLOEXEC)
+                kept[name] = os.fdopen(read, "rb", buffering=0)
+                ours.append(write)
+                theirs.append(write)
+            elif option in (None, subprocess.DEVNULL):
+                null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+                ours.append(null)
+                theirs.append(null)
+            elif isinstance(option, int) and option >= 0:
+                theirs.append(option)
+            else:
+                raise ValueError(f"unsupported {name} for a sandbox: {option!r}")
+        report, report_write = os.pipe2(os.O_CLOEXEC)
+        ours.append(report_write)
+        request = Request(
+            cell, list(argv), timeout, env, seccomp, tuple(pass_fds),
+            tuple(os.fspath(path) for path in joins),
+        )  # fmt: skip
+        Zygote.get().send(pickle.dumps(request), [report_write, *theirs, *pass_fds])
+    except BaseException:
+        for pipe in kept.values():
+            pipe.close()
+        raise
     finally:
-        if fd >= 0:
+        for fd in ours:
             os.close(fd)
-    while process.returncode is None and not is_zombie(str(process.pid)):
-        time.sleep(0.1)
+    try:
+        pid = _read_record(report, STARTUP_SECONDS)
+        if pid is None or pid <= 0:
+            raise SandboxError("the sandbox could not be started (see the stage's stderr)")
+    except BaseException:
+        os.close(report)
+        for pipe in kept.values():
+            pipe.close()
+        raise
+    return Sandboxed(pid, report, kept.get("stdout"), kept.get("stderr"))
+
+
+def _read_record(fd: int, timeout: float | None) -> int | None:
+    """One record of the status pipe (``None``: it closed first). Raises
+    ``SandboxError`` past ``timeout`` seconds."""
+    data = b""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    waiting = select.poll()
+    waiting.register(fd, select.POLLIN)
+    while len(data) < WORD.size:
+        left = None if deadline is None else max(deadline - time.monotonic(), 0) * 1000
+        if not waiting.poll(left):
+            raise SandboxError(f"the sandbox did not start within {timeout:.0f} s")
+        chunk = os.read(fd, WORD.size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return int(WORD.unpack(data)[0])
+
+
+class Zygote:
+    """The engine's zygote process (``zygote.py``): started at the first unshare stage,
+    again if it ended; one per engine process."""
+
+    _current: Zygote | None = None
+    _starting = threading.Lock()
+
+    def __init__(self) -> None:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        root = str(Path(__file__).resolve().parents[3])  # where ``grader`` is importable
+        code = (
+            f"import sys; sys.path.insert(0, {root!r}); "
+            f"from grader.engine.sandbox.zygote import main; main({theirs.fileno()})"
+        )
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", code],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a terminal's Ctrl-C is the engine's to act on
+            )
+        except OSError as exc:
+            mine.close()
+            raise SandboxError(f"cannot start the sandbox's zygote: {exc}") from exc
+        finally:
+            theirs.close()
+        self.socket = mine
+        self.sending = threading.Lock()
+        self.layout = _stat_layout(self.process.pid)
+
+    @classmethod
+    def get(cls) -> Zygote:
+        with cls._starting:
+            current = cls._current
+            if current is None or current.process.poll() is not None:
+                if current is not None:
+                    current.socket.close()
+                current = cls._current = cls()
+            return current
+
+    def send(self, message: bytes, fds: list[int]) -> None:
+        with self.sending:
+            try:
+                socket.send_fds(self.socket, [message], fds)
+            except OSError as exc:
+                raise SandboxError(f"the sandbox's zygote is gone: {exc}") from exc
+
+
+def zygote_layout() -> list[str]:
+    """The code and stack addresses of the running zygote (``[]``: none yet): a process
+    with them is a fork of it that has not exec'd yet (pid 1, or a stage about to)."""
+    current = Zygote._current
+    return current.layout if current is not None else []
+
+
+def _stat_layout(pid: int) -> list[str]:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2 :].split()[23:26]
+    except (OSError, ValueError):
+        return []
+
+
+def parent_death_signal() -> None:
+    """SIGKILL this process when its parent ends."""
+    if _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "cannot set the parent death signal")
+
+
+def new_pid_namespace() -> None:
+    """The children this process makes from now on are in a new pid namespace."""
+    if _unshare(CLONE_NEWPID) != 0:
+        error = ctypes.get_errno()
+        raise SandboxError(f"cannot make a pid namespace: {os.strerror(error)}")
+
+
+def join_writes(joins: Sequence[str]) -> list[tuple[bytes, bytes]]:
+    return [(os.fsencode(path), b"0\n") for path in joins]
 
 
 def prepare(
@@ -404,15 +596,16 @@ def _exit_with(status: int) -> None:
     os._exit(os.WEXITSTATUS(status))
 
 
-def _init(launch: Launch) -> None:
-    """pid 1 (Popen's child): build the tree, chroot, run the stage, reap, exit with the
-    stage's status. Never returns (Popen in the engine sees its exec pipe close)."""
+def run_pid1(launch: Launch) -> None:
+    """pid 1 (the zygote keeper's child): build the tree, chroot, run the stage, reap,
+    exit with the stage's status. Never returns."""
     gc.disable()
     try:
+        _setsid()  # a session of its own: the engine kills it and all it started at once
         for number in _SIGNALS:
             _signal(number, 0)  # SIG_DFL: the engine's handlers run no more here
         _sigprocmask(2, _EMPTY_SIGSET, None)
-        _close_all_but(launch.keep)  # Popen's exec pipe too: the engine goes on
+        _close_all_but(launch.keep)  # the keeper's status pipe too
         # (the parent is outside the namespace: getppid() says 0, nothing to check)
         if _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
             _fail(b"parent death signal")

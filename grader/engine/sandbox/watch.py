@@ -31,6 +31,7 @@ from grader.engine.sandbox.layout import (
     stage_rlimits,
 )
 from grader.engine.sandbox.procs import memory_kb, stage_processes, sweep
+from grader.engine.sandbox.spawn import Sandboxed, zygote_layout
 from grader.engine.sandbox.syscalls import bpf_program
 from grader.engine.sandbox.tmpfs import capped
 from grader.engine.spec import Cancel
@@ -133,6 +134,7 @@ class _Capped:
             self.file.write(f"\n[output truncated: more than {self.cap} bytes]\n".encode())
 
 
+Process = Popen[bytes] | Sandboxed  # a stage's first process: bubblewrap, or unshare's pid 1
 _Sinks = dict[int, "_Capped"]  # pipe fd -> its stream file
 _Ending = Literal["exited", "timeout", "cancel", "memory", "disk"]
 
@@ -145,7 +147,7 @@ def start(
     group: Group | None = None,
     pass_fds: tuple[int, ...] = (),
     **options: Any,
-) -> Popen[bytes]:
+) -> Process:
     """Start ``command`` confined in ``cell``, in a session of its own (in ``group``'s
     cgroups, joined before the sandbox starts: ``Group.join_prefix``, or by the unshare
     cell's pid 1 itself, ``Group.join_files``).
@@ -209,7 +211,7 @@ SETUP_SECONDS = 60.0  # for bubblewrap to make its sandboxed process, however lo
 
 
 def _hold_and_release(
-    process: Popen[bytes],
+    process: Process,
     info: int,
     block: int,
     cell: Cell,
@@ -225,7 +227,7 @@ def _hold_and_release(
     nothing: the watcher reports how it ended. Raises ``SandboxError``.
     """
     try:
-        pid = _child_pid(info, process)
+        pid = _child_pid(info)
         if pid is not None:
             if engine_sets_rlimits(cell):
                 with suppress(ProcessLookupError):  # it ended: the watcher reports how
@@ -245,7 +247,7 @@ def _hold_and_release(
         os.close(block)
 
 
-def _child_pid(info: int, process: Popen[bytes]) -> int | None:
+def _child_pid(info: int) -> int | None:
     """The host pid of bubblewrap's sandboxed process, from its ``--info-fd`` report (read
     to its end: bubblewrap closes it once written); ``None`` if it ended without one."""
     report = b""
@@ -290,7 +292,7 @@ def _fill(fd: int, data: bytes) -> None:
 
 def watch_process(
     cell: Cell,
-    process: subprocess.Popen[bytes],
+    process: Process,
     *,
     timeout: float,
     cancel: Cancel,
@@ -322,7 +324,7 @@ class _Watch:
     def __init__(
         self,
         cell: Cell,
-        process: subprocess.Popen[bytes],
+        process: Process,
         timeout: float,
         cancel: Cancel | None,
         *,
@@ -348,17 +350,22 @@ class _Watch:
             for fd in sinks:
                 os.set_blocking(fd, False)
                 selector.register(fd, selectors.EVENT_READ)
-            # A pidfd turns readable when the stage's first process ends: no polling delay
-            # (without one, Linux < 5.3, the end is noticed within POLL_SECONDS).
-            try:
-                ended_fd: int | None = os.pidfd_open(self.process.pid)
-            except OSError:
-                ended_fd = None
+            # A pidfd (the zygote keeper's status pipe for an unshare sandbox) turns
+            # readable when the stage's first process ends: no polling delay (without one,
+            # Linux < 5.3, the end is noticed within POLL_SECONDS).
+            ended_fd: int | None = None
+            if isinstance(self.process, Sandboxed):
+                selector.register(self.process.ended(), selectors.EVENT_READ)
+            else:
+                with suppress(OSError):
+                    ended_fd = os.pidfd_open(self.process.pid)
             if ended_fd is not None:
                 selector.register(ended_fd, selectors.EVENT_READ)
             try:
                 ended = self._supervise(selector, sinks)
             finally:
+                if isinstance(self.process, Sandboxed):
+                    selector.unregister(self.process.ended())
                 if ended_fd is not None:
                     selector.unregister(ended_fd)
                     os.close(ended_fd)
@@ -387,12 +394,11 @@ class _Watch:
         deadline = self.started + self.timeout
         next_check = self.started + POLL_SECONDS  # nothing to measure in its first instant
         while True:
-            pid, status = os.waitpid(self.process.pid, os.WNOHANG)
-            if pid == self.process.pid:
-                # Not wait4's ru_maxrss: the child forked from this process counts our own
+            status = _reap(self.process, block=False)
+            if status is not None:
+                # Not wait4's ru_maxrss: a child forked from this process counts our own
                 # memory until it execs. The watcher's samples measure the stage alone.
                 self.status = status
-                self.process.returncode = os.waitstatus_to_exitcode(status)  # Popen: reaped
                 return "exited"
             now = time.monotonic()
             if now >= deadline:
@@ -466,13 +472,23 @@ class _Watch:
         if self.status is None:
             with suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            _, status = os.waitpid(self.process.pid, 0)
-            self.process.returncode = os.waitstatus_to_exitcode(status)
-            self.status = status
+            self.status = _reap(self.process, block=True)
         if self.group is not None:
             self.group.kill(seconds=0)
         elif self.cell.uid is not None and self.alone:
             sweep(self.cell.uid, seconds=0)
+
+
+def _reap(process: Process, *, block: bool) -> int | None:
+    """The wait status of the stage's first process once it ended (``None``: it runs; with
+    ``block``, never ``None``); sets the process's ``returncode``."""
+    if isinstance(process, Sandboxed):
+        return process.status(block=block)
+    pid, status = os.waitpid(process.pid, 0 if block else os.WNOHANG)
+    if pid != process.pid:
+        return None
+    process.returncode = os.waitstatus_to_exitcode(status)  # Popen: reaped
+    return status
 
 
 def _inside(pids: Sequence[int]) -> list[int]:
@@ -501,7 +517,10 @@ def _decode(status: int) -> tuple[int | None, int | None]:
     return code, None
 
 
-def _close(process: subprocess.Popen[bytes]) -> None:
+def _close(process: Process) -> None:
+    if isinstance(process, Sandboxed):
+        process.close()
+        return
     for pipe in (process.stdout, process.stderr):
         if pipe is not None:
             pipe.close()
@@ -543,10 +562,12 @@ except (OSError, ValueError):
 
 
 def _is_engine_fork(pid: int) -> bool:
-    """``pid`` is still a copy of this engine (forked, not yet exec'd): its memory is ours."""
+    """``pid`` is still a copy of this engine or of its zygote (forked, not yet exec'd): its
+    memory is ours."""
     try:
-        return bool(_ENGINE_LAYOUT) and _layout(Path(f"/proc/{pid}/stat").read_text()) == (
-            _ENGINE_LAYOUT
-        )
+        layout = _layout(Path(f"/proc/{pid}/stat").read_text())
     except (OSError, ValueError):
         return False
+    return layout in ([_ENGINE_LAYOUT] if _ENGINE_LAYOUT else []) + [zygote_layout()] and (
+        bool(layout)
+    )
