@@ -9,9 +9,11 @@ whole submission (hw1: run + test stages) through ``run_submission``.
     python bench/sandbox_cost.py --quick          # 3 runs of each
     python bench/sandbox_cost.py --engine-mb 200  # as an engine process holding 200 MB
 
-The unshare sandbox forks the engine process itself (twice per stage: pid 1, then the
-stage), so its cost grows with the engine's resident memory; bubblewrap is started by
-vfork and does not. ``--engine-mb`` makes this process hold that much, touched, first.
+Neither kind forks the engine process: bubblewrap is started by vfork, the unshare
+sandbox by the engine's small zygote process (``grader/engine/sandbox/zygote.py``), so
+neither cost should grow with the engine's resident memory (before the zygote, unshare's
+did: two forks of the engine per stage). ``--engine-mb`` makes this process hold that
+much, touched, first, to check.
 """
 
 from __future__ import annotations
