@@ -63,6 +63,20 @@ def test_a_killed_zygote_is_started_again_for_the_next_stage(tmp_path: Path) -> 
     assert Zygote.get().process.pid != zygote.pid
 
 
+def test_the_zygote_holds_none_of_the_engines_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPHERE_ENGINE_TOKEN", "secret-token-of-the-engine")
+    zygote = Zygote.get().process
+    zygote.kill()
+    zygote.wait()
+    with sandbox_uid() as uid:
+        exit, _, err = run(make_cell(tmp_path, "unshare", uid), "true")
+    assert exit.exit_code == 0, err
+    environment = Path(f"/proc/{Zygote.get().process.pid}/environ").read_bytes()
+    assert b"PATH=" in environment and b"secret-token" not in environment
+
+
 ENGINE = """
 import sys, threading
 sys.path.insert(0, {repo!r})

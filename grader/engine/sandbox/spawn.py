@@ -237,6 +237,7 @@ class Sandboxed:
 
 
 STARTUP_SECONDS = 60.0  # for the zygote to answer, however loaded the host
+ZYGOTE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
 
 
 def start(
@@ -340,10 +341,11 @@ class Zygote:
         )
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", code],
+                [sys.executable, "-I", "-c", code],  # no variable, user site or cwd of ours
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a terminal's Ctrl-C is the engine's to act on
+                env=ZYGOTE_ENV,  # none of the engine's (a token): pid 1 is a fork of it
             )
         except OSError as exc:
             mine.close()
