@@ -170,8 +170,10 @@ def request_kind(path: str) -> str:
 
 
 @contextmanager
-def served_engine(projects: Path, data: Path, *, slots: int) -> Iterator[ServedEngine]:
-    """`grader engine serve` in its own process on a free loopback port.
+def served_engine(
+    projects: Path, data: Path, *, slots: int, host: str = "127.0.0.1"
+) -> Iterator[ServedEngine]:
+    """`grader engine serve` in its own process on a free port of ``host`` (loopback).
 
     Its log (the engine's access log among it) goes to ``data/../engine.log``.
     """
@@ -182,10 +184,10 @@ def served_engine(projects: Path, data: Path, *, slots: int) -> Iterator[ServedE
     env = {**os.environ, "SPHERE_ENGINE_TOKEN": token, "PYTHONPATH": path}
     log = data.parent / "engine.log"
     command = [sys.executable, "-m", "grader", "engine", "serve", "--projects", str(projects)]
-    command += ["--port", str(port), "--slots", str(slots), "--data", str(data)]
+    command += ["--host", host, "--port", str(port), "--slots", str(slots), "--data", str(data)]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/api/v1"
+    url = f"http://{host}:{port}/api/v1"
     try:
         deadline = time.monotonic() + 60
         while True:

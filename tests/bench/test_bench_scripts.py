@@ -24,6 +24,7 @@ EXPECTED = {
     "sandbox_cost": ("pytest (hw1, 10 tests)", "whole hw1 submission"),
     "cgroup_cost": ("cgroup cost",),
     "harness_cost": ("per call", "per test", "ratio (target <= 1.3)"),
+    "cloud_scale": ("K=4 slots: ", "8/8 graded", "a 2000-student course"),
     "similarity": ("second run (mirrors in place)", "planted pairs found above the threshold: 4/4"),
 }
 
