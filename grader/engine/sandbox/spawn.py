@@ -389,6 +389,12 @@ def _stat_layout(pid: int) -> list[str]:
         return []
 
 
+def fork() -> int:
+    """``fork(2)`` without Python's or glibc's at-fork handlers: only for a process with
+    one thread (the zygote, its keepers), where nothing can hold a lock at the fork."""
+    return int(_fork())
+
+
 def parent_death_signal() -> None:
     """SIGKILL this process when its parent ends."""
     if _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:

@@ -9,9 +9,12 @@ pickled request (the cell, argv, environment, seccomp program, cgroup files) wit
 stage's descriptors attached (``SCM_RIGHTS``): a status pipe's write end, stdin, stdout,
 stderr and the descriptors the stage keeps.
 
-For each request the zygote forks a keeper, which puts the stage's descriptors at their
-numbers, unshares the pid namespace for its children and forks pid 1 (``spawn.run_pid1``:
-everything as before). The keeper writes pid 1's host pid to the status pipe, waits for
+For each request the zygote prepares pid 1's work (``spawn.prepare``: the buffers, and
+the mount plan it keeps per cell for the next stage) and forks a keeper, which puts the
+stage's descriptors at their numbers, unshares the pid namespace for its children and
+forks pid 1 (``spawn.run_pid1``: everything as before). Both forks are raw ``fork(2)``
+calls (``spawn.fork``): with one thread, there is no lock to re-initialise and no
+at-fork handler to run. The keeper writes pid 1's host pid to the status pipe, waits for
 it and writes its wait status, then exits; the engine's watcher reads both
 (``spawn.Sandboxed``). The keeper dies with the zygote, and pid 1 with the keeper
 (``PR_SET_PDEATHSIG``); the zygote ends when the engine's end of the socket closes, so
@@ -28,6 +31,7 @@ import os
 import pickle
 import signal
 import socket
+from contextlib import suppress
 
 from grader.engine.sandbox import spawn
 
@@ -51,16 +55,41 @@ def main(fd: int) -> None:
         if not message:
             break  # the engine ended
         try:
-            keeper = os.fork()
-            if keeper == 0:
+            request: spawn.Request = pickle.loads(message)  # noqa: S301 (the engine's own)
+            # made here, not in the keeper: what it works out once per cell (the mount
+            # plan) is kept for the next stage
+            launch = spawn.prepare(
+                request.cell,
+                request.argv,
+                request.timeout,
+                env=request.env,
+                seccomp=request.seccomp,
+                pass_fds=request.pass_fds,
+            )
+            launch.writes = spawn.join_writes(request.joins)
+        except Exception as exc:  # noqa: BLE001 (reported to the engine, which raises)
+            _refuse(fds, exc)
+            continue
+        try:
+            if spawn.fork() == 0:  # a raw fork: this process has one thread
                 server.close()
-                _keep(pickle.loads(message), fds, zygote)  # noqa: S301 (the engine's own)
+                _keep(request, launch, fds, zygote)
         finally:
             for received in fds:
                 os.close(received)
 
 
-def _keep(request: spawn.Request, fds: list[int], zygote: int) -> None:
+def _refuse(fds: list[int], exc: Exception) -> None:
+    """Tell the engine that a stage cannot start, on its stderr and its status pipe."""
+    with suppress(OSError):
+        os.write(fds[3], f"sandbox: cannot start the stage: {exc}\n".encode())
+    with suppress(OSError):
+        os.write(fds[0], spawn.WORD.pack(-1))
+    for received in fds:
+        os.close(received)
+
+
+def _keep(request: spawn.Request, launch: spawn.Launch, fds: list[int], zygote: int) -> None:
     """The keeper: start pid 1 of the stage's sandbox, report its pid, then its end."""
     report = fds[0]
     try:
@@ -74,17 +103,8 @@ def _keep(request: spawn.Request, fds: list[int], zygote: int) -> None:
         for fd, target in zip(moved, [0, 1, 2, *request.pass_fds], strict=True):
             os.dup2(fd, target)  # inheritable: the stage keeps it
             os.close(fd)
-        launch = spawn.prepare(
-            request.cell,
-            request.argv,
-            request.timeout,
-            env=request.env,
-            seccomp=request.seccomp,
-            pass_fds=request.pass_fds,
-        )
-        launch.writes = spawn.join_writes(request.joins)
         spawn.new_pid_namespace()
-        first = os.fork()
+        first = spawn.fork()
         if first == 0:
             spawn.run_pid1(launch)  # never returns
         for target in (0, 1, 2, *request.pass_fds):
