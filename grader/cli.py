@@ -603,7 +603,8 @@ def publish_command(
         table.add_row(*(Text(cell, style=style if i == 4 else "") for i, cell in enumerate(cells)))
     console.print(table)
     if result.settled:
-        console.print(f"settled {result.settled} send(s) an interrupted publish had left open")
+        settled = "would settle" if dry_run else "settled"
+        console.print(f"{settled} {result.settled} send(s) an interrupted publish had left open")
     counts = Counter(line.result for line in result.lines)
     console.print(", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "no students")
     return result.exit_code

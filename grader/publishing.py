@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,11 +20,12 @@ from grader.config import Assignment, CanvasSettings, Course, load_course
 from grader.errors import ConfigError
 from grader.lock import course_lock
 from grader.outputs import assignment_hidden_material, default_out_root, stored_outcomes
+from grader.publish.bulk import PublishJob
 from grader.publish.canvas import CanvasJob, CanvasPublisher
 from grader.publish.canvas_api import CanvasClient, canvas_settings
 from grader.publish.git import GitJob, GitPublisher
 from grader.publish.ledger import Ledger
-from grader.publish.lms_http import LmsHttpSettings, Sleep
+from grader.publish.lms_http import Sleep
 from grader.publish.moodle import MoodleJob, MoodlePublisher
 from grader.publish.moodle_api import MoodleClient, moodle_settings
 from grader.publish.plan import feedback_page, feedback_text, grade_value
@@ -52,6 +54,20 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+Sent = tuple[list[PublishLine], int]
+"""Every student's line, and how many rows an interrupted run left were settled."""
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where one publish goes: its report title, the ledger's key, and how to send there."""
+
+    label: str  # "Canvas course 7, assignment 5" (never a token)
+    target: str  # the ledger's key for this place and assignment
+    send: Callable[[PublishJob, Ledger, Sleep], Sent]
+    attach_pages: bool = False  # each student's feedback page goes with the comment
+
+
 def publish(
     options: PublishOptions,
     *,
@@ -59,92 +75,77 @@ def publish(
     sleep: Sleep = asyncio.sleep,
     clock: Callable[[], datetime] = _now,
 ) -> PublishReport:
-    """Publish one assignment's grades and feedback to ``options.to``."""
+    """Publish one assignment's grades and feedback to ``options.to``.
+
+    A dry run settles what an interrupted run left and plans as a real run would, inside
+    a rehearsal of the ledger that is rolled back: it sends and records nothing."""
     course = load_course(options.course_dir)
     assignment = course.assignment(options.assignment)
     if options.to not in TARGETS:
         raise ConfigError(f"unknown target {options.to!r} (choose one of: {', '.join(TARGETS)})")
-    if options.to == "canvas":
-        return _publish_canvas(options, course, assignment, environ, sleep, clock)
-    if options.to == "moodle":
-        return _publish_moodle(options, course, assignment, environ, sleep, clock)
-    return _publish_git(options, course, assignment, environ, clock)
-
-
-def _publish_git(
-    options: PublishOptions,
-    course: Course,
-    assignment: Assignment,
-    environ: Mapping[str, str],
-    clock: Callable[[], datetime],
-) -> PublishReport:
+    destination = DESTINATIONS[options.to](options, course, assignment, environ)
     roster = _chosen(load_roster(course.roster), options.students)
     _check_state(course, assignment)
-    branch = course.lms.git.branch
     with course_lock(course.state_dir), open_state(course.state_dir) as state:
         views = _views(course, assignment, state, roster)
         now = clock()
-        job = GitJob(
+        job = PublishJob(
+            target=destination.target,
+            assignment=assignment.id,
+            views=tuple(views),
+            feedback=_feedback(course, assignment, views, now, feedback_only=options.feedback_only),
+            dry_run=options.dry_run,
+            feedback_only=options.feedback_only,
+            pages=_pages(views, now) if destination.attach_pages else {},
+        )
+        ledger = Ledger(state, clock=clock)
+        with ledger.rehearsal() if options.dry_run else nullcontext():
+            lines, settled = destination.send(job, ledger, sleep)
+    return PublishReport(destination.label, tuple(lines), dry_run=options.dry_run, settled=settled)
+
+
+def _git(
+    options: PublishOptions, course: Course, assignment: Assignment, environ: Mapping[str, str]
+) -> Destination:
+    branch = course.lms.git.branch
+
+    def send(job: PublishJob, ledger: Ledger, sleep: Sleep) -> Sent:
+        git_job = GitJob.extending(
+            job,
             course_root=course.root,
             state_dir=course.state_dir,
             repo_template=assignment.repo,
             branch=branch,
-            target=f"git {branch}",
-            assignment=assignment.id,
-            views=tuple(views),
-            feedback=_feedback(course, assignment, views, now, feedback_only=options.feedback_only),
-            dry_run=options.dry_run,
-            feedback_only=options.feedback_only,
         )
-        lines, settled = GitPublisher(job, Ledger(state, clock=clock), environ=environ).run()
+        return GitPublisher(git_job, ledger, environ=environ).run()
+
     label = f"FEEDBACK.md on branch {branch!r} of each student's repository"
-    return PublishReport(label, tuple(lines), dry_run=options.dry_run, settled=settled)
+    return Destination(label, f"git {branch}", send)
 
 
-def _publish_canvas(
-    options: PublishOptions,
-    course: Course,
-    assignment: Assignment,
-    environ: Mapping[str, str],
-    sleep: Sleep,
-    clock: Callable[[], datetime],
-) -> PublishReport:
+def _canvas(
+    options: PublishOptions, course: Course, assignment: Assignment, environ: Mapping[str, str]
+) -> Destination:
     settings = _canvas_settings(course)
     canvas_assignment = _canvas_assignment_id(assignment)
-    token = _token(environ, settings.token_env)
-    roster = _chosen(load_roster(course.roster), options.students)
-    _check_state(course, assignment)
-    with course_lock(course.state_dir), open_state(course.state_dir) as state:
-        views = _views(course, assignment, state, roster)
-        now = clock()
-        job = CanvasJob(
-            settings=settings,
-            assignment_id=canvas_assignment,
-            target=f"canvas {settings.url}/courses/{settings.course_id}"
-            f"/assignments/{canvas_assignment}",
-            assignment=assignment.id,
-            views=tuple(views),
-            feedback=_feedback(course, assignment, views, now, feedback_only=options.feedback_only),
-            dry_run=options.dry_run,
-            feedback_only=options.feedback_only,
-            pages=_pages(views, now) if settings.attach_feedback else {},
-        )
-        client_settings = canvas_settings(settings.url, token)
-        lines, settled = asyncio.run(
-            _run_canvas(job, client_settings, Ledger(state, clock=clock), sleep)
-        )
-    label = f"Canvas course {settings.course_id}, assignment {canvas_assignment}"
-    return PublishReport(label, tuple(lines), dry_run=options.dry_run, settled=settled)
+    http = canvas_settings(settings.url, _token(environ, settings.token_env))
+
+    async def run(job: PublishJob, ledger: Ledger, sleep: Sleep) -> Sent:
+        canvas_job = CanvasJob.extending(job, settings=settings, assignment_id=canvas_assignment)
+        async with CanvasClient(http, sleep=sleep) as client:
+            return await CanvasPublisher(canvas_job, client, ledger).run()
+
+    return Destination(
+        f"Canvas course {settings.course_id}, assignment {canvas_assignment}",
+        f"canvas {settings.url}/courses/{settings.course_id}/assignments/{canvas_assignment}",
+        lambda job, ledger, sleep: asyncio.run(run(job, ledger, sleep)),
+        attach_pages=settings.attach_feedback,
+    )
 
 
-def _publish_moodle(
-    options: PublishOptions,
-    course: Course,
-    assignment: Assignment,
-    environ: Mapping[str, str],
-    sleep: Sleep,
-    clock: Callable[[], datetime],
-) -> PublishReport:
+def _moodle(
+    options: PublishOptions, course: Course, assignment: Assignment, environ: Mapping[str, str]
+) -> Destination:
     settings = course.lms.moodle
     if settings is None:
         raise ConfigError(
@@ -165,34 +166,25 @@ def _publish_moodle(
             f"{identity!r}: choose email or idnumber",
             where=setting_key(assignment, "moodle_identity"),
         )
-    token = _token(environ, settings.token_env, "a Moodle web service token")
-    roster = _chosen(load_roster(course.roster), options.students)
-    _check_state(course, assignment)
-    with course_lock(course.state_dir), open_state(course.state_dir) as state:
-        views = _views(course, assignment, state, roster)
-        now = clock()
-        job = MoodleJob(
-            assignment_id=moodle_assignment,
-            identity=identity,
-            target=f"moodle {settings.url}/mod/assign/{moodle_assignment}",
-            assignment=assignment.id,
-            views=tuple(views),
-            feedback=_feedback(course, assignment, views, now, feedback_only=options.feedback_only),
-            dry_run=options.dry_run,
-        )
-        client_settings = moodle_settings(settings.url, token)
-        lines, settled = asyncio.run(
-            _run_moodle(job, client_settings, Ledger(state, clock=clock), sleep)
-        )
-    label = f"Moodle assignment {moodle_assignment}"
-    return PublishReport(label, tuple(lines), dry_run=options.dry_run, settled=settled)
+    http = moodle_settings(
+        settings.url, _token(environ, settings.token_env, "a Moodle web service token")
+    )
+
+    async def run(job: PublishJob, ledger: Ledger, sleep: Sleep) -> Sent:
+        moodle_job = MoodleJob.extending(job, assignment_id=moodle_assignment, identity=identity)
+        async with MoodleClient(http, sleep=sleep) as client:
+            return await MoodlePublisher(moodle_job, client, ledger).run()
+
+    return Destination(
+        f"Moodle assignment {moodle_assignment}",
+        f"moodle {settings.url}/mod/assign/{moodle_assignment}",
+        lambda job, ledger, sleep: asyncio.run(run(job, ledger, sleep)),
+    )
 
 
-async def _run_moodle(
-    job: MoodleJob, settings: LmsHttpSettings, ledger: Ledger, sleep: Sleep
-) -> tuple[list[PublishLine], int]:
-    async with MoodleClient(settings, sleep=sleep) as client:
-        return await MoodlePublisher(job, client, ledger).run()
+DESTINATIONS: Mapping[
+    str, Callable[[PublishOptions, Course, Assignment, Mapping[str, str]], Destination]
+] = {"canvas": _canvas, "moodle": _moodle, "git": _git}
 
 
 def _number_setting(assignment: Assignment, key: str, what: str) -> str:
@@ -244,13 +236,6 @@ def _check_state(course: Course, assignment: Assignment) -> None:
             f"nothing to publish for {assignment.id}: no grades are stored in {state_file} "
             "(run `grader grade` first)"
         )
-
-
-async def _run_canvas(
-    job: CanvasJob, settings: LmsHttpSettings, ledger: Ledger, sleep: Sleep
-) -> tuple[list[PublishLine], int]:
-    async with CanvasClient(settings, sleep=sleep) as client:
-        return await CanvasPublisher(job, client, ledger).run()
 
 
 def _views(

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Generic, Protocol, TypeVar
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from grader.publish.ledger import LastSent, Ledger, Publication
 from grader.publish.plan import Delivery, grade_value, plan_delivery
@@ -45,8 +45,15 @@ class PublishJob:
     assignment: str  # our assignment id
     views: tuple[StudentView, ...]
     feedback: Mapping[str, str]  # student id -> feedback text; no entry: nothing to send
-    dry_run: bool = False
+    dry_run: bool = False  # plan against a rehearsal of the ledger (rolled back), send nothing
     feedback_only: bool = False
+    pages: Mapping[str, str] = field(default_factory=dict)  # student id -> page to attach
+
+    @classmethod
+    def extending(cls, base: PublishJob, **where: Any) -> Self:
+        """This target's job: ``base``'s who and what, and ``where`` (the target's own
+        fields)."""
+        return cls(**{f.name: getattr(base, f.name) for f in fields(PublishJob)}, **where)
 
 
 class BulkPublisher(ABC, Generic[UserT]):
@@ -70,8 +77,9 @@ class BulkPublisher(ABC, Generic[UserT]):
         return delivery
 
     def open_rows(self) -> list[Publication]:
-        """Rows an interrupted run left ``sending`` (none in a dry run: it settles nothing)."""
-        return [] if self.job.dry_run else self.ledger.pending(self.job.target, self.job.assignment)
+        """Rows an interrupted run left ``sending`` (a dry run settles them in a rehearsal
+        of the ledger, so its table says what a real run would do)."""
+        return self.ledger.pending(self.job.target, self.job.assignment)
 
     async def publish(
         self, find: Callable[[Student], UserT | None], current: Mapping[str, str]

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, timedelta
 
 from grader.config import CanvasSettings
@@ -48,7 +48,6 @@ class CanvasJob(PublishJob):
 
     settings: CanvasSettings
     assignment_id: str  # Canvas's id of the assignment
-    pages: Mapping[str, str] = field(default_factory=dict)  # student id -> page to attach
 
 
 @dataclass(frozen=True)
@@ -214,7 +213,9 @@ class CanvasPublisher(BulkPublisher[CanvasUser]):
         unknown: list[Publication] = list(by_job.pop(None, []))
         for job, rows in by_job.items():
             try:
-                progress = await self.client.follow(await self.client.progress(str(job)))
+                progress = await self.client.progress(str(job))
+                if not self.job.dry_run:  # a dry run reads the job's state, never waits on it
+                    progress = await self.client.follow(progress)
             except LmsError as exc:
                 if exc.http_status != 404:
                     raise

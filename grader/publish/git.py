@@ -25,6 +25,7 @@ from pathlib import Path
 
 from grader.errors import LmsError, SourceError
 from grader.folders import plain_folder
+from grader.publish.bulk import PublishJob
 from grader.publish.ledger import Ledger
 from grader.publish.plan import grade_value, text_sha256
 from grader.publish.results import LineResult, PublishLine
@@ -45,20 +46,14 @@ AUTHOR = {
 _CONFIG = ("-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "core.hooksPath=/dev/null")
 
 
-@dataclass(frozen=True)
-class GitJob:
-    """One assignment's feedback for the students' repositories."""
+@dataclass(frozen=True, kw_only=True)
+class GitJob(PublishJob):
+    """One assignment's feedback for the students' repositories (target "git <branch>")."""
 
     course_root: Path
     state_dir: Path
     repo_template: str
     branch: str
-    target: str  # the ledger's key: "git <branch>"
-    assignment: str
-    views: tuple[StudentView, ...]
-    feedback: Mapping[str, str]
-    dry_run: bool = False
-    feedback_only: bool = False
 
 
 def push_problem(repo: str) -> str | None:
@@ -103,7 +98,7 @@ class GitPublisher:
             student_id = view.student.student_id
             old = last[student_id].value if student_id in last else None
             new = "" if self.job.feedback_only else (grade_value(view) or "")
-            open_rows = [] if self.job.dry_run else pending.get(student_id, [])
+            open_rows = pending.get(student_id, [])  # a dry run settles them in a rehearsal
             result, detail = self._one(view, old, open_rows)
             settled += len(open_rows)
             lines.append(PublishLine(student_id, view.student.name, old or "", new, result, detail))

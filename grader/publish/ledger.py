@@ -6,13 +6,16 @@ goes out, gets the LMS's job id the moment the LMS returns one, and becomes ``se
 the LMS confirms it (or ``failed``). So a run killed at any
 point leaves rows that say exactly what may have reached the LMS, and the next run
 settles them (``pending``) before planning anything new: nothing is sent twice.
+A dry run settles them too, inside a ``rehearsal`` that is rolled back, so its table is
+what a real run would do and the database is left exactly as it was.
 The comment itself is not stored, only its SHA-256, and never a token.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -74,6 +77,17 @@ class Ledger:
         self.state = state
         self.db = state.db
         self.clock = clock
+
+    @contextmanager
+    def rehearsal(self) -> Iterator[None]:
+        """Every ledger write inside is undone at the end (for a dry run, which settles what
+        an interrupted run left and plans from there, exactly as a real run would)."""
+        self.db.execute("SAVEPOINT rehearsal")
+        try:
+            yield
+        finally:
+            self.db.execute("ROLLBACK TO rehearsal")
+            self.db.execute("RELEASE rehearsal")
 
     def begin(
         self,

@@ -39,6 +39,7 @@ def course(tmp_path: Path, canvas: FakeCanvas) -> Path:
 
 
 GRACE = timedelta(minutes=31)  # past canvas.QUEUED_GRACE
+SENT = ("ada", "bob", "cyd", "fay")  # graded and known to Canvas
 
 
 def run(course: Path, waits: Waits | None = None, **options: object) -> PublishReport:
@@ -292,3 +293,61 @@ def test_ledger_records_value_and_comment_hash(course: Path, canvas: FakeCanvas)
         ("fay", "106", "6", 64, "sent"),
     ]
     assert rows[0][5] == f"canvas {canvas.url}/courses/7/assignments/5"
+
+
+def ledger_rows(course: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(course / ".grader" / "state.sqlite3") as db:
+        return db.execute("SELECT * FROM publications ORDER BY id").fetchall()
+
+
+def test_dry_run_after_an_unanswered_request_shows_what_a_real_run_would_do(
+    course: Path, canvas: FakeCanvas
+) -> None:
+    canvas.drop_posts(1)  # four rows left open: the request went out, no answer came
+    with pytest.raises(LmsUnreachableError):
+        run(course)
+    left = ledger_rows(course)
+    later = lambda: datetime.now(UTC) + GRACE  # noqa: E731 - a clock past the grace
+
+    waiting = run(course, dry_run=True)
+    past_grace = run_publish(course, "canvas", {"CANVAS_TOKEN": TOKEN}, clock=later, dry_run=True)
+
+    assert waiting.settled == 0
+    assert results(waiting)["ada"] == "pending"  # a real run now would wait for the job
+    assert "may still be queued in Canvas" in next(
+        line.detail for line in waiting.lines if line.student_id == "ada"
+    )
+    assert past_grace.settled == 4  # looked for in Canvas, not found: a real run resends
+    assert {results(past_grace)[s] for s in SENT} == {"would send"}
+    assert ledger_rows(course) == left  # nothing recorded
+    assert canvas.count("POST", "") == 1 and canvas.count("PUT", "") == 0  # nothing sent
+    assert (
+        results(run_publish(course, "canvas", {"CANVAS_TOKEN": TOKEN}, clock=later))["ada"]
+        == "sent"
+    )
+
+
+@pytest.mark.parametrize("job", ["requested", "1"])
+def test_dry_run_settles_a_send_canvas_took_without_recording_anything(
+    course: Path, canvas: FakeCanvas, job: str
+) -> None:
+    run(course)
+    with sqlite3.connect(course / ".grader" / "state.sqlite3") as db:
+        # killed after Canvas took the request (job 1 completed), before the ledger heard
+        db.execute("UPDATE publications SET state = 'sending', sent_at = NULL, job = ?", (job,))
+    left = ledger_rows(course)
+
+    result = CliRunner().invoke(
+        main,
+        ["publish", str(course), "-a", "hw1", "--to", "canvas", "--dry-run"],
+        env={"CANVAS_TOKEN": TOKEN},
+    )
+
+    assert "would settle 4 send(s) an interrupted publish had left open" in result.output
+    dry = run(course, dry_run=True)
+    assert dry.settled == 4
+    assert {results(dry)[s] for s in SENT} == {"unchanged"}  # not "would send"
+    assert ledger_rows(course) == left
+    assert canvas.count("POST", "update_grades$") == 1
+    assert run(course).settled == 4  # the real run settles them the same way
+    assert all(len(canvas.comments(CANVAS_ID[s])) == 1 for s in SENT)

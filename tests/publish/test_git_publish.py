@@ -214,9 +214,15 @@ def test_a_push_left_open_by_a_killed_run_is_settled_from_the_branch(course: Pat
             "git feedback", "hw1", "bob", recipient="x", value="7", comment_sha256="0" * 64
         )
 
+        left = ledger.history("git feedback", "hw1")
+
+    dry = run(course, dry_run=True)  # settles them as a real run would, records nothing
+    with open_state(config.state_dir) as state:
+        assert Ledger(state).history("git feedback", "hw1") == left
     report = run(course)
 
-    assert report.settled == 2
+    assert dry.settled == report.settled == 2
+    assert results(dry) == results(report)
     assert {results(report)[s] for s in PUSHABLE} == {"unchanged"}
     with open_state(config.state_dir) as state:
         states = [(p.student_id, p.state) for p in Ledger(state).history("git feedback", "hw1")]

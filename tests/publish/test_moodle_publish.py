@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,27 @@ def test_dry_run_shows_moodles_values_and_saves_nothing(course: Path, moodle: Fa
     bob = next(line for line in dry.lines if line.student_id == "bob")
     assert (bob.old, bob.new, bob.result) == ("7", "9", "would send")
     assert moodle.count("mod_assign_save_grades") == 1
+
+
+def test_dry_run_counts_the_sends_a_killed_run_left_and_records_nothing(
+    course: Path, moodle: FakeMoodle
+) -> None:
+    run(course)
+    db_path = course / ".grader" / "state.sqlite3"
+    with sqlite3.connect(db_path) as db:  # killed before Moodle's answer reached the ledger
+        db.execute("UPDATE publications SET state = 'sending', sent_at = NULL")
+        left = db.execute("SELECT * FROM publications ORDER BY id").fetchall()
+
+    dry = run(course, dry_run=True)
+
+    assert dry.settled == 4
+    assert {results(dry)[s] for s in MOODLE_ID} == {"would send"}  # a save overwrites
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("SELECT * FROM publications ORDER BY id").fetchall() == left
+    assert moodle.count("mod_assign_save_grades") == 1
+    again = run(course)
+    assert (again.settled, {results(again)[s] for s in MOODLE_ID}) == (4, {"sent"})
+    assert all(len(moodle.grades[uid].history) == 2 for uid in MOODLE_ID.values())
 
 
 def test_refused_token_exits_3_with_one_line(course: Path, moodle: FakeMoodle) -> None:
