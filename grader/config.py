@@ -81,6 +81,7 @@ class MoodleSettings:
 
     url: str  # the site's base URL, e.g. https://moodle.example.edu
     token_env: str = DEFAULT_MOODLE_TOKEN_ENV
+    attach_feedback: bool = False  # the feedback page as the grade's feedback file
 
 
 @dataclass(frozen=True)
@@ -410,6 +411,7 @@ def _lms_settings(table: _Reader) -> LmsSettings:
         moodle = MoodleSettings(
             url=_site_url(section),
             token_env=section.get("token_env", str, DEFAULT_MOODLE_TOKEN_ENV),
+            attach_feedback=section.get("attach_feedback", bool, False),
         )
         section.reject_unknown()
     git = table.table("git")

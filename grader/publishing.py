@@ -179,6 +179,7 @@ def _moodle(
         f"Moodle assignment {moodle_assignment}",
         f"moodle {settings.url}/mod/assign/{moodle_assignment}",
         lambda job, ledger, sleep: asyncio.run(run(job, ledger, sleep)),
+        attach_pages=settings.attach_feedback,
     )
 
 

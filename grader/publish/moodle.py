@@ -9,6 +9,11 @@ retried one student at a time, so one bad row never holds back the others.
 Moodle keeps one feedback text per grade and a save overwrites it, so a send that a
 killed run left open is simply sent again: nothing can appear twice. A changed grade's
 feedback starts with the sentence saying what changed, as on Canvas.
+
+With ``[lms.moodle] attach_feedback``, every save also carries the student's feedback
+page as the grade's feedback file: uploaded to a draft area first, named in the save,
+and replacing the files that grade had (so it is never there twice). A page that cannot
+be uploaded holds back that student's grade and text (``failed``) until the next publish.
 """
 
 from __future__ import annotations
@@ -66,19 +71,36 @@ class MoodlePublisher(BulkPublisher[MoodleUser]):
 
     async def send(self, batch: Sequence[tuple[Delivery, MoodleUser]]) -> list[Settled]:
         rows = self.begin(batch)
-        grades = [
-            MoodleGrade(user.id, delivery.value or "", delivery.comment) for delivery, user in batch
-        ]
+        outgoing: list[tuple[Publication, MoodleGrade]] = []
+        refused: list[Settled] = []
+        for row, (delivery, user) in zip(rows, batch, strict=True):
+            try:
+                draft = await self._attachment(row)
+            except (LmsUnreachableError, LmsUnauthorizedError):
+                raise  # the rows stay open; the next run sends them again (an overwrite)
+            except LmsError as exc:
+                refused.append(self.refused(row, f"the feedback page was not attached: {exc}"))
+                continue
+            grade = MoodleGrade(user.id, delivery.value or "", delivery.comment, draft)
+            outgoing.append((row, grade))
+        if not outgoing:
+            return refused
         try:
-            await self.client.save_grades(self.job.assignment_id, grades)
+            await self.client.save_grades(self.job.assignment_id, [g for _, g in outgoing])
         except (LmsUnreachableError, LmsUnauthorizedError):
             raise  # the rows stay open; the next run sends them again (an overwrite)
         except LmsError:
-            return [
-                await self._send_one(row, grade) for row, grade in zip(rows, grades, strict=True)
-            ]
-        self.ledger.sent(rows)
-        return [(row.student_id, "sent", "") for row in rows]
+            return refused + [await self._send_one(row, grade) for row, grade in outgoing]
+        self.ledger.sent([row for row, _ in outgoing])
+        return refused + [(row.student_id, "sent", "") for row, _ in outgoing]
+
+    async def _attachment(self, row: Publication) -> str | None:
+        """The student's feedback page in a new draft area, when asked for: its itemid."""
+        page = self.job.pages.get(row.student_id)
+        if page is None:
+            return None
+        name = f"feedback-{self.job.assignment}.html"
+        return await self.client.upload_draft(name, page.encode("utf-8"), "text/html")
 
     async def _send_one(self, row: Publication, grade: MoodleGrade) -> Settled:
         try:

@@ -9,6 +9,14 @@ HTTP 200 and ``{"exception", "errorcode", "message"}``: ``invalidtoken`` and
 ``mod_assign_save_grades`` overwrites a student's grade and feedback comment (Moodle
 keeps one feedback text per grade, in its history), so a retried or repeated save never
 doubles anything: writes are retried like reads (dropped connections, 5xx, 429).
+
+A feedback file (``[lms.moodle] attach_feedback``) goes as Moodle documents it for web
+service clients: a multipart ``POST <site>/webservice/upload.php`` with the token as the
+form field ``token`` puts it in a new draft area of the token's user (``itemid`` 0 asks
+for a new one) and answers the draft's ``itemid``; the save then names that draft as the
+file feedback plugin's ``plugindata[files_filemanager]``, and Moodle replaces the
+student's feedback files with the draft's. A draft nobody names is cleaned up by Moodle,
+so an upload is retried like a read. The service must allow file uploads.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from grader.publish.lms_http import LmsHttp, LmsHttpSettings
 
 LMS = "Moodle"
 ENDPOINT = "/webservice/rest/server.php"
+UPLOAD = "/webservice/upload.php"
 FORMAT_MARKDOWN = "4"  # Moodle's FORMAT_MARKDOWN for the feedback comment
 LOOKUP_CHUNK = 100  # values per core_user_get_users_by_field call
 PUBLISH_FUNCTIONS = (
@@ -52,6 +61,16 @@ class MoodleGrade:
     user_id: str
     grade: str
     feedback: str
+    draft: str | None = None  # the draft area (upload_draft's itemid) of the feedback files
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    """``core_webservice_get_site_info``: the site, and what the token's service allows."""
+
+    name: str
+    functions: frozenset[str]
+    uploads: bool  # the service's "Can upload files" (``uploadfiles``)
 
 
 def moodle_settings(base_url: str, token: str) -> LmsHttpSettings:
@@ -84,15 +103,16 @@ class MoodleClient(LmsHttp):
                         found[value] = user
         return found
 
-    async def site_info(self) -> tuple[str, frozenset[str]]:
-        """``core_webservice_get_site_info``: the site's name and the functions the token's
-        service offers."""
+    async def site_info(self) -> SiteInfo:
+        """``core_webservice_get_site_info``: the site's name, the functions the token's
+        service offers and whether it takes file uploads."""
         body = await self.call("core_webservice_get_site_info", {})
         body = body if isinstance(body, dict) else {}
         functions = frozenset(
             str(f.get("name")) for f in body.get("functions", []) if isinstance(f, dict)
         )
-        return str(body.get("sitename") or ""), functions
+        uploads = str(body.get("uploadfiles", "0")) not in ("0", "", "False", "false")
+        return SiteInfo(str(body.get("sitename") or ""), functions, uploads)
 
     async def assignment_ids(self) -> dict[str, str]:
         """``mod_assign_get_assignments`` (no course given: every course the token's user
@@ -133,7 +153,22 @@ class MoodleClient(LmsHttp):
                 f"{prefix}[plugindata][assignfeedbackcomments_editor][text]": g.feedback,
                 f"{prefix}[plugindata][assignfeedbackcomments_editor][format]": FORMAT_MARKDOWN,
             }
+            if g.draft is not None:
+                form[f"{prefix}[plugindata][files_filemanager]"] = g.draft
         await self.call("mod_assign_save_grades", form)
+
+    async def upload_draft(self, name: str, content: bytes, content_type: str) -> str:
+        """``webservice/upload.php``: one file into a new draft area; the area's itemid."""
+        form = {"token": self.settings.token, "filearea": "draft", "itemid": "0", "filepath": "/"}
+        return await self.send(
+            "POST",
+            UPLOAD,
+            self._check_upload,
+            where=f"the upload of {name}",
+            idempotent=True,  # an unused draft is Moodle's to clean up
+            data=form,
+            files={"file_1": (name, content, content_type)},
+        )
 
     async def call(self, function: str, form: Mapping[str, str]) -> Any:
         """One web service function, retried on transient faults; its decoded answer.
@@ -167,9 +202,23 @@ class MoodleClient(LmsHttp):
             raise self._exception(function, body)
         return body
 
+    async def _check_upload(self, response: httpx.Response, where: str) -> str:
+        """upload.php's answer: a list of the files stored, each with the draft's itemid;
+        an error is a JSON object (``error`` or ``exception``, and ``errorcode``)."""
+        body = await self._check(response, where)
+        if isinstance(body, dict) and ("error" in body or "errorcode" in body):
+            raise self._exception(where, body)
+        items = body if isinstance(body, list) else []
+        ids = {str(item.get("itemid")) for item in items if isinstance(item, dict)}
+        ids.discard("None")
+        if len(ids) != 1:
+            raise LmsError(f"{LMS}: {where}: expected the draft area's itemid", lms=LMS)
+        return ids.pop()
+
     def _exception(self, function: str, body: Mapping[str, Any]) -> LmsError:
         code = str(body.get("errorcode", ""))
-        message = self.redaction.redact(str(body.get("message", "")))
+        message = self.redaction.redact(str(body.get("message") or body.get("error") or ""))
         if code in REFUSED_TOKEN:
-            return LmsUnauthorizedError(f"{LMS} refused the web service token ({code})", lms=LMS)
+            why = f"{code}: {message}" if code == "accessexception" and message else code
+            return LmsUnauthorizedError(f"{LMS} refused the web service token ({why})", lms=LMS)
         return LmsError(f"{LMS}: {function}: {message} ({code})", lms=LMS)

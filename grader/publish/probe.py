@@ -20,7 +20,7 @@ from grader.config import CanvasSettings, Course, MoodleSettings
 from grader.errors import LmsError, LmsUnauthorizedError, LmsUnreachableError
 from grader.publish.canvas_api import CanvasClient, canvas_settings
 from grader.publish.lms_http import LmsHttpSettings, Sleep
-from grader.publish.moodle_api import PUBLISH_FUNCTIONS, MoodleClient, moodle_settings
+from grader.publish.moodle_api import PUBLISH_FUNCTIONS, MoodleClient, SiteInfo, moodle_settings
 from grader.reports.lms.sheet import lms_setting
 
 Level = Literal["ok", "warning", "error"]
@@ -88,17 +88,20 @@ async def _moodle(
     token = environ.get(settings.token_env, "").strip()
     client = MoodleClient(_quick(moodle_settings(settings.url, token or "-")), sleep=sleep)
     async with client:
-        functions: frozenset[str] = frozenset()
+        info = SiteInfo("", frozenset(), uploads=False)
 
         async def answer() -> str:
-            nonlocal functions
-            name, functions = await client.site_info()
-            return name
+            nonlocal info
+            info = await client.site_info()
+            return info.name
 
         site = await _site("moodle", settings.url, settings.token_env, token, answer, "the site")
         if site.level != "ok":
             return [site]
+        functions = info.functions
         lacking = [f for f in PUBLISH_FUNCTIONS if f not in functions]
+        if settings.attach_feedback and not info.uploads:
+            lacking.append("file uploads (attach_feedback needs its 'Can upload files')")
         if lacking:
             site = LmsCheck(
                 "moodle",

@@ -36,6 +36,13 @@ def test_canvas_settings_are_read_with_their_defaults(tmp_path: Path) -> None:
     assert loaded.lms.git.branch == "feedback"
 
 
+def test_moodle_settings_are_read_with_their_defaults(tmp_path: Path) -> None:
+    loaded = load_course(course(tmp_path, '[lms.moodle]\nurl = "https://moodle.uni.edu"'))
+    assert loaded.lms.moodle is not None
+    assert loaded.lms.moodle.token_env == "MOODLE_TOKEN"
+    assert loaded.lms.moodle.attach_feedback is False
+
+
 def test_a_course_without_lms_has_none(tmp_path: Path) -> None:
     assert load_course(course(tmp_path, "")).lms.canvas is None
 
@@ -53,6 +60,7 @@ def test_a_course_without_lms_has_none(tmp_path: Path) -> None:
             '[lms.canvas]\nurl = "https://c.edu"\ncourse_id = 1\nattach_feedback = "yes"',
             "lms.canvas.attach_feedback",
         ),
+        ('[lms.moodle]\nurl = "https://m.edu"\nattach_feedback = 1', "lms.moodle.attach_feedback"),
     ],
 )
 def test_a_wrong_lms_key_is_named(tmp_path: Path, table: str, where: str) -> None:

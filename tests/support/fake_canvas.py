@@ -35,8 +35,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Any
 
 from tests.support.loopback import Answer, Request, serve_http
@@ -303,7 +301,7 @@ class FakeCanvas:
                 return 404, "<Error><Code>NoSuchKey</Code></Error>", {}
             if file.user_id in self._failing_uploads:
                 return 400, "<Error><Code>EntityTooLarge</Code></Error>", {}
-            fields = _multipart(request)
+            fields = request.multipart()
             names = [name for name, _ in fields]
             sent = {name: value.decode() for name, value in fields[:-1]}
             if names[-1:] != ["file"] or sent != file.params:
@@ -397,17 +395,6 @@ class FakeCanvas:
             "message": job.message,
             "url": f"{self.url}/api/v1/progress/{job.id}",
         }
-
-
-def _multipart(request: Request) -> list[tuple[str, bytes]]:
-    """The fields of a multipart/form-data body, in order: (name, content)."""
-    head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode()
-    message = BytesParser(policy=HTTP).parsebytes(head + request.body)
-    fields = []
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        fields.append((str(name), part.get_payload(decode=True) or b""))
-    return fields
 
 
 @contextmanager

@@ -9,6 +9,16 @@ feedback text, keeping a history), and for `grader doctor` ``core_webservice_get
 token user's course). ``fail_next(n)`` answers the next ``n`` calls 503;
 ``refuse_user(id)`` makes any save naming that user fail as a whole, as Moodle's
 parameter validation does.
+
+Files, as Moodle documents them for web service clients: ``POST /webservice/upload.php``
+(multipart, the token as the field ``token``, ``filearea=draft``, ``itemid`` 0 for a new
+draft area) stores the files in a draft area and answers a list of file records with
+the draft's ``itemid``; errors are ``{error, errorcode}`` (``invalidtoken``; a service
+without "Can upload files", ``uploads = False``, is ``accessexception``);
+``refuse_uploads(text)`` answers an upload whose file contains ``text`` with a size error.
+A save whose ``plugindata[files_filemanager]`` names a draft area replaces that user's
+feedback files with the draft's (the file feedback plugin); ``site_info`` says
+``uploadfiles``.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from tests.support.loopback import Answer, Request, serve_http
 TOKEN = "moodle-ws-token-41bd"
 ASSIGNMENT = "31"
 ENDPOINT = "/webservice/rest/server.php"
+UPLOAD = "/webservice/upload.php"
 
 
 @dataclass
@@ -32,6 +43,16 @@ class Graded:
     grade: str
     feedback: str
     history: list[tuple[str, str]] = field(default_factory=list)
+    files: list[tuple[str, bytes]] = field(default_factory=list)  # the feedback files now
+    file_saves: int = 0  # saves that replaced the feedback files
+
+
+@dataclass
+class Draft:
+    """A draft file area of the token's user: what upload.php stored there."""
+
+    itemid: int
+    files: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 class FakeMoodle:
@@ -43,6 +64,10 @@ class FakeMoodle:
         self.lock = threading.Lock()
         self._fail = 0
         self._refused: set[str] = set()
+        self.drafts: dict[int, Draft] = {}
+        self.uploads = True  # the service's "Can upload files"
+        self.upload_fields: list[list[str]] = []  # each upload's field names, in order
+        self._refused_uploads: list[bytes] = []
         self.functions = [
             "core_webservice_get_site_info",
             "core_user_get_users_by_field",
@@ -60,11 +85,22 @@ class FakeMoodle:
         with self.lock:
             self._refused.add(user_id)
 
+    def refuse_uploads(self, text: bytes) -> None:
+        with self.lock:
+            self._refused_uploads.append(text)
+
+    def heal_uploads(self) -> None:
+        with self.lock:
+            self._refused_uploads.clear()
+
     def count(self, function: str) -> int:
         with self.lock:
             return self.calls.count(function)
 
     def route(self, request: Request) -> Answer:
+        if (request.method, request.path) == ("POST", UPLOAD):
+            with self.lock:
+                return 200, self._upload(request), {}
         if (request.method, request.path) != ("POST", ENDPOINT):
             return 404, {"error": "not found"}, {}
         status, payload = self.handle(request.form)
@@ -90,6 +126,7 @@ class FakeMoodle:
                     "sitename": "Fake Moodle",
                     "username": "grader",
                     "functions": functions,
+                    "uploadfiles": int(self.uploads),
                 }
             if function == "mod_assign_get_assignments":
                 assignment = {"id": int(ASSIGNMENT), "cmid": 77, "name": "Homework 1"}
@@ -122,12 +159,71 @@ class FakeMoodle:
                     "message": f"Invalid parameter value detected (user {row['userid']})",
                 }
         for row in rows.values():
+            draft = row.get("plugindata[files_filemanager]")
+            if draft is not None and int(draft) not in self.drafts:
+                return {
+                    "exception": "file_exception",
+                    "errorcode": "storedfileproblem",
+                    "message": f"no draft area {draft}",
+                }
+        for row in rows.values():
             text = row["plugindata[assignfeedbackcomments_editor][text]"]
             assert row["plugindata[assignfeedbackcomments_editor][format]"] == "4"
             graded = self.grades.setdefault(row["userid"], Graded("", ""))
             graded.grade, graded.feedback = row["grade"], text
             graded.history.append((row["grade"], text))
+            draft = row.get("plugindata[files_filemanager]")
+            if draft is not None:  # the draft area's files replace the feedback files
+                graded.files = list(self.drafts[int(draft)].files)
+                graded.file_saves += 1
         return None
+
+    def _upload(self, request: Request) -> Any:
+        fields = request.multipart()
+        self.calls.append("upload.php")
+        self.upload_fields.append([name for name, _ in fields])
+        form = {name: value.decode() for name, value in fields if not name.startswith("file_")}
+        files = [(name, value) for name, value in fields if name.startswith("file_")]
+        self.tokens.add(form.get("token", ""))
+        if form.get("token") != TOKEN:
+            return {"error": "Invalid token - token not found", "errorcode": "invalidtoken"}
+        if not self.uploads:
+            return {
+                "error": "Web service file upload must be enabled in external service settings",
+                "errorcode": "accessexception",
+            }
+        if form.get("filearea", "draft") != "draft" or not files:
+            return {"error": "error", "errorcode": "upload_error_no_file"}
+        if any(text in content for text in self._refused_uploads for _, content in files):
+            return {
+                "error": "The uploaded file exceeds the maximum size",
+                "errorcode": "upload_error_ini_size",
+            }
+        itemid = int(form.get("itemid", "0")) or 880413555 + len(self.drafts)
+        draft = self.drafts.setdefault(itemid, Draft(itemid))
+        names = _file_names(request)
+        draft.files += [(names[name], content) for name, content in files]
+        return [
+            {
+                "component": "user",
+                "contextid": 567,
+                "userid": "2",
+                "filearea": "draft",
+                "filename": names[name],
+                "filepath": form.get("filepath", "/"),
+                "itemid": itemid,
+                "license": "allrightsreserved",
+                "author": "grader",
+                "source": "",
+            }
+            for name, _ in files
+        ]
+
+
+def _file_names(request: Request) -> dict[str, str]:
+    """Each file field's file name (multipart's ``filename``)."""
+    found = re.findall(rb'name="([^"]+)"; filename="([^"]*)"', request.body)
+    return {name.decode(): filename.decode() for name, filename in found}
 
 
 @contextmanager

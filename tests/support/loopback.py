@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,6 +28,16 @@ class Request:
     fields: dict[str, list[str]]  # every value of each url-encoded field (``key[]``)
     headers: dict[str, str]
     body: bytes
+
+    def multipart(self) -> list[tuple[str, bytes]]:
+        """The fields of a multipart/form-data body, in order: (name, content)."""
+        head = f"Content-Type: {self.headers.get('Content-Type', '')}\r\n\r\n".encode()
+        message = BytesParser(policy=HTTP).parsebytes(head + self.body)
+        fields = []
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            fields.append((str(name), part.get_payload(decode=True) or b""))
+        return fields
 
 
 Answer = tuple[int, Any, dict[str, str]]
