@@ -16,8 +16,9 @@ from click.testing import CliRunner
 
 from grader.cli import main
 from grader.errors import LmsUnreachableError
+from grader.overriding import set_override
 from grader.publish.results import PublishReport
-from tests.support.fake_canvas import TOKEN, FakeCanvas
+from tests.support.fake_canvas import TOKEN, FakeCanvas, serve_canvas
 from tests.support.publish_kit import (
     CANVAS_ID,
     HIDDEN_MESSAGE,
@@ -283,16 +284,17 @@ def test_ledger_records_value_and_comment_hash(course: Path, canvas: FakeCanvas)
     run(course)
     with sqlite3.connect(course / ".grader" / "state.sqlite3") as db:
         rows = db.execute(
-            "SELECT student_id, recipient, value, length(comment_sha256), state, target"
+            "SELECT student_id, recipient, value, length(comment_sha256), state, sent_at, target"
             " FROM publications ORDER BY student_id"
         ).fetchall()
+    assert all(r[5] for r in rows)  # when
     assert [r[:5] for r in rows] == [
         ("ada", "101", "10", 64, "sent"),
         ("bob", "102", "7", 64, "sent"),
         ("cyd", "103", "4", 64, "sent"),
         ("fay", "106", "6", 64, "sent"),
     ]
-    assert rows[0][5] == f"canvas {canvas.url}/courses/7/assignments/5"
+    assert rows[0][6] == f"canvas {canvas.url}/courses/7/assignments/5"
 
 
 def ledger_rows(course: Path) -> list[tuple[object, ...]]:
@@ -351,3 +353,67 @@ def test_dry_run_settles_a_send_canvas_took_without_recording_anything(
     assert canvas.count("POST", "update_grades$") == 1
     assert run(course).settled == 4  # the real run settles them the same way
     assert all(len(canvas.comments(CANVAS_ID[s])) == 1 for s in SENT)
+
+
+def test_an_override_is_the_grade_canvas_gets_and_a_new_one_says_what_changed(
+    course: Path, canvas: FakeCanvas
+) -> None:
+    set_override(course, "hw1", "bob", kind="score", value=9, reason="regrade: mul was right")
+
+    first = run(course)
+
+    bob = next(line for line in first.lines if line.student_id == "bob")
+    assert (bob.new, bob.result) == ("9", "sent")
+    assert canvas.grade("102") == "9"
+    (comment,) = canvas.comments("102")
+    assert "set to 9" in comment
+    assert "mul was right" not in comment  # the reason is the instructor's
+    set_override(course, "hw1", "bob", kind="adjust", value=-1, reason="late appeal")
+
+    second = run(course)
+
+    assert results(second)["bob"] == "sent"
+    assert canvas.grade("102") == "6"
+    assert canvas.comments("102")[1].startswith("Your grade for Homework 1 changed from 9 to 6")
+    assert results(second)["ada"] == "unchanged"
+
+
+def test_feedback_only_delivers_the_preview_of_a_student_not_graded_yet(
+    course: Path, canvas: FakeCanvas
+) -> None:
+    previews = course / "out" / "hw1" / "preview"
+    previews.mkdir(parents=True)
+    (previews / "dee.md").write_text("# PREVIEW: Homework 1\n\nA preview, not your grade.\n")
+
+    report = run(course, feedback_only=True)
+
+    assert results(report)["dee"] == "sent"
+    (comment,) = canvas.comments(CANVAS_ID["dee"])
+    assert comment.startswith("# PREVIEW: Homework 1")
+    assert canvas.grade(CANVAS_ID["dee"]) is None  # a preview is never a grade
+    assert results(run(course, feedback_only=True))["dee"] == "unchanged"
+    assert results(run(course))["dee"] == "not graded"  # and no grade goes out for it
+
+
+def test_four_hundred_students_go_out_fifty_to_a_bulk_request(tmp_path: Path) -> None:
+    users = [
+        {"id": str(1000 + n), "name": f"S{n}", "sis_user_id": f"SIS-{n}", "login_id": ""}
+        for n in range(400)
+    ]
+    with serve_canvas(FakeCanvas(users, page_size=100)) as canvas:
+        course = make_course(tmp_path, canvas.url)
+        lines = ["student_id,name,email,canvas_id,sis_user_id,sis_login_id,repo"]
+        lines += [f"s{n},Student {n},s{n}@uni.edu,,SIS-{n},," for n in range(400)]
+        (course / "roster.csv").write_text("\n".join(lines) + "\n")
+        store_grades(course, {f"s{n}": n % 11 for n in range(400)})
+
+        report = run(course)
+
+        assert {line.result for line in report.lines} == {"sent"}
+        assert canvas.count("POST", "update_grades$") == 8
+        assert canvas.count("GET", "/users$") == 4  # 100 a page, the Link header followed
+        assert all(len(job.grade_data) == 50 for job in canvas.jobs.values())
+        assert canvas.grade("1399") == str(399 % 11)
+        assert sum(len(canvas.comments(u["id"])) for u in users) == 400
+        assert {line.result for line in run(course).lines} == {"unchanged"}
+        assert canvas.count("POST", "update_grades$") == 8

@@ -148,6 +148,40 @@ def test_refused_token_exits_3_with_one_line(course: Path, moodle: FakeMoodle) -
     assert "not-the-token-5150" not in result.output
 
 
+def test_students_are_found_by_idnumber_when_the_assignment_says_so(
+    course: Path, moodle: FakeMoodle
+) -> None:
+    toml = course / "course.toml"
+    toml.write_text(toml.read_text() + 'moodle_identity = "idnumber"\n')
+
+    report = run(course)
+
+    assert results(report)["bob"] == "sent"  # sis_user_id SIS-102 is Moodle's idnumber
+    ada = next(line for line in report.lines if line.student_id == "ada")
+    assert (ada.result, ada.detail) == ("unknown", "no sis_user_id in the roster")
+    assert set(moodle.grades) == {MOODLE_ID["bob"]}
+
+
+def test_the_cli_prints_the_dry_run_table_of_old_and_new_values(
+    course: Path, moodle: FakeMoodle
+) -> None:
+    run(course)
+    store_grades(course, {"bob": 9})
+
+    result = CliRunner().invoke(
+        main,
+        ["publish", str(course), "-a", "hw1", "--to", "moodle", "--dry-run"],
+        env={"MOODLE_TOKEN": TOKEN, "COLUMNS": "200"},
+    )
+
+    assert result.exit_code == 1, result.output  # eve is unknown to Moodle
+    assert "dry run: nothing sent" in result.output
+    bob = next(row for row in result.output.splitlines() if " bob " in row)
+    cells = [cell.strip() for cell in bob.split("│")[1:6]]
+    assert cells == ["bob", "Student bob", "7", "9", "would send"]  # student, name, old, new
+    assert moodle.count("mod_assign_save_grades") == 1
+
+
 def test_feedback_only_is_refused_for_moodle(course: Path) -> None:
     with pytest.raises(ConfigError, match="feedback-only"):
         run(course, feedback_only=True)

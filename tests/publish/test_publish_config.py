@@ -51,6 +51,7 @@ def test_a_course_without_lms_has_none(tmp_path: Path) -> None:
     ("table", "where"),
     [
         ('[lms.canvas]\nurl = "https://c.edu"\ncourse_id = 1\ntoken = "x"', "lms.canvas.token"),
+        ('[lms.moodle]\nurl = "https://m.edu"\ntoken = "x"', "lms.moodle.token"),
         ('[lms.canvas]\nurl = "canvas.edu"\ncourse_id = 1', "lms.canvas.url"),
         ('[lms.canvas]\nurl = "https://c.edu"\ncourse_id = "CS 101"', "lms.canvas.course_id"),
         ('[lms.canvas]\nurl = "https://c.edu"', "lms.canvas.course_id"),
