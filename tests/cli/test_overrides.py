@@ -19,6 +19,11 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(main, [*args], catch_exceptions=False)
 
 
+def override(course: Path, student: str, *args: str) -> Result:
+    """`grader override COURSE -a add -s STUDENT ARGS...`"""
+    return run("override", str(course), "-a", "add", "-s", student, *args)
+
+
 def rows(course: Path, name: str = "gradebook.csv") -> dict[str, dict[str, str]]:
     with (course / "out" / "add" / name).open() as fp:
         return {r["student_id"]: r for r in csv.DictReader(fp)}
@@ -33,18 +38,7 @@ def graded(tiny_course: Path) -> Path:
 
 
 def test_an_override_sets_the_score_everywhere_and_keeps_when_and_why(graded: Path) -> None:
-    done = run(
-        "override",
-        str(graded),
-        "-a",
-        "add",
-        "-s",
-        "bob",
-        "--score",
-        "9",
-        "--reason",
-        "regrade request: mul was right",
-    )
+    done = override(graded, "bob", "--score", "9", "--reason", "regrade request: mul was right")
     assert done.exit_code == 0, done.output
     assert "score now 9/10" in done.output
     bob = rows(graded)["bob"]
@@ -82,8 +76,8 @@ def test_an_override_sets_the_score_everywhere_and_keeps_when_and_why(graded: Pa
 
 
 def test_the_reason_reaches_the_student_only_when_allowed(graded: Path) -> None:
-    args = ["-a", "add", "-s", "bob", "--adjust", "-2", "--reason", "copied mul from a friend"]
-    assert run("override", str(graded), *args, "--show-reason").exit_code == 0
+    args = ["--adjust", "-2", "--reason", "copied mul from a friend", "--show-reason"]
+    assert override(graded, "bob", *args).exit_code == 0
     feedback = (graded / "out" / "add" / "feedback" / "bob.md").read_text()
     assert "your score was adjusted by -2 (the tests gave 7): copied mul from a friend" in feedback
     assert "Total: 5 / 10" in feedback
@@ -92,18 +86,7 @@ def test_the_reason_reaches_the_student_only_when_allowed(graded: Path) -> None:
 def test_an_override_outlives_a_regrade_and_the_instructor_hears_the_grade_changed(
     graded: Path,
 ) -> None:
-    run(
-        "override",
-        str(graded),
-        "-a",
-        "add",
-        "-s",
-        "bob",
-        "--score",
-        "9",
-        "--reason",
-        "partial credit",
-    )
+    override(graded, "bob", "--score", "9", "--reason", "partial credit")
     fixed = GOOD + "# bob's own fix\n"
     commit(graded / "repos" / "bob", {"solution.py": fixed}, "fix mul", ON_TIME)
     regraded = run(
@@ -123,9 +106,7 @@ def test_an_override_outlives_a_regrade_and_the_instructor_hears_the_grade_chang
     regrade_again = run("grade", str(graded))  # a later nightly run keeps the override
     assert "changed: 7 when it was set, 10 now" in regrade_again.output
     assert rows(graded)["bob"]["score"] == "9.0"
-    removed = run(
-        "override", str(graded), "-a", "add", "-s", "bob", "--remove", "--reason", "fixed for real"
-    )
+    removed = override(graded, "bob", "--remove", "--reason", "fixed for real")
     assert "override removed; score now 10/10" in removed.output
     assert rows(graded)["bob"]["override"] == ""
     with open_state(graded / ".grader") as state:
@@ -134,14 +115,10 @@ def test_an_override_outlives_a_regrade_and_the_instructor_hears_the_grade_chang
 
 
 def test_a_student_who_was_not_graded_gets_a_score_only_when_it_is_set(graded: Path) -> None:
-    adjusted = run(
-        "override", str(graded), "-a", "add", "-s", "cy", "--adjust", "3", "--reason", "x"
-    )
+    adjusted = override(graded, "cy", "--adjust", "3", "--reason", "x")
     assert "nothing to adjust" in adjusted.output
     assert rows(graded)["cy"]["score"] == ""
-    run(
-        "override", str(graded), "-a", "add", "-s", "cy", "--score", "6", "--reason", "emailed code"
-    )
+    override(graded, "cy", "--score", "6", "--reason", "emailed code")
     cy = rows(graded)["cy"]
     assert (cy["score"], cy["status"], cy["override"]) == ("6.0", "graded", "score 6")
 

@@ -12,7 +12,7 @@ import pytest
 
 from grader.config import Assignment, load_course
 from grader.records import Outcome, StudentOutcome, TestOutcome
-from grader.roster import Student
+from grader.roster import Student, load_roster
 from grader.scoring import grade_submission
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_course"
@@ -82,5 +82,21 @@ def make_outcome(sample_assignments: dict[str, Assignment]) -> MakeOutcome:
                 committed_at=None,
             )
         return replace(done, **changes)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def sample_roster() -> dict[str, Student]:
+    """The sample course's roster by student id, with its real LMS identities."""
+    return {s.student_id: s for s in load_roster(SAMPLE / "roster.csv")}
+
+
+@pytest.fixture
+def roster_outcome(make_outcome: MakeOutcome, sample_roster: dict[str, Student]) -> MakeOutcome:
+    """``make_outcome`` for a student of the sample roster (name, e-mail, LMS ids)."""
+
+    def build(student_id: str, assignment: str = "hw1", **changes: Any) -> StudentOutcome:
+        return make_outcome(student_id, assignment, student=sample_roster[student_id], **changes)
 
     return build

@@ -6,7 +6,6 @@ import csv
 import io
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,11 +16,10 @@ from grader.records import StudentOutcome
 from grader.reports.lms.blackboard import COMMA_FILE, TAB_FILE, blackboard_csv
 from grader.reports.lms.brightspace import FILE as BRIGHTSPACE_FILE
 from grader.reports.lms.brightspace import brightspace_csv
-from grader.roster import Student, load_roster
+from grader.roster import Student
 
 MakeOutcome = Callable[..., StudentOutcome]  # the make_outcome fixture of conftest.py
-SAMPLE = Path(__file__).resolve().parents[2] / "sample_course"
-ROSTER = {s.student_id: s for s in load_roster(SAMPLE / "roster.csv")}
+Roster = dict[str, Student]  # the sample_roster fixture of conftest.py
 HIDDEN_FAIL = "test_hidden_top_words_ties_alphabetical"  # 15 points
 BLACKBOARD = {"blackboard_column_id": "1234567", "brightspace_item": "HW1, text stats"}
 
@@ -30,19 +28,19 @@ def cells(data: bytes, delimiter: str = ",") -> list[list[str]]:
     return list(csv.reader(io.StringIO(data.decode("utf-8"), newline=""), delimiter=delimiter))
 
 
-def two_students(make: MakeOutcome) -> list[StudentOutcome]:
+def two_students(roster_outcome: MakeOutcome) -> list[StudentOutcome]:
     outcomes = [
-        make("bchen", student=ROSTER["bchen"], failing={HIDDEN_FAIL: "x"}),
-        make("hpatel", student=ROSTER["hpatel"], status="not graded", outcome="infrastructure"),
+        roster_outcome("bchen", failing={HIDDEN_FAIL: "x"}),
+        roster_outcome("hpatel", status="not graded", outcome="infrastructure"),
     ]
     assignment = replace(outcomes[0].assignment, lms=BLACKBOARD)
     return [replace(o, assignment=assignment) for o in outcomes]
 
 
 def test_blackboard_quotes_every_field_and_names_the_column_by_its_id(
-    make_outcome: MakeOutcome,
+    roster_outcome: MakeOutcome,
 ) -> None:
-    outcomes = two_students(make_outcome)
+    outcomes = two_students(roster_outcome)
     exported = blackboard_csv(outcomes, outcomes[0].assignment)
     assert exported.files[COMMA_FILE] == (
         b'"Username","Homework 1: Text statistics [Total Pts: 100 Score] |1234567"\r\n'
@@ -52,8 +50,8 @@ def test_blackboard_quotes_every_field_and_names_the_column_by_its_id(
     assert (exported.rows, exported.warnings) == (2, ())
 
 
-def test_blackboard_tab_delimited_file_needs_no_quotes(make_outcome: MakeOutcome) -> None:
-    outcomes = two_students(make_outcome)
+def test_blackboard_tab_delimited_file_needs_no_quotes(roster_outcome: MakeOutcome) -> None:
+    outcomes = two_students(roster_outcome)
     exported = blackboard_csv(outcomes, outcomes[0].assignment, tabs=True)
     assert exported.files[TAB_FILE] == (
         b"Username\tHomework 1: Text statistics [Total Pts: 100 Score] |1234567\r\n"
@@ -63,9 +61,9 @@ def test_blackboard_tab_delimited_file_needs_no_quotes(make_outcome: MakeOutcome
 
 
 def test_blackboard_without_a_column_id_uses_the_bare_title_and_warns(
-    make_outcome: MakeOutcome,
+    roster_outcome: MakeOutcome,
 ) -> None:
-    outcome = make_outcome("bchen", student=ROSTER["bchen"])
+    outcome = roster_outcome("bchen")
     exported = blackboard_csv([outcome], outcome.assignment)
     assert cells(exported.files[COMMA_FILE])[0] == ["Username", "Homework 1: Text statistics"]
     (warning,) = exported.warnings
@@ -73,11 +71,11 @@ def test_blackboard_without_a_column_id_uses_the_bare_title_and_warns(
 
 
 def test_blackboard_username_is_the_sis_login_else_the_student_id(
-    make_outcome: MakeOutcome,
+    make_outcome: MakeOutcome, sample_roster: Roster
 ) -> None:
     outcomes = [
-        make_outcome("bchen", student=replace(ROSTER["bchen"], sis_login_id="b.chen")),
-        make_outcome("dnovak", student=replace(ROSTER["dnovak"], sis_login_id="")),
+        make_outcome("bchen", student=replace(sample_roster["bchen"], sis_login_id="b.chen")),
+        make_outcome("dnovak", student=replace(sample_roster["dnovak"], sis_login_id="")),
     ]
     rows = cells(blackboard_csv(outcomes, outcomes[0].assignment).files[COMMA_FILE])
     assert [row[0] for row in rows[1:]] == ["b.chen", "dnovak"]
@@ -85,19 +83,19 @@ def test_blackboard_username_is_the_sis_login_else_the_student_id(
 
 @pytest.mark.parametrize(("lms", "title"), [({"blackboard_column_id": "_12_1"}, "HW"), ({}, "A|B")])
 def test_blackboard_refuses_a_column_it_would_misread(
-    make_outcome: MakeOutcome, lms: dict[str, str], title: str
+    lms: dict[str, str], title: str, roster_outcome: MakeOutcome
 ) -> None:
-    outcome = make_outcome("bchen", student=ROSTER["bchen"])
+    outcome = roster_outcome("bchen")
     assignment = replace(outcome.assignment, lms=lms, title=title)
     with pytest.raises(ConfigError, match=r"assignments\.hw1\."):
         blackboard_csv([outcome], assignment)
 
 
 def test_blackboard_names_every_username_a_spreadsheet_would_run(
-    make_outcome: MakeOutcome,
+    make_outcome: MakeOutcome, sample_roster: Roster
 ) -> None:
     outcomes = [
-        make_outcome(sid, student=replace(ROSTER[sid], sis_login_id=login))
+        make_outcome(sid, student=replace(sample_roster[sid], sis_login_id=login))
         for sid, login in (("amartin", "=cmd|' /C calc'!A0"), ("bchen", "+1"), ("fsato", "ok"))
     ]
     with pytest.raises(ExportError) as caught:
@@ -109,9 +107,9 @@ def test_blackboard_names_every_username_a_spreadsheet_would_run(
 
 
 def test_brightspace_marks_identities_and_every_row_end_with_a_hash(
-    make_outcome: MakeOutcome,
+    roster_outcome: MakeOutcome,
 ) -> None:
-    outcomes = two_students(make_outcome)
+    outcomes = two_students(roster_outcome)
     exported = brightspace_csv(outcomes, outcomes[0].assignment)
     assert exported.files[BRIGHTSPACE_FILE] == (
         b'OrgDefinedId,Username,"HW1, text stats Points Grade",End-of-Line Indicator\r\n'
@@ -122,9 +120,9 @@ def test_brightspace_marks_identities_and_every_row_end_with_a_hash(
 
 
 def test_brightspace_without_an_item_name_uses_the_title_and_warns(
-    make_outcome: MakeOutcome,
+    roster_outcome: MakeOutcome,
 ) -> None:
-    outcome = make_outcome("bchen", student=ROSTER["bchen"])
+    outcome = roster_outcome("bchen")
     exported = brightspace_csv([outcome], outcome.assignment)
     header = cells(exported.files[BRIGHTSPACE_FILE])[0]
     assert header[2] == "Homework 1: Text statistics Points Grade"
@@ -132,8 +130,10 @@ def test_brightspace_without_an_item_name_uses_the_title_and_warns(
     assert "brightspace_item" in warning
 
 
-def test_brightspace_needs_one_of_org_defined_id_or_username(make_outcome: MakeOutcome) -> None:
-    only_login = make_outcome("amartin", student=replace(ROSTER["amartin"], sis_user_id=""))
+def test_brightspace_needs_one_of_org_defined_id_or_username(
+    make_outcome: MakeOutcome, sample_roster: Roster
+) -> None:
+    only_login = make_outcome("amartin", student=replace(sample_roster["amartin"], sis_user_id=""))
     neither = [make_outcome(sid, student=Student(sid, line=n)) for sid, n in (("x1", 4), ("x2", 9))]
     rows = cells(brightspace_csv([only_login], only_login.assignment).files[BRIGHTSPACE_FILE])
     assert rows[1] == ["", "#amartin", "100", "#"]
@@ -154,9 +154,9 @@ identity = st.text(
 @settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(login=identity, org_id=identity, tabs=st.booleans())
 def test_any_printable_identity_comes_back_unchanged(
-    make_outcome: MakeOutcome, login: str, org_id: str, tabs: bool
+    make_outcome: MakeOutcome, login: str, org_id: str, tabs: bool, sample_roster: Roster
 ) -> None:
-    student = replace(ROSTER["bchen"], sis_login_id=login, sis_user_id=org_id)
+    student = replace(sample_roster["bchen"], sis_login_id=login, sis_user_id=org_id)
     outcome = make_outcome("bchen", student=student)
     board = blackboard_csv([outcome], outcome.assignment, tabs=tabs).files
     delimiter = "\t" if tabs else ","

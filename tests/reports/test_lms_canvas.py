@@ -6,7 +6,6 @@ import csv
 import io
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,11 +14,10 @@ from hypothesis import strategies as st
 from grader.errors import ConfigError, ExportError
 from grader.records import StudentOutcome
 from grader.reports.lms.canvas import FILE, canvas_csv
-from grader.roster import Student, load_roster
+from grader.roster import Student
 
 MakeOutcome = Callable[..., StudentOutcome]  # the make_outcome fixture of conftest.py
-SAMPLE = Path(__file__).resolve().parents[2] / "sample_course"
-ROSTER = {s.student_id: s for s in load_roster(SAMPLE / "roster.csv")}
+Roster = dict[str, Student]  # the sample_roster fixture of conftest.py
 HIDDEN_FAIL = "test_hidden_top_words_ties_alphabetical"  # 15 points
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -28,18 +26,12 @@ def cells(data: bytes) -> list[list[str]]:
     return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
 
 
-def roster_outcome(
-    make: MakeOutcome, student_id: str, assignment: str = "hw1", **changes: object
-) -> StudentOutcome:
-    return make(student_id, assignment, student=ROSTER[student_id], **changes)
-
-
 def test_canvas_file_is_header_points_possible_then_students_in_roster_order(
-    make_outcome: MakeOutcome,
+    roster_outcome: MakeOutcome,
 ) -> None:
     outcomes = [
-        roster_outcome(make_outcome, "bchen", failing={HIDDEN_FAIL: "x"}),
-        roster_outcome(make_outcome, "amartin", outcome="ok"),
+        roster_outcome("bchen", failing={HIDDEN_FAIL: "x"}),
+        roster_outcome("amartin", outcome="ok"),
     ]
     exported = canvas_csv(outcomes, outcomes[0].assignment)
     assert exported.files[FILE] == (
@@ -53,13 +45,11 @@ def test_canvas_file_is_header_points_possible_then_students_in_roster_order(
 
 
 def test_canvas_student_not_graded_gets_an_empty_cell_and_a_warning_never_zero(
-    make_outcome: MakeOutcome,
+    roster_outcome: MakeOutcome,
 ) -> None:
     outcomes = [
-        roster_outcome(make_outcome, "amartin", "hw2", outcome="ok"),
-        roster_outcome(
-            make_outcome, "hpatel", "hw2", status="not graded", outcome="infrastructure"
-        ),
+        roster_outcome("amartin", "hw2", outcome="ok"),
+        roster_outcome("hpatel", "hw2", status="not graded", outcome="infrastructure"),
     ]
     exported = canvas_csv(outcomes, outcomes[0].assignment)
     rows = cells(exported.files[FILE])
@@ -70,9 +60,9 @@ def test_canvas_student_not_graded_gets_an_empty_cell_and_a_warning_never_zero(
 
 
 def test_canvas_without_assignment_id_writes_the_bare_title_and_warns(
-    make_outcome: MakeOutcome,
+    roster_outcome: MakeOutcome,
 ) -> None:
-    outcome = roster_outcome(make_outcome, "amartin")
+    outcome = roster_outcome("amartin")
     bare = replace(outcome.assignment, lms={})
     exported = canvas_csv([replace(outcome, assignment=bare)], bare)
     assert cells(exported.files[FILE])[0][-1] == "Homework 1: Text statistics"
@@ -82,11 +72,11 @@ def test_canvas_without_assignment_id_writes_the_bare_title_and_warns(
 
 
 def test_canvas_names_every_student_it_could_not_match_in_one_error(
-    make_outcome: MakeOutcome,
+    make_outcome: MakeOutcome, roster_outcome: MakeOutcome
 ) -> None:
     unmatched = ("amartin", "erivera")
     outcomes = [
-        roster_outcome(make_outcome, sid)
+        roster_outcome(sid)
         if sid not in unmatched
         else make_outcome(sid, student=Student(sid, name="No Ids", line=7))
         for sid in ("amartin", "bchen", "erivera")
@@ -101,9 +91,9 @@ def test_canvas_names_every_student_it_could_not_match_in_one_error(
 
 
 def test_canvas_matches_on_sis_ids_when_the_canvas_id_is_missing(
-    make_outcome: MakeOutcome,
+    make_outcome: MakeOutcome, sample_roster: Roster
 ) -> None:
-    student = replace(ROSTER["bchen"], canvas_id="", sis_user_id="")
+    student = replace(sample_roster["bchen"], canvas_id="", sis_user_id="")
     outcome = make_outcome("bchen", student=student)
     rows = cells(canvas_csv([outcome], outcome.assignment).files[FILE])
     assert rows[2][1:4] == ["", "", "bchen"]
@@ -118,9 +108,9 @@ def test_canvas_matches_on_sis_ids_when_the_canvas_id_is_missing(
     ],
 )
 def test_canvas_refuses_identities_it_would_not_match_or_a_spreadsheet_would_run(
-    make_outcome: MakeOutcome, field: str, value: str, problem: str
+    make_outcome: MakeOutcome, field: str, value: str, problem: str, sample_roster: Roster
 ) -> None:
-    outcome = make_outcome("bchen", student=replace(ROSTER["bchen"], **{field: value}))
+    outcome = make_outcome("bchen", student=replace(sample_roster["bchen"], **{field: value}))
     with pytest.raises(ExportError, match=problem):
         canvas_csv([outcome], outcome.assignment)
 
@@ -134,9 +124,9 @@ def test_canvas_refuses_identities_it_would_not_match_or_a_spreadsheet_would_run
     ],
 )
 def test_canvas_refuses_a_column_canvas_would_misread(
-    make_outcome: MakeOutcome, lms: dict[str, str], title: str, key: str
+    lms: dict[str, str], title: str, key: str, roster_outcome: MakeOutcome
 ) -> None:
-    outcome = make_outcome("bchen", student=ROSTER["bchen"])
+    outcome = roster_outcome("bchen")
     assignment = replace(outcome.assignment, title=title, lms=lms)
     with pytest.raises(ConfigError, match=f"assignments.hw1.{key}"):
         canvas_csv([replace(outcome, assignment=assignment)], assignment)
@@ -150,9 +140,9 @@ hostile_text = st.text(
 @settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=hostile_text, section=hostile_text)
 def test_canvas_free_text_never_starts_a_formula_and_every_row_keeps_its_columns(
-    make_outcome: MakeOutcome, name: str, section: str
+    make_outcome: MakeOutcome, name: str, section: str, sample_roster: Roster
 ) -> None:
-    student = replace(ROSTER["bchen"], name=name, section=section)
+    student = replace(sample_roster["bchen"], name=name, section=section)
     outcome = make_outcome("bchen", student=student)
     data = canvas_csv([outcome], outcome.assignment).files[FILE]
     rows = cells(data)

@@ -6,7 +6,6 @@ import csv
 import io
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,11 +14,10 @@ from hypothesis import strategies as st
 from grader.errors import ConfigError, ExportError
 from grader.records import StudentOutcome, TestOutcome
 from grader.reports.lms.moodle import FILE, moodle_csv
-from grader.roster import load_roster
+from grader.roster import Student
 
 MakeOutcome = Callable[..., StudentOutcome]  # the make_outcome fixture of conftest.py
-SAMPLE = Path(__file__).resolve().parents[2] / "sample_course"
-ROSTER = {s.student_id: s for s in load_roster(SAMPLE / "roster.csv")}
+Roster = dict[str, Student]  # the sample_roster fixture of conftest.py
 HIDDEN_FAIL = "test_hidden_top_words_ties_alphabetical"  # 15 points
 
 
@@ -27,18 +25,12 @@ def cells(data: bytes) -> list[list[str]]:
     return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
 
 
-def roster_outcome(
-    make: MakeOutcome, student_id: str, assignment: str = "hw1", **changes: object
-) -> StudentOutcome:
-    return make(student_id, assignment, student=ROSTER[student_id], **changes)
-
-
 def test_moodle_file_has_email_grade_and_feedback_and_a_dash_for_no_grade(
-    make_outcome: MakeOutcome,
+    roster_outcome: MakeOutcome,
 ) -> None:
     outcomes = [
-        roster_outcome(make_outcome, "bchen", failing={HIDDEN_FAIL: "SECRET"}),
-        roster_outcome(make_outcome, "hpatel", status="not graded", outcome="infrastructure"),
+        roster_outcome("bchen", failing={HIDDEN_FAIL: "SECRET"}),
+        roster_outcome("hpatel", status="not graded", outcome="infrastructure"),
     ]
     exported = moodle_csv(outcomes, outcomes[0].assignment)
     assert exported.files[FILE] == (
@@ -54,29 +46,30 @@ def test_moodle_file_has_email_grade_and_feedback_and_a_dash_for_no_grade(
 
 @pytest.mark.parametrize("choice", ["idnumber", "ID number", "id_number"])
 def test_moodle_id_number_identity_is_the_sis_user_id(
-    make_outcome: MakeOutcome, choice: str
+    choice: str, roster_outcome: MakeOutcome
 ) -> None:
-    outcome = roster_outcome(make_outcome, "amartin", outcome="ok")
+    outcome = roster_outcome("amartin", outcome="ok")
     assignment = replace(outcome.assignment, lms={"moodle_identity": choice})
     rows = cells(moodle_csv([outcome], assignment, feedback=False).files[FILE])
     assert rows == [["ID number", "Homework 1: Text statistics"], ["20261001", "100"]]
 
 
 def test_moodle_unknown_identity_is_a_config_error_naming_the_choices(
-    make_outcome: MakeOutcome,
+    roster_outcome: MakeOutcome,
 ) -> None:
-    outcome = roster_outcome(make_outcome, "amartin")
+    outcome = roster_outcome("amartin")
     assignment = replace(outcome.assignment, lms={"moodle_identity": "username"})
     with pytest.raises(ConfigError, match=r"moodle_identity: .*'username'.*email or idnumber"):
         moodle_csv([outcome], assignment)
 
 
 def test_moodle_names_every_student_without_the_chosen_identity(
-    make_outcome: MakeOutcome,
+    make_outcome: MakeOutcome, roster_outcome: MakeOutcome, sample_roster: Roster
 ) -> None:
     outcomes = [
-        make_outcome(sid, student=replace(ROSTER[sid], email="")) for sid in ("amartin", "bchen")
-    ] + [roster_outcome(make_outcome, "cokafor")]
+        make_outcome(sid, student=replace(sample_roster[sid], email=""))
+        for sid in ("amartin", "bchen")
+    ] + [roster_outcome("cokafor")]
     with pytest.raises(ExportError) as caught:
         moodle_csv(outcomes, outcomes[0].assignment)
     message = str(caught.value)
@@ -92,11 +85,11 @@ def over_100(outcome: StudentOutcome, score: float) -> StudentOutcome:
     return replace(outcome, grade=grade, assignment=assignment)
 
 
-def test_moodle_refuses_grades_above_100_naming_every_one(make_outcome: MakeOutcome) -> None:
+def test_moodle_refuses_grades_above_100_naming_every_one(roster_outcome: MakeOutcome) -> None:
     outcomes = [
-        over_100(roster_outcome(make_outcome, "amartin"), 120),
-        over_100(roster_outcome(make_outcome, "bchen"), 90),
-        over_100(roster_outcome(make_outcome, "cokafor"), 100.5),
+        over_100(roster_outcome("amartin"), 120),
+        over_100(roster_outcome("bchen"), 90),
+        over_100(roster_outcome("cokafor"), 100.5),
     ]
     with pytest.raises(ExportError) as caught:
         moodle_csv(outcomes, outcomes[0].assignment)
@@ -107,9 +100,9 @@ def test_moodle_refuses_grades_above_100_naming_every_one(make_outcome: MakeOutc
 
 
 def test_moodle_allows_grades_above_100_when_the_course_says_so(
-    make_outcome: MakeOutcome,
+    roster_outcome: MakeOutcome,
 ) -> None:
-    outcome = over_100(roster_outcome(make_outcome, "amartin"), 120)
+    outcome = over_100(roster_outcome("amartin"), 120)
     assignment = replace(outcome.assignment, lms={"moodle_allow_over_100": "True"})
     exported = moodle_csv([replace(outcome, assignment=assignment)], assignment)
     assert cells(exported.files[FILE])[1][:2] == ["amartin@students.example.edu", "120"]
@@ -117,29 +110,27 @@ def test_moodle_allows_grades_above_100_when_the_course_says_so(
 
 
 def test_moodle_warns_when_max_points_exceed_100_even_if_no_grade_does(
-    make_outcome: MakeOutcome,
+    roster_outcome: MakeOutcome,
 ) -> None:
-    outcome = over_100(roster_outcome(make_outcome, "bchen"), 90)
+    outcome = over_100(roster_outcome("bchen"), 90)
     (warning,) = moodle_csv([outcome], outcome.assignment).warnings
     assert "max_points 150" in warning
 
 
-def test_moodle_allow_over_100_must_be_true_or_false(make_outcome: MakeOutcome) -> None:
-    outcome = roster_outcome(make_outcome, "amartin")
+def test_moodle_allow_over_100_must_be_true_or_false(roster_outcome: MakeOutcome) -> None:
+    outcome = roster_outcome("amartin")
     assignment = replace(outcome.assignment, lms={"moodle_allow_over_100": "sometimes"})
     with pytest.raises(ConfigError, match="moodle_allow_over_100: expected true or false"):
         moodle_csv([outcome], assignment)
 
 
 def test_moodle_feedback_gives_the_late_penalty_and_build_errors_plainly(
-    make_outcome: MakeOutcome,
+    roster_outcome: MakeOutcome,
 ) -> None:
     from datetime import timedelta
 
-    late = roster_outcome(
-        make_outcome, "gmueller", outcome="ok", lateness=timedelta(days=1, hours=6)
-    )
-    build = roster_outcome(make_outcome, "cokafor", "hw2", tests=[], outcome="build error")
+    late = roster_outcome("gmueller", outcome="ok", lateness=timedelta(days=1, hours=6))
+    build = roster_outcome("cokafor", "hw2", tests=[], outcome="build error")
     rows = cells(moodle_csv([late], late.assignment).files[FILE])
     assert rows[1][2] == (
         "80 / 100 points. Every test passed. 10 of 10 tests passed. Late penalty: 20 points (20%)."
@@ -151,10 +142,10 @@ def test_moodle_feedback_gives_the_late_penalty_and_build_errors_plainly(
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(message=st.text(min_size=1, max_size=40))
 def test_moodle_feedback_never_carries_test_names_or_messages(
-    make_outcome: MakeOutcome, message: str
+    message: str, roster_outcome: MakeOutcome
 ) -> None:
     tests = [TestOutcome(HIDDEN_FAIL, status="failure", message="SECRET " + message)]
-    outcome = roster_outcome(make_outcome, "bchen", tests=tests, reason=message)
+    outcome = roster_outcome("bchen", tests=tests, reason=message)
     feedback = cells(moodle_csv([outcome], outcome.assignment).files[FILE])[1][2]
     assert "SECRET" not in feedback
     assert "test_" not in feedback
