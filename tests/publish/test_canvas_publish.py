@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from grader.cli import main
 from grader.errors import LmsUnreachableError
 from grader.overriding import set_override
+from grader.publish.canvas_api import RETRY_POLICY
 from grader.publish.results import PublishReport
 from tests.support.fake_canvas import TOKEN, FakeCanvas, serve_canvas
 from tests.support.publish_kit import (
@@ -30,6 +31,7 @@ from tests.support.publish_kit import (
     run_publish,
     store_grades,
 )
+from tests.support.served import free_port
 
 
 @pytest.fixture
@@ -417,3 +419,19 @@ def test_four_hundred_students_go_out_fifty_to_a_bulk_request(tmp_path: Path) ->
         assert sum(len(canvas.comments(u["id"])) for u in users) == 400
         assert {line.result for line in run(course).lines} == {"unchanged"}
         assert canvas.count("POST", "update_grades$") == 8
+
+
+def test_an_unreachable_canvas_is_exit_3_after_its_retries_and_nothing_is_recorded(
+    tmp_path: Path,
+) -> None:
+    course = make_course(tmp_path, f"http://127.0.0.1:{free_port()}")  # nobody listens
+    store_grades(course, SCORES)
+    waits = Waits()
+
+    with pytest.raises(LmsUnreachableError) as raised:
+        run(course, waits)
+
+    assert raised.value.exit_code == 3
+    assert len(waits.seconds) == RETRY_POLICY.max_attempts - 1  # a read: retried, then given up
+    assert TOKEN not in str(raised.value)
+    assert ledger_rows(course) == []
