@@ -82,6 +82,7 @@ class GitPublisher:
         self.job = job
         self.ledger = ledger
         self.scratch = job.state_dir / SCRATCH_DIR
+        self.settled = 0  # rows an interrupted run left, settled by this one
         self.env = {**git_environment(environ), **AUTHOR}
 
     def run(self) -> tuple[list[PublishLine], int]:
@@ -93,16 +94,14 @@ class GitPublisher:
         for row in self.ledger.pending(self.job.target, self.job.assignment):
             pending.setdefault(row.student_id, []).append(row.id)
         lines = []
-        settled = 0
         for view in self.job.views:
             student_id = view.student.student_id
             old = last[student_id].value if student_id in last else None
             new = "" if self.job.feedback_only else (grade_value(view) or "")
             open_rows = pending.get(student_id, [])  # a dry run settles them in a rehearsal
             result, detail = self._one(view, old, open_rows)
-            settled += len(open_rows)
             lines.append(PublishLine(student_id, view.student.name, old or "", new, result, detail))
-        return lines, settled
+        return lines, self.settled
 
     def _one(
         self, view: StudentView, old: str | None, open_rows: Sequence[int]
@@ -156,6 +155,7 @@ class GitPublisher:
 
     def _settle(self, open_rows: Sequence[int], current: str | None) -> None:
         """Rows a killed run left: sent if the branch holds their text, else failed."""
+        self.settled += len(open_rows)
         for row_id in open_rows:
             row = self.ledger.get(row_id)
             if current is not None and text_sha256(current) == row.comment_sha256:

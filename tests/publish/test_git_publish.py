@@ -227,3 +227,24 @@ def test_a_push_left_open_by_a_killed_run_is_settled_from_the_branch(course: Pat
     with open_state(config.state_dir) as state:
         states = [(p.student_id, p.state) for p in Ledger(state).history("git feedback", "hw1")]
     assert states[-2:] == [("ada", "sent"), ("bob", "failed")]
+
+
+def test_a_send_left_open_for_a_repository_gone_since_is_not_counted_settled(
+    course: Path, tmp_path: Path
+) -> None:
+    from grader.config import load_course
+    from grader.publish.ledger import Ledger
+    from grader.state import open_state
+
+    with open_state(load_course(course).state_dir) as state:
+        Ledger(state).begin(
+            "git feedback", "hw1", "ada", recipient="x", value="10", comment_sha256="0" * 64
+        )
+    roster = course / "roster.csv"
+    gone = str(tmp_path / "gone")
+    roster.write_text(roster.read_text().replace(str(remote(course, "ada")), gone))
+
+    report = run(course)
+
+    assert results(report)["ada"] == "failed"
+    assert report.settled == 0  # still open: the next publish that reaches the branch settles it
