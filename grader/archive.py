@@ -24,6 +24,7 @@ import functools
 import gzip
 import hashlib
 import io
+import json
 import posixpath
 import re
 import tarfile
@@ -42,6 +43,10 @@ GZIP_LEVEL = 9
 MAX_LINK_HOPS = 40  # as the Linux kernel's ELOOP limit
 MAX_NAME_BYTES = 255  # one path component (Linux; the local engine refuses longer)
 MAX_PATH_BYTES = 1024  # a whole path below workspace/ (the local engine's limit)
+# Bump when build_archive gives other bytes for the same files and settings: the state
+# remembers which archive each commit became (``packing_key``), and a new format must
+# not find the old hashes there.
+ARCHIVE_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,12 @@ def build_archive(
         excluded=excluded,
         dropped=tuple(dropped),
     )
+
+
+def packing_key(include: Sequence[str], exclude: Sequence[str], max_bytes: int) -> str:
+    """Everything besides the files that decides what ``build_archive`` makes of them."""
+    settings = json.dumps([ARCHIVE_FORMAT, list(include), list(exclude), max_bytes])
+    return hashlib.sha256(settings.encode()).hexdigest()
 
 
 # selecting ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from grader.api.follow import ExecutionGate, SubmissionWatcher
 from grader.api.models import STUDENT_RESULTS, StatusCode, Submission
-from grader.archive import Archive, build_archive
+from grader.archive import Archive, build_archive, packing_key
 from grader.codec import to_json
 from grader.commits import when_text
 from grader.config import COURSE_FILE, Assignment, Course
@@ -33,7 +33,7 @@ from grader.roster import Student, repo_for
 from grader.scoring import grade_submission, parse_tests_report
 from grader.scoring.points import is_glob
 from grader.sources import CommitChoice, GitSources, pick_commit_at, redact_url
-from grader.state import State
+from grader.state import PackedFrom, State
 from grader.submitting import Executed, StoppedError, Submitter, Target
 
 GIT_CONCURRENCY = 4
@@ -87,6 +87,7 @@ class RunSummary:
     outcomes: list[StudentOutcome] = field(default_factory=list)
     submissions_created: int = 0
     reused: int = 0
+    archives_built: int = 0  # commits read and packaged (an unchanged one is not)
     possible_duplicates: int = 0
     interrupted: int = 0  # students left for the next run after Ctrl-C
 
@@ -161,6 +162,15 @@ class Pipeline:
         # Reading a fetched commit waits only behind other reads, never behind every
         # student's fetch: the first archive is ready after one fetch, not after all.
         self.read_limit = asyncio.Semaphore(GIT_CONCURRENCY)
+        self.archives_built = 0
+        self.packings = {
+            a: packing_key(
+                self.course.assignment(a).include,
+                self.course.assignment(a).exclude,
+                self.course.assignment(a).max_archive_bytes,
+            )
+            for a in request.assignments
+        }
         self.digests = {
             a: project_digest(self.course.projects_dir, self.course.assignment(a).project)
             for a in request.assignments
@@ -229,6 +239,7 @@ class Pipeline:
                 await watcher.aclose()
             summary.possible_duplicates = client.counters.ambiguous_creates
         summary.submissions_created, summary.reused = submitter.created, submitter.reused
+        summary.archives_built = self.archives_built
         results = [task.result() for task in tasks]
         summary.outcomes = [r for r in results if r is not None]
         summary.interrupted = len(results) - len(summary.outcomes)
@@ -280,28 +291,33 @@ class Pipeline:
             if self.request.preview:
                 blank = replace(blank, lateness=timedelta())  # the deadline is not here yet
             step(assignment.id, student.student_id, "package")
-            archive = await self._package(assignment, repo, choice)
+            packed = PackedFrom(redact_url(repo), choice.commit.sha, self.packings[assignment.id])
+            # an unchanged commit whose stored result is reused needs no reading or packaging
+            prepared = self._reusable(assignment, packed, submitter) or await self._package(
+                assignment, repo, packed
+            )
         except SourceError as exc:
             # the outcome names the kind; the reason says what exactly
             return blank.not_graded(Outcome(exc.kind), self._course_relative(exc.detail))
         except ArchiveError as exc:
             return blank.not_graded(Outcome.ARCHIVE_REJECTED, self._course_relative(str(exc)))
-        blank = replace(blank, archive_sha256=archive.sha256)
         step(assignment.id, student.student_id, "submit")
-        key = submission_key(
-            archive.sha256, assignment.project, assignment.scenario, self.digests[assignment.id]
-        )
-        target = Target(
-            assignment,
-            student.student_id,
-            key,
-            str(self.course.root / COURSE_FILE),
-            self.deadlines[assignment.id],
-        )
-        try:
-            executed = await submitter.execute(target, archive)
-        except ArchiveError as exc:
-            return blank.not_graded(Outcome.ARCHIVE_REJECTED, str(exc))
+        if isinstance(prepared, Archive):
+            blank = replace(blank, archive_sha256=prepared.sha256)
+            target = Target(
+                assignment,
+                student.student_id,
+                self._key(assignment, prepared.sha256),
+                str(self.course.root / COURSE_FILE),
+                self.deadlines[assignment.id],
+            )
+            try:
+                executed = await submitter.execute(target, prepared)
+            except ArchiveError as exc:
+                return blank.not_graded(Outcome.ARCHIVE_REJECTED, str(exc))
+        else:
+            sha256, executed = prepared
+            blank = replace(blank, archive_sha256=sha256)
         if isinstance(executed, GiveUp):
             return replace(blank, attempts=executed.attempts).not_graded(
                 Outcome.INFRASTRUCTURE, executed.reason
@@ -310,6 +326,21 @@ class Pipeline:
         return _graded(
             blank, executed, assignment, self.defined[assignment.id], self.limits[assignment.id]
         )
+
+    def _key(self, assignment: Assignment, archive_sha256: str) -> str:
+        return submission_key(
+            archive_sha256, assignment.project, assignment.scenario, self.digests[assignment.id]
+        )
+
+    def _reusable(
+        self, assignment: Assignment, packed: PackedFrom, submitter: Submitter
+    ) -> tuple[str, Executed] | None:
+        """The archive hash this commit had last time, and the stored result reused for it."""
+        sha256 = self.state.packed_archive(packed)
+        if sha256 is None:
+            return None
+        executed = submitter.reusable(self._key(assignment, sha256))
+        return (sha256, executed) if executed is not None else None
 
     def _course_relative(self, text: str) -> str:
         """Messages reach students: paths inside the course folder are shown relative to it."""
@@ -349,9 +380,9 @@ class Pipeline:
             )
         return choice, repo
 
-    async def _package(self, assignment: Assignment, repo: str, choice: CommitChoice) -> Archive:
+    async def _package(self, assignment: Assignment, repo: str, packed: PackedFrom) -> Archive:
         async with self.read_limit:
-            files = await self.sources.files(repo, choice.commit.sha)
+            files = await self.sources.files(repo, packed.sha)
         archive = await asyncio.to_thread(
             build_archive,
             files,
@@ -359,7 +390,10 @@ class Pipeline:
             exclude=assignment.exclude,
             max_bytes=assignment.max_archive_bytes,
         )
-        self.state.record_archive(archive.sha256, size=archive.size, file_count=archive.file_count)
+        self.archives_built += 1
+        self.state.record_archive(
+            archive.sha256, size=archive.size, file_count=archive.file_count, packed=packed
+        )
         return archive
 
 

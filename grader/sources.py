@@ -7,9 +7,10 @@ address with credentials removed. The mirror is created once and fetched on late
 address is passed on each fetch and never written into the mirror, so a token in a URL
 stays out of the disk; it is also removed from every message.
 
-git runs as asyncio subprocesses with a timeout each, no prompts (terminal, askpass, ssh
-batch mode), no system or user configuration, no inherited ``GIT_*`` variables, and only
-the file, git, http(s) and ssh transports (``ext::`` would run commands).
+git runs in worker threads (``grader/gitprocess.py``) with a timeout each, no prompts
+(terminal, askpass, ssh batch mode), no system or user configuration, no inherited
+``GIT_*`` variables, and only the file, git, http(s) and ssh transports (``ext::`` would
+run commands).
 
 The commit graded is chosen by ``pick_commit_at`` (``grader/commits.py``, re-exported
 here), a pure function: its docstring says how commits are ordered and what happens to
@@ -25,8 +26,8 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 import stat
+from collections import Counter
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from grader.archive import WorkspaceFile, human_size
 from grader.commits import Commit, CommitChoice, pick_commit_at, utc_from_timestamp
 from grader.errors import ArchiveError, SourceError
 from grader.folders import folder_digest, folder_files, plain_folder
+from grader.gitprocess import GitProcess, GitTimeoutError
 from grader.roster import is_remote
 
 __all__ = [
@@ -62,6 +64,8 @@ _GIT_CONFIG = (
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s]*@")
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _NO_REMOTE_HEAD = "couldn't find remote ref HEAD"
+_LOG_FORMAT = "--format=%H%x1f%ct%x1f%s"
+_PLAIN_BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")  # no revision syntax (~ ^ : @)
 
 
 # reading repositories ---------------------------------------------------------------------
@@ -86,6 +90,8 @@ class GitSources:
         self.git = git
         self._locks: dict[Path, asyncio.Lock] = {}
         self._synced: set[Path] = set()
+        self._environment: dict[str, str] | None = None
+        self.commands: Counter[str] = Counter()  # git commands run, by name ("fetch")
 
     def mirror_path(self, repo: str) -> Path:
         """The mirror folder of ``repo``: a readable stem and a hash of the clean address."""
@@ -101,10 +107,21 @@ class GitSources:
             sha, time = await asyncio.to_thread(folder_digest, folder, self.max_read_bytes)
             return [Commit(sha, time, f"snapshot of {folder.name}", snapshot=True)]
         mirror = await self._sync(repo)
-        ref = await self._branch_ref(mirror, repo, branch)
-        out = await self._read(
-            mirror, "log", "--first-parent", "-z", "--format=%H%x1f%ct%x1f%s", ref, "--"
-        )
+        log = ["--git-dir", str(mirror), "log", "--first-parent", "-z", _LOG_FORMAT]
+        # the usual case first, with no listing of refs: the branch asked for (a plain
+        # name, never read as a revision), or the remote's HEAD
+        usual = REMOTE_HEAD if branch is None else _plain_branch_ref(branch)
+        out = None
+        if usual is not None:
+            with contextlib.suppress(_GitError):
+                out = await self._git(
+                    [*log, usual, "--"], repo=str(mirror), seconds=self.local_timeout
+                )
+        if out is None:  # not there: the mirror's refs say which one to walk, or why none
+            ref = await self._branch_ref(mirror, repo, branch)
+            out = await self._try(
+                self._git([*log, ref, "--"], repo=str(mirror), seconds=self.local_timeout)
+            )
         try:
             commits = [_parse_log_record(r) for r in out.split(b"\0") if r.strip()]
         except ValueError as exc:
@@ -250,43 +267,24 @@ class GitSources:
         self, args: list[str], *, repo: str, seconds: float, stdin: bytes | None = None
     ) -> bytes:
         """Run git; raises _GitError (clean message) or SourceError on a timeout."""
-        creating = asyncio.ensure_future(
-            asyncio.create_subprocess_exec(
-                self.git,
-                *_GIT_CONFIG,
-                *args,
-                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=git_environment(os.environ),
-                start_new_session=True,  # so a timeout also stops ssh and other helpers
-            )
+        if self._environment is None:  # as the environment is at this instance's first call
+            self._environment = git_environment(os.environ)
+        name = args[2] if args[0] == "--git-dir" else args[0]
+        self.commands[name] += 1
+        command = GitProcess(
+            [self.git, *_GIT_CONFIG, *args], env=self._environment, stdin=stdin, seconds=seconds
         )
         try:
-            process = await asyncio.shield(creating)
-        except asyncio.CancelledError:
-            # Cancelling a subprocess half-created can hang the loop's shutdown (CPython
-            # gh-103847): let the creation finish, stop what it started, then give up.
-            process = await creating
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-            raise
-        try:
-            out, err = await asyncio.wait_for(process.communicate(stdin), seconds)
-        except TimeoutError:
-            command = args[2] if args[0] == "--git-dir" else args[0]
+            done = await command.run()
+        except GitTimeoutError:
             raise SourceError(
-                f"git {command} on {redact_url(repo)} took longer than {seconds:g} s"
+                f"git {name} on {redact_url(repo)} took longer than {seconds:g} s"
             ) from None
-        finally:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                await process.wait()
-        if process.returncode != 0:
-            raise _GitError(_clean_stderr(err, repo), redact_url(err.decode("utf-8", "replace")))
-        return out
+        if done.returncode != 0:
+            raise _GitError(
+                _clean_stderr(done.stderr, repo), redact_url(done.stderr.decode("utf-8", "replace"))
+            )
+        return done.stdout
 
 
 class _GitError(Exception):
@@ -338,6 +336,13 @@ def _clean_stderr(err: bytes, repo: str) -> str:
     kept = [line for line in lines if line and not line.startswith(_BOILERPLATE)]
     message = "; ".join(line.removeprefix("fatal: ") for line in kept[-3:])
     return redact_url(message) or "git failed without a message"
+
+
+def _plain_branch_ref(branch: str) -> str | None:
+    """``refs/heads/<branch>`` when the name holds no revision syntax (``~ ^ : @ ..``)."""
+    if _PLAIN_BRANCH.fullmatch(branch) and ".." not in branch:
+        return f"refs/heads/{branch}"
+    return None
 
 
 def _check_address(repo: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from grader.errors import StateError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 STATE_FILE = "state.sqlite3"
 
 SubmissionState = Literal["creating", "created", "final", "infra", "lost"]
@@ -161,6 +161,17 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (assignment, student_a, student_b)
     );
     """,
+    # which archive a commit became (grader/pipeline.py): an unchanged commit is not read
+    # and packaged again to learn its hash when a stored result can be reused as it is
+    5: """
+    CREATE TABLE packed (
+        repo TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        packing TEXT NOT NULL,
+        archive_sha256 TEXT NOT NULL REFERENCES archives(sha256),
+        PRIMARY KEY (repo, sha, packing)
+    );
+    """,
 }
 
 
@@ -197,6 +208,16 @@ class SubmissionRow:
     status_code: int | None
     status_name: str | None
     detail: str | None
+
+
+@dataclass(frozen=True)
+class PackedFrom:
+    """What an archive was built from: a source (redacted address), a commit, a packing
+    (``archive.packing_key``: the include/exclude globs and size cap, the format)."""
+
+    repo: str
+    sha: str
+    packing: str
 
 
 @dataclass(frozen=True)
@@ -367,11 +388,28 @@ class State:
             (run_id, assignment, student_id, repo, sha, _iso(decided_at), clock, reason),
         )
 
-    def record_archive(self, sha256: str, *, size: int, file_count: int) -> None:
-        self.db.execute(
-            "INSERT OR IGNORE INTO archives VALUES (?, ?, ?, ?)",
-            (sha256, size, file_count, _iso(self.clock())),
-        )
+    def record_archive(
+        self, sha256: str, *, size: int, file_count: int, packed: PackedFrom | None = None
+    ) -> None:
+        """An archive built, and (``packed``) the commit and packing it was built from."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO archives VALUES (?, ?, ?, ?)",
+                (sha256, size, file_count, _iso(self.clock())),
+            )
+            if packed is not None:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO packed VALUES (?, ?, ?, ?)",
+                    (packed.repo, packed.sha, packed.packing, sha256),
+                )
+
+    def packed_archive(self, packed: PackedFrom) -> str | None:
+        """The hash of the archive this commit became with this packing, if it was built."""
+        row = self.db.execute(
+            "SELECT archive_sha256 FROM packed WHERE repo = ? AND sha = ? AND packing = ?",
+            (packed.repo, packed.sha, packed.packing),
+        ).fetchone()
+        return str(row[0]) if row else None
 
     # submissions ------------------------------------------------------------------------
     def reusable_submission(self, engine: str, submission_key: str) -> SubmissionRow | None:

@@ -103,21 +103,34 @@ class Submitter:
         # first and reuses its result (with --force, only a result from this very run).
         async with self.key_locks.setdefault(target.key, asyncio.Lock()):
             last: Setback | None = None
-            row = self.state.reusable_submission(self.engine, target.key)
-            stored = self.state.result_for(row.id) if row is not None else None
-            reuse = reuse_of(
-                row, has_result=stored is not None, run_id=self.run_id, force=self.force
-            )
+            reuse, stored = self._stored(target.key)
             if isinstance(reuse, Reuse) and stored is not None:
-                self.reused += 1
-                submission = from_json(Submission, stored.result_json)
-                return Executed(submission, stored, reuse.handle.engine_id, reuse.attempts)
+                return self._reused(reuse, stored)
             if isinstance(reuse, Follow):
                 followed = await self._follow(reuse.handle, target.deadline)
                 if isinstance(followed, Executed):
                     return followed
                 last = followed
             return await self._submit(target, archive, last)
+
+    def reusable(self, key: str) -> Executed | None:
+        """The final answer stored for ``key`` that this run reuses as it is (no archive
+        needed: a rerun over an unchanged commit); None when ``execute`` must decide."""
+        reuse, stored = self._stored(key)
+        if isinstance(reuse, Reuse) and stored is not None:
+            return self._reused(reuse, stored)
+        return None
+
+    def _stored(self, key: str) -> tuple[Reuse | Follow | None, StoredResult | None]:
+        row = self.state.reusable_submission(self.engine, key)
+        stored = self.state.result_for(row.id) if row is not None else None
+        reuse = reuse_of(row, has_result=stored is not None, run_id=self.run_id, force=self.force)
+        return reuse, stored
+
+    def _reused(self, reuse: Reuse, stored: StoredResult) -> Executed:
+        self.reused += 1
+        submission = from_json(Submission, stored.result_json)
+        return Executed(submission, stored, reuse.handle.engine_id, reuse.attempts)
 
     async def _submit(
         self, target: Target, archive: Archive, last: Setback | None

@@ -109,6 +109,46 @@ def test_night_with_nothing_changed_creates_no_submission_anywhere(tiny_course: 
     assert created == 0
 
 
+def test_night_with_nothing_changed_reads_and_packages_no_commit_again(
+    tiny_course: Path,
+) -> None:
+    """Each history is fetched and listed; each commit's archive hash is known from the
+    night it was packaged, so its stored result is reused without reading its files."""
+    repos = tiny_course / "repos"
+    commit(repos / "ada", {"solution.py": GOOD}, "solve", DEADLINE - timedelta(days=2))
+    commit(repos / "bob", {"solution.py": HALF}, "try", DEADLINE - timedelta(days=1))
+    first = grade(GradeOptions(tiny_course))
+    assert first.summary.archives_built == 2
+
+    config = load_course(tiny_course)
+    request = GradeRequest(config, load_roster(config.roster), ("add",))
+    with open_state(config.state_dir) as state:
+        pipeline = Pipeline(request, state, choose_engine(config, environ={}))
+        again = asyncio.run(pipeline.run())
+
+    assert (again.archives_built, again.submissions_created, again.reused) == (0, 0, 2)
+    assert pipeline.sources.commands.keys() == {"fetch", "log"}  # one each per student
+    assert sorted(archives(again)) == sorted(archives(first.summary))
+
+
+def test_night_after_the_packing_changed_packages_every_commit_again(tiny_course: Path) -> None:
+    repos = tiny_course / "repos"
+    commit(repos / "ada", {"solution.py": GOOD, "notes.txt": "x\n"}, "solve", DEADLINE)
+    grade(GradeOptions(tiny_course))
+    toml = tiny_course / "course.toml"
+    toml.write_text(
+        toml.read_text().replace("max_points = 10\n", 'max_points = 10\nexclude = ["*.txt"]\n')
+    )
+
+    again = grade(GradeOptions(tiny_course))
+
+    assert (again.summary.archives_built, again.summary.submissions_created) == (1, 1)
+
+
+def archives(summary: RunSummary) -> list[tuple[str, str | None]]:
+    return [(o.student.student_id, o.archive_sha256) for o in summary.outcomes]
+
+
 def test_changed_instructor_tests_regrade_everyone_once(tiny_course: Path) -> None:
     repos = tiny_course / "repos"
     commit(repos / "ada", {"solution.py": GOOD}, "solve", DEADLINE - timedelta(days=2))

@@ -91,6 +91,16 @@ def test_unknown_branch_names_the_branches_there(sources: GitSources, repo: Path
         history(sources, repo, "dev")
 
 
+def test_branch_name_is_never_read_as_a_revision(sources: GitSources, repo: Path) -> None:
+    with pytest.raises(SourceError, match=r"branch 'main~1' not found in .*\(branches: main\)"):
+        history(sources, repo, "main~1")
+
+
+def test_history_of_the_default_branch_lists_no_refs(sources: GitSources, repo: Path) -> None:
+    assert len(history(sources, repo)) == len(history(sources, repo, "main")) == 3
+    assert sources.commands == {"init": 1, "fetch": 1, "log": 2}
+
+
 def test_later_run_fetches_into_the_same_mirror(tmp_path: Path, repo: Path) -> None:
     first = GitSources(tmp_path / "mirrors")
     assert len(history(first, repo)) == 3
@@ -131,6 +141,15 @@ def test_bundle_without_head_uses_its_only_branch(
     assert commits[0].subject == "Fix it"
     refs = git(sources.mirror_path(str(bundle)), "for-each-ref", "--format=%(refname)")
     assert REMOTE_HEAD not in refs
+
+
+def test_bundle_of_a_detached_head_is_read_at_that_head(
+    sources: GitSources, repo: Path, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "head-only.bundle"
+    git(repo, "checkout", "-q", "--detach")
+    git(repo, "bundle", "create", "-q", str(bundle), "HEAD")
+    assert [c.subject for c in history(sources, bundle)] == ["Fix it", "First try", "Starter"]
 
 
 def test_sample_erivera_late_fix_is_not_graded(sources: GitSources) -> None:
