@@ -22,7 +22,7 @@ from grader.records import StudentOutcome
 from grader.reports.dashboard import DASHBOARD_FILE, instructor_link
 from grader.reports.excerpt import printable
 from grader.reports.feedback import moment_text, number_text
-from grader.reports.templating import render
+from grader.reports.templating import render, write_rendered
 
 COURSE_PAGE = "index.html"
 
@@ -83,7 +83,7 @@ def write_course_page(
     out_root.mkdir(parents=True, exist_ok=True)
     path = out_root / COURSE_PAGE
     view = course_view(name, outcomes, zone=zone)
-    path.write_bytes(render("course.html.j2", view=view).encode("utf-8"))
+    write_rendered(path, render("course.html.j2", view=view).encode("utf-8"))
     return path
 
 

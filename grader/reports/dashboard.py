@@ -25,7 +25,7 @@ from grader.records import Grade, ScoredStatus, StudentOutcome, TestScore
 from grader.reports.excerpt import printable
 from grader.reports.feedback import STATUS_WORDS, moment_text, number_text
 from grader.reports.instructor import INSTRUCTOR_DIR
-from grader.reports.templating import render
+from grader.reports.templating import render, write_rendered
 from grader.roster import id_problem
 from grader.scoring.late import describe_lateness
 from grader.scoring.overrides import override_note
@@ -167,7 +167,7 @@ def write_dashboard(
     view = dashboard_view(outcomes, assignment, zone=zone, similar=similar)
     if (directory / SIMILARITY_PAGE).is_file():
         view = replace(view, similarity_page=SIMILARITY_PAGE)
-    path.write_bytes(render("dashboard.html.j2", view=view).encode("utf-8"))
+    write_rendered(path, render("dashboard.html.j2", view=view).encode("utf-8"))
     return path
 
 

@@ -24,6 +24,9 @@ _ESCAPES = re.compile(
 )
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 REPLACEMENT = "\ufffd"
+# every character _visible changes: C0 controls but tab and newline, DEL and C1, lone
+# surrogates, bidirectional controls (the rest of a text is kept as it is, at C speed)
+_UNSEEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff" + "".join(sorted(_BIDI)) + "]")
 
 Keep = Literal["head", "tail"]
 
@@ -33,7 +36,7 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def printable(text: str) -> str:
     """``text`` without terminal escapes; other controls shown as symbols (tab, newline kept)."""
     text = _ESCAPES.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    return "".join(_visible(ch) for ch in text)
+    return _UNSEEN.sub(lambda found: _visible(found.group()), text)
 
 
 def excerpt(text: str, *, max_lines: int, max_bytes: int, keep: Keep = "head") -> str:

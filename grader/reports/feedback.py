@@ -24,7 +24,7 @@ from grader.reports.student_view import (
     StudentView,
     timeout_words,
 )
-from grader.reports.templating import render
+from grader.reports.templating import render, write_rendered
 from grader.scoring.late import describe_lateness
 from grader.scoring.points import is_placeholder
 
@@ -117,7 +117,7 @@ def write_feedback(
         view = feedback_view(outcome, now=moment, zone=zone)
         for suffix in (".md", ".html"):
             path = folder / f"{stem}{suffix}"
-            path.write_bytes(render(f"feedback{suffix}.j2", view=view).encode("utf-8"))
+            write_rendered(path, render(f"feedback{suffix}.j2", view=view).encode("utf-8"))
             written.append(path)
     return written
 

@@ -26,7 +26,7 @@ from grader.reports.feedback import (
     moment_text,
     number_text,
 )
-from grader.reports.templating import render
+from grader.reports.templating import render, write_rendered
 from grader.scoring.late import describe_lateness
 from grader.scoring.overrides import override_note
 
@@ -112,7 +112,7 @@ def write_instructor_views(
         view = instructor_view(outcome, zone=zone)
         for suffix in (".md", ".html"):
             path = folder / f"{stem}{suffix}"
-            path.write_bytes(render(f"instructor{suffix}.j2", view=view).encode("utf-8"))
+            write_rendered(path, render(f"instructor{suffix}.j2", view=view).encode("utf-8"))
             written.append(path)
     return written
 

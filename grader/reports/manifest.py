@@ -19,6 +19,7 @@ from typing import Any
 from grader import __version__
 from grader.reports.feedback import file_stem
 from grader.reports.student_view import StudentView
+from grader.reports.templating import write_rendered
 
 MANIFEST_DIR = "manifest"
 MANIFEST_VERSION = 1
@@ -67,8 +68,7 @@ def write_manifests(outcomes: Iterable[StudentView], directory: Path) -> list[Pa
     for outcome in outcomes:
         path = folder / f"{file_stem(outcome.student.student_id)}.json"
         data = render_manifest(outcome)
-        if not path.is_file() or path.read_bytes() != data:
-            path.write_bytes(data)
+        write_rendered(path, data)
         written.append(path)
     return written
 

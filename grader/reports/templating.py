@@ -63,6 +63,18 @@ def render(template: str, **context: object) -> str:
     return environment().get_template(template).render(**context)
 
 
+def write_rendered(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` unless the file holds exactly that already: a run that
+    changed nothing rewrites none of its hundreds of pages (each rewrite is a truncation
+    the file system flushes)."""
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return
+    except FileNotFoundError:
+        pass
+    path.write_bytes(data)
+
+
 def markdown_inline(text: object) -> str:
     """Text that Markdown shows literally on one line: markup characters backslash-escaped."""
     flat = " ".join(str(text).split())

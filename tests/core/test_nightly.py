@@ -145,6 +145,20 @@ def test_night_after_the_packing_changed_packages_every_commit_again(tiny_course
     assert (again.summary.archives_built, again.summary.submissions_created) == (1, 1)
 
 
+def test_night_with_nothing_changed_rewrites_no_page(tiny_course: Path) -> None:
+    commit(tiny_course / "repos" / "ada", {"solution.py": GOOD}, "solve", DEADLINE)
+    grade(GradeOptions(tiny_course))
+    out = tiny_course / "out"
+    pages = [p for p in out.rglob("*") if p.suffix in (".md", ".html", ".json")]
+    assert len(pages) > 6  # feedback, instructor views, manifests, dashboard, course page
+    for page in pages:
+        os.utime(page, ns=(0, 0))
+
+    grade(GradeOptions(tiny_course))
+
+    assert [p for p in pages if p.stat().st_mtime_ns != 0] == []
+
+
 def archives(summary: RunSummary) -> list[tuple[str, str | None]]:
     return [(o.student.student_id, o.archive_sha256) for o in summary.outcomes]
 

@@ -39,6 +39,16 @@ def test_printable_text_has_no_control_or_direction_characters(text: str) -> Non
     shown.encode("utf-8")  # always encodable
 
 
+@given(
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters=BIDI)
+        | st.sampled_from("\n\t")
+    )
+)
+def test_printable_keeps_text_without_controls_as_it_is(text: str) -> None:
+    assert printable(text) == text
+
+
 def test_short_output_comes_back_whole() -> None:
     assert excerpt("one\ntwo\n", max_lines=5, max_bytes=100) == "one\ntwo"
 
