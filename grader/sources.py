@@ -3,7 +3,10 @@
 Every repository (URL, local repository or bundle file: a bundle is an ordinary fetch
 source) gets a bare mirror under ``mirrors_dir``, in a folder named after a hash of its
 address with credentials removed. The mirror is created once and fetched on later runs
-(once per ``GitSources``, so two assignments reading one repository fetch it once). The
+(once per ``GitSources``, so two assignments reading one repository fetch it once); a
+later run first asks the remote for the tip of the ref it walks (``git ls-remote``), and
+when that tip has not moved it takes the history stored at the last walk
+(``grader/histories.py``) without fetching. The
 address is passed on each fetch and never written into the mirror, so a token in a URL
 stays out of the disk; it is also removed from every message.
 
@@ -37,6 +40,7 @@ from grader.commits import Commit, CommitChoice, pick_commit_at, utc_from_timest
 from grader.errors import ArchiveError, SourceError
 from grader.folders import folder_digest, folder_files, plain_folder
 from grader.gitprocess import GitProcess, GitTimeoutError
+from grader.histories import advertised_tips, store_history, stored_history
 from grader.roster import is_remote
 
 __all__ = [
@@ -106,17 +110,21 @@ class GitSources:
         if folder is not None:
             sha, time = await asyncio.to_thread(folder_digest, folder, self.max_read_bytes)
             return [Commit(sha, time, f"snapshot of {folder.name}", snapshot=True)]
-        mirror = await self._sync(repo)
-        log = ["--git-dir", str(mirror), "log", "--first-parent", "-z", _LOG_FORMAT]
-        # the usual case first, with no listing of refs: the branch asked for (a plain
+        # the usual ref first, with no listing of refs: the branch asked for (a plain
         # name, never read as a revision), or the remote's HEAD
         usual = REMOTE_HEAD if branch is None else _plain_branch_ref(branch)
+        unchanged = await self._unchanged_history(repo, usual)
+        if unchanged is not None:
+            return unchanged
+        mirror = await self._sync(repo)
+        log = ["--git-dir", str(mirror), "log", "--first-parent", "-z", _LOG_FORMAT]
         out = None
         if usual is not None:
             with contextlib.suppress(_GitError):
                 out = await self._git(
                     [*log, usual, "--"], repo=str(mirror), seconds=self.local_timeout
                 )
+        walked_usual = out is not None
         if out is None:  # not there: the mirror's refs say which one to walk, or why none
             ref = await self._branch_ref(mirror, repo, branch)
             out = await self._try(
@@ -128,7 +136,29 @@ class GitSources:
             raise SourceError(f"unreadable history ({exc})") from None
         if not commits:
             raise SourceError(f"{redact_url(repo)} has no commits")
+        if usual is not None and walked_usual:
+            store_history(mirror, usual, commits)
         return commits
+
+    async def _unchanged_history(self, repo: str, ref: str | None) -> list[Commit] | None:
+        """The stored history of ``ref`` when the remote still advertises the tip it had at
+        its last walk: one ``ls-remote`` instead of a fetch and a log. None: fetch."""
+        mirror = self.mirror_path(repo)
+        if ref is None or mirror in self._synced or not (mirror / "HEAD").is_file():
+            return None
+        stored = stored_history(mirror, ref)
+        if stored is None:
+            return None
+        _check_address(repo)
+        name = "HEAD" if ref == REMOTE_HEAD else ref
+        try:
+            listing = await self._git(
+                ["ls-remote", "--", repo, name], repo=repo, seconds=self.fetch_timeout
+            )
+        except _GitError:
+            return None  # the fetch says what is wrong, as it always did
+        tip, commits = stored
+        return commits if advertised_tips(listing).get(name) == tip else None
 
     async def files(self, repo: str, sha: str) -> list[WorkspaceFile]:
         """Every file of commit ``sha`` (paths, modes, symlink targets, contents)."""

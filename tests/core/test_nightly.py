@@ -112,8 +112,9 @@ def test_night_with_nothing_changed_creates_no_submission_anywhere(tiny_course: 
 def test_night_with_nothing_changed_reads_and_packages_no_commit_again(
     tiny_course: Path,
 ) -> None:
-    """Each history is fetched and listed; each commit's archive hash is known from the
-    night it was packaged, so its stored result is reused without reading its files."""
+    """Each remote still advertises the tip its history was walked at, and each commit's
+    archive hash is known from the night it was packaged: the stored results are reused
+    without fetching, walking or reading anything."""
     repos = tiny_course / "repos"
     commit(repos / "ada", {"solution.py": GOOD}, "solve", DEADLINE - timedelta(days=2))
     commit(repos / "bob", {"solution.py": HALF}, "try", DEADLINE - timedelta(days=1))
@@ -127,7 +128,8 @@ def test_night_with_nothing_changed_reads_and_packages_no_commit_again(
         again = asyncio.run(pipeline.run())
 
     assert (again.archives_built, again.submissions_created, again.reused) == (0, 0, 2)
-    assert pipeline.sources.commands.keys() == {"fetch", "log"}  # one each per student
+    # each remote is asked whether its tip moved; none did: no fetch, log or tree read
+    assert pipeline.sources.commands == {"ls-remote": 2}
     assert sorted(archives(again)) == sorted(archives(first.summary))
 
 

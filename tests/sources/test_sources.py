@@ -17,6 +17,7 @@ import pytest
 from grader.archive import build_archive
 from grader.config import load_course
 from grader.errors import ArchiveError, SourceError
+from grader.histories import HISTORY_FILE
 from grader.roster import load_roster, repo_for
 from grader.sources import REMOTE_HEAD, Commit, GitSources, git_environment, pick_commit_at
 from tests.support.repos import commit, git
@@ -99,6 +100,34 @@ def test_branch_name_is_never_read_as_a_revision(sources: GitSources, repo: Path
 def test_history_of_the_default_branch_lists_no_refs(sources: GitSources, repo: Path) -> None:
     assert len(history(sources, repo)) == len(history(sources, repo, "main")) == 3
     assert sources.commands == {"init": 1, "fetch": 1, "log": 2}
+
+
+def test_later_run_asks_the_remote_and_reuses_the_history_of_an_unmoved_tip(
+    tmp_path: Path, repo: Path
+) -> None:
+    first = history(GitSources(tmp_path / "mirrors"), repo)
+    later = GitSources(tmp_path / "mirrors")
+    assert history(later, repo) == first
+    assert later.commands == {"ls-remote": 1}  # no fetch, no log
+
+
+def test_later_run_fetches_a_moved_tip_and_a_moved_remote_head(tmp_path: Path, repo: Path) -> None:
+    history(GitSources(tmp_path / "mirrors"), repo)
+    commit(repo, {"solution.py": "x = 4\n"}, "Later", T0 + timedelta(hours=3))
+    moved = GitSources(tmp_path / "mirrors")
+    assert history(moved, repo)[0].subject == "Later"
+    assert moved.commands == {"ls-remote": 1, "fetch": 1, "log": 1}
+    git(repo, "checkout", "-q", "-b", "other", "HEAD~2")  # HEAD now names another branch
+    assert history(GitSources(tmp_path / "mirrors"), repo)[0].subject == "First try"
+
+
+def test_unreadable_stored_history_means_a_fetch(tmp_path: Path, repo: Path) -> None:
+    first = GitSources(tmp_path / "mirrors")
+    history(first, repo)
+    (first.mirror_path(str(repo)) / HISTORY_FILE).write_text('{"refs/grader/remote-head": 1}')
+    again = GitSources(tmp_path / "mirrors")
+    assert len(history(again, repo)) == 3
+    assert again.commands == {"fetch": 1, "log": 1}
 
 
 def test_later_run_fetches_into_the_same_mirror(tmp_path: Path, repo: Path) -> None:
