@@ -189,6 +189,26 @@ def test_gate_queues_one_behind_each_execution_when_the_engine_caps_itself() -> 
     assert gate_peak(engine, 8) == 6  # 3 executing, 3 waiting in the engine's queue
 
 
+def test_gate_wakes_one_waiter_per_freed_slot() -> None:
+    engine = FakeEngine()
+    engine.all, engine.free = 200, 1  # one slot: every other job waits its turn
+
+    async def go() -> tuple[int, int]:
+        async with make_client(engine, Sleeps()) as c:
+            gate = ExecutionGate(c, 8)
+
+            async def job() -> None:
+                async with gate.slot():
+                    await asyncio.sleep(0.001)
+
+            await asyncio.gather(*(job() for _ in range(60)))
+            return gate.peak, gate.waits
+
+    peak, waits = run(go())
+    assert peak == 1
+    assert waits < 2 * 60  # each waits about once; waking all at each release: ~60 * 60 / 2
+
+
 def test_gate_rereads_stats_and_always_lets_one_run() -> None:
     engine = FakeEngine()
     engine.free = 0
