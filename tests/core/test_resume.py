@@ -117,4 +117,6 @@ def test_killed_grader_follows_its_submissions_again_on_a_served_engine(
     assert all(r.state == "final" for r in rows if r.engine_id in left)  # followed, not redone
     with_id = [r for r in rows if r.engine_id is not None]
     assert len(with_id) == len({r.archive_sha256 for r in with_id}) == GRADABLE
-    assert len(engine_submissions(data)) == GRADABLE  # the engine ran nothing twice
+    # the engine ran nothing twice, but for the one submission a SIGKILL may orphan
+    # (created, its id not yet stored: the bound the crash suite checks too)
+    assert GRADABLE <= len(engine_submissions(data)) <= GRADABLE + 1
