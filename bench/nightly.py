@@ -49,7 +49,8 @@ def main() -> int:
     )
     print(
         f"  second run: {two.wall:7.1f} s, {created} submissions created (must be 0),"
-        f" {second.summary.reused} reused, {graded_count(second)}/{n} graded"
+        f" {second.summary.reused} reused, {second.summary.archives_built} archives built,"
+        f" {graded_count(second)}/{n} graded"
     )
     print(
         f"    {two.wall / n * 1000:.1f} ms per student; {two.wall / one.wall:.2f} of the first"
