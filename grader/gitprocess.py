@@ -3,9 +3,11 @@
 ``asyncio.create_subprocess_exec`` costs the grader about twice the CPU of a plain
 ``subprocess.Popen`` and three times the wall time on Python 3.11 (a new thread per
 child to wait for it, pipes wired through the loop), and a grading run starts several
-git commands per student. Here the command runs with ``Popen.communicate`` in the loop's
-default executor; the coroutine awaiting it can still be cancelled: ``stop`` kills the
-command's process group (or keeps it from starting), so the thread ends at once.
+git commands per student. Here the command runs with ``Popen.communicate`` in a thread
+of git's own pool (not the loop's default executor, where a slow network fetch would
+hold up the DNS look-ups of the engine's HTTP client); the coroutine awaiting it can
+still be cancelled: ``stop`` kills the command's process group (or keeps it from
+starting), so the thread ends at once.
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ import signal
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+GIT_THREADS = 16  # more than the pipeline runs at once (4 fetches and 4 reads)
+_THREADS = ThreadPoolExecutor(max_workers=GIT_THREADS, thread_name_prefix="grader-git")
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class GitProcess:
     async def run(self) -> Finished:
         """Run to the end; raises ``GitTimeoutError``, or ``CancelledError`` after stopping it."""
         try:
-            return await asyncio.to_thread(self._run)
+            return await asyncio.get_running_loop().run_in_executor(_THREADS, self._run)
         except asyncio.CancelledError:
             self.stop()
             raise

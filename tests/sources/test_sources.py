@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -128,6 +129,23 @@ def test_unreadable_stored_history_means_a_fetch(tmp_path: Path, repo: Path) -> 
     again = GitSources(tmp_path / "mirrors")
     assert len(history(again, repo)) == 3
     assert again.commands == {"fetch": 1, "log": 1}
+
+
+def test_git_never_waits_for_the_loops_default_executor(sources: GitSources, repo: Path) -> None:
+    """The default executor also resolves the engine's host names: git has threads of its own."""
+
+    async def go() -> list[Commit]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(1))
+        release = threading.Event()
+        busy = loop.run_in_executor(None, release.wait, 60)  # its one thread taken
+        try:
+            return await asyncio.wait_for(sources.history(str(repo)), 30)
+        finally:
+            release.set()
+            await busy
+
+    assert len(asyncio.run(go())) == 3
 
 
 def test_later_run_fetches_into_the_same_mirror(tmp_path: Path, repo: Path) -> None:
