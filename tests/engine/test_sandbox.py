@@ -443,6 +443,8 @@ def test_the_copy_of_etc_is_made_once_and_again_when_the_host_changes(
     (host / "localtime").symlink_to("/usr/share/zoneinfo/UTC")
     monkeypatch.setattr(tmpfs, "ETC", host)
     monkeypatch.setattr(tmpfs, "_ETC", {})
+    monkeypatch.setattr(tmpfs, "_ETC_CHECKED", {})
+    monkeypatch.setattr(tmpfs, "ETC_RECHECK_SECONDS", 0.0)
     first = tmpfs.system_etc(False)
     assert tmpfs.system_etc(False) == first
     assert (first / "ld.so.conf.d" / "a.conf").read_text() == "/opt/a\n"
@@ -450,6 +452,9 @@ def test_the_copy_of_etc_is_made_once_and_again_when_the_host_changes(
     assert (first / "passwd").read_text() == "" and first.is_mount()
     (host / "hosts").unlink()
     (host / "hosts").write_text("127.0.0.1 changed\n")
+    monkeypatch.setattr(tmpfs, "ETC_RECHECK_SECONDS", 3600.0)
+    assert tmpfs.system_etc(False) == first  # not compared again within the hour
+    monkeypatch.setattr(tmpfs, "ETC_RECHECK_SECONDS", 0.0)
     second = tmpfs.system_etc(False)
     assert second != first and (second / "hosts").read_text() == "127.0.0.1 changed\n"
     for folder in (first, second):

@@ -37,6 +37,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
@@ -130,7 +131,9 @@ def cell_area(
 
 ETC = Path("/etc")  # the host's
 ETC_BYTES, ETC_ENTRIES = 64 * 1024 * 1024, 65536  # caps of the copies' tmpfs (a few MB)
+ETC_RECHECK_SECONDS = 5.0  # how often the host's pieces are compared with the copy
 _ETC: dict[bool, tuple[tuple[tuple[int, int], ...], Path]] = {}
+_ETC_CHECKED: dict[bool, float] = {}
 _ETC_MAKING = threading.Lock()
 
 
@@ -138,12 +141,17 @@ def system_etc(network: bool) -> Path:
     """A folder of copies of the host's ``/etc`` pieces (``layout.etc_pieces``), with empty
     ``passwd`` and ``group`` files for the cell's own to be bound over, on a tmpfs of its
     own (so the sandbox's mountinfo names no host folder for it). Made once per engine
-    process and network setting; made anew when a piece changes on the host (the old copy
-    stays mounted for stages that are starting with it, until the engine ends)."""
-    names = etc_pieces(network, ETC)
-    stamp = tuple(_stamp(ETC / name) for name in names)
+    process and network setting; made anew when a piece changes on the host, noticed
+    within ``ETC_RECHECK_SECONDS`` (the old copy stays mounted for stages that are
+    starting with it, until the engine ends)."""
     with _ETC_MAKING:
         made = _ETC.get(network)
+        now = time.monotonic()
+        if made is not None and now < _ETC_CHECKED.get(network, 0) + ETC_RECHECK_SECONDS:
+            return made[1]
+        names = etc_pieces(network, ETC)
+        stamp = tuple(_stamp(ETC / name) for name in names)
+        _ETC_CHECKED[network] = now
         if made is not None and made[0] == stamp:
             return made[1]
         try:
