@@ -269,6 +269,11 @@ def base_env(home: str, toolkit: str, tmp: str) -> dict[str, str]:
     }
 
 
+PRLIMIT_OPTIONS = {resource.RLIMIT_AS: "as", resource.RLIMIT_NPROC: "nproc",
+                   resource.RLIMIT_NOFILE: "nofile", resource.RLIMIT_FSIZE: "fsize",
+                   resource.RLIMIT_CPU: "cpu", resource.RLIMIT_CORE: "core"}  # fmt: skip
+
+
 def launch(
     uid: int | None,
     limits: Limits,
@@ -291,11 +296,8 @@ def launch(
             "--no-new-privs",
             "--",
         ]
-    names = {resource.RLIMIT_AS: "as", resource.RLIMIT_NPROC: "nproc",
-             resource.RLIMIT_NOFILE: "nofile", resource.RLIMIT_FSIZE: "fsize",
-             resource.RLIMIT_CPU: "cpu", resource.RLIMIT_CORE: "core"}  # fmt: skip
     cap = [which("prlimit")]
-    cap += [f"--{names[key]}={value}" for key, value in stage_rlimits(limits, timeout)]
+    cap += [f"--{PRLIMIT_OPTIONS[key]}={value}" for key, value in stage_rlimits(limits, timeout)]
     return [*drop, *([*cap, "--"] if prlimit else []), *command_argv(command)]
 
 

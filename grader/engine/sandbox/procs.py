@@ -34,6 +34,17 @@ def is_zombie(pid: str) -> bool:
     return stat[stat.rindex(")") + 2 :].startswith(("Z", "X"))
 
 
+def code_layout(pid: int | str) -> list[str]:
+    """Where process ``pid``'s code and stack are (stat fields 26-28: startcode, endcode,
+    startstack; ``[]`` if it cannot be read): a fork that has not exec'd yet has its
+    parent's, which no exec'd program has under ASLR."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2 :].split()[23:26]
+    except (OSError, ValueError):
+        return []
+
+
 def stage_processes(uid: int | None, root: int) -> list[int]:
     """The stage's processes: by its uid, or (not root) by descent from ``root``."""
     if uid is not None:

@@ -59,6 +59,7 @@ from grader.engine.sandbox.layout import (
     plan,
     stage_rlimits,
 )
+from grader.engine.sandbox.procs import code_layout
 from grader.errors import SandboxError
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
@@ -177,7 +178,6 @@ class Sandboxed:
         self, pid: int, report: int, stdout: IO[bytes] | None, stderr: IO[bytes] | None
     ) -> None:
         self.pid, self.report = pid, report
-        self.stdin: IO[bytes] | None = None
         self.stdout, self.stderr = stdout, stderr
         self.returncode: int | None = None
         self.wait_status: int | None = None
@@ -189,7 +189,7 @@ class Sandboxed:
     def status(self, *, block: bool) -> int | None:
         """pid 1's wait status once it ended (``None``: still running; ``block``: wait)."""
         if self.wait_status is None:
-            if not block and not select.select([self.report], [], [], 0)[0]:
+            if not block and not _readable([self.report], 0):
                 return None
             record = _read_record(self.report, None)
             if record is None or record < 0:
@@ -211,7 +211,7 @@ class Sandboxed:
         read: dict[int, bytes] = dict.fromkeys(pipes, b"")
         while pipes:
             left = deadline - time.monotonic()
-            ready = select.select(list(pipes), [], [], max(left, 0))[0] if left > 0 else []
+            ready = _readable(list(pipes), left) if left > 0 else []
             if not ready:
                 raise subprocess.TimeoutExpired("sandbox", timeout)
             for fd in ready:
@@ -307,6 +307,15 @@ def start(
     return Sandboxed(pid, report, kept.get("stdout"), kept.get("stderr"))
 
 
+def _readable(fds: list[int], seconds: float) -> list[int]:
+    """Those of ``fds`` with something to read (or at their end) within ``seconds``; by
+    poll, not select(), which refuses descriptors past 1023."""
+    waiting = select.poll()
+    for fd in fds:
+        waiting.register(fd, select.POLLIN)
+    return [fd for fd, _ in waiting.poll(seconds * 1000)]
+
+
 def _read_record(fd: int, timeout: float | None) -> int | None:
     """One record of the status pipe (``None``: it closed first). Raises
     ``SandboxError`` past ``timeout`` seconds."""
@@ -354,7 +363,7 @@ class Zygote:
             theirs.close()
         self.socket = mine
         self.sending = threading.Lock()
-        self.layout = _stat_layout(self.process.pid)
+        self.layout = code_layout(self.process.pid)
 
     @classmethod
     def get(cls) -> Zygote:
@@ -379,14 +388,6 @@ def zygote_layout() -> list[str]:
     with them is a fork of it that has not exec'd yet (pid 1, or a stage about to)."""
     current = Zygote._current
     return current.layout if current is not None else []
-
-
-def _stat_layout(pid: int) -> list[str]:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2 :].split()[23:26]
-    except (OSError, ValueError):
-        return []
 
 
 def fork() -> int:

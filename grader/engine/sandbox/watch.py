@@ -30,7 +30,7 @@ from grader.engine.sandbox.layout import (
     stage_argv,
     stage_rlimits,
 )
-from grader.engine.sandbox.procs import memory_kb, stage_processes, sweep
+from grader.engine.sandbox.procs import code_layout, memory_kb, stage_processes, sweep
 from grader.engine.sandbox.spawn import Sandboxed, zygote_layout
 from grader.engine.sandbox.syscalls import bpf_program
 from grader.engine.sandbox.tmpfs import capped
@@ -38,7 +38,6 @@ from grader.engine.spec import Cancel
 from grader.errors import SandboxError
 
 POLL_SECONDS = 0.05  # memory, time and cancel checks
-_LAYOUT = slice(23, 26)  # stat fields 26-28 after the command: startcode, endcode, startstack
 DISK_POLL_SECONDS = POLL_SECONDS  # at least; a slow walk (many files) spaces them out
 MAX_FILES = WORK_FILES  # entries in the writable folders; more is a disk-limit kill
 
@@ -149,10 +148,11 @@ def start(
     **options: Any,
 ) -> Process:
     """Start ``command`` confined in ``cell``, in a session of its own (in ``group``'s
-    cgroups, joined before the sandbox starts: ``Group.join_prefix``, or by the unshare
-    cell's pid 1 itself, ``Group.join_files``).
+    cgroups, joined before the stage runs: by the engine while bubblewrap's sandboxed
+    process waits, ``_hold_and_release``, or by the unshare cell's pid 1 itself,
+    ``Group.join_files``).
 
-    The unshare cell is built by the engine's own forked child (``spawn``), which loads
+    The unshare cell is built by a forked child of the engine's zygote (``spawn``), which loads
     the seccomp filter last, right before the stage's exec. bubblewrap's options (host
     paths: the mounts' sources) go through a file descriptor (``--args``), so the
     sandbox's pid 1, bubblewrap itself, shows none of them in /proc/1/cmdline; the
@@ -551,23 +551,11 @@ def disk_usage(cell: Cell, pids: Sequence[int]) -> tuple[int, int, bool]:
     return used, files, full
 
 
-def _layout(stat: str) -> list[str]:
-    return stat[stat.rindex(")") + 2 :].split()[_LAYOUT]
-
-
-try:
-    _ENGINE_LAYOUT = _layout(Path("/proc/self/stat").read_text())
-except (OSError, ValueError):
-    _ENGINE_LAYOUT = []
+_ENGINE_LAYOUT = code_layout("self")
 
 
 def _is_engine_fork(pid: int) -> bool:
     """``pid`` is still a copy of this engine or of its zygote (forked, not yet exec'd): its
     memory is ours."""
-    try:
-        layout = _layout(Path(f"/proc/{pid}/stat").read_text())
-    except (OSError, ValueError):
-        return False
-    return layout in ([_ENGINE_LAYOUT] if _ENGINE_LAYOUT else []) + [zygote_layout()] and (
-        bool(layout)
-    )
+    layout = code_layout(pid)
+    return bool(layout) and layout in (_ENGINE_LAYOUT, zygote_layout())
