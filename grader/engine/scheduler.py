@@ -1,9 +1,15 @@
-"""Execution slots and the queue of waiting submissions.
+"""Execution slots, the queue of waiting submissions and their turns on a slot.
 
-Slots are shared: a running submission and a running workspace each hold one. Waiting
-submissions (status 0) hold none; the scheduler starts the oldest one whenever a slot is
-free. Workspaces never wait: without a free slot their creation is refused (409).
-Everything here runs on the event loop's thread.
+Slots are shared: a submission's running stages and a running workspace each hold one.
+Waiting submissions (status 0) hold none. The scheduler starts the oldest ones while
+fewer than ``slots + lookahead`` are started: a started submission is prepared (its
+folders, its cell, its first stage's sandbox) without a slot, then asks for its turn
+(``spec.Turn``); slots are granted in the order submissions started, whenever one is free
+(a younger submission that is ready waits for an older one still being prepared).
+Its runner gives the slot back when its last stage ends, before the folders are taken
+down, so a freed slot goes straight to a submission that is ready to run. Workspaces
+never wait: without a free slot their creation is refused (409). Everything here runs
+on the event loop's thread.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+
+from grader.engine.spec import Turn
 
 log = logging.getLogger("grader.engine")
 
@@ -45,13 +53,26 @@ class Slots:
 
 
 class Scheduler:
-    """Runs ``job(submission_id)`` for queued ids, one per free slot, oldest first."""
+    """Runs ``job(submission_id)`` for queued ids, oldest first, ``lookahead`` of them
+    ahead of a free slot; ``on_grant(submission_id)`` runs when one gets its slot."""
 
-    def __init__(self, slots: Slots, job: Job) -> None:
+    def __init__(
+        self,
+        slots: Slots,
+        job: Job,
+        *,
+        lookahead: int = 0,
+        on_grant: Callable[[int], None] = lambda submission_id: None,
+    ) -> None:
         self.slots = slots
+        self.lookahead = lookahead
         self._job = job
+        self._on_grant = on_grant
         self._queue: deque[int] = deque()
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._turns: dict[int, Turn] = {}
+        self._unslotted: deque[int] = deque()  # started, no slot yet: oldest first
+        self._asking: dict[int, Turn] = {}
         self._closed = False
 
     @property
@@ -63,33 +84,90 @@ class Scheduler:
         return tuple(self._tasks)
 
     def submit(self, submission_id: int) -> None:
-        """Queue a submission and start it at once if a slot is free."""
+        """Queue a submission and start it at once if it may be prepared now."""
         self._queue.append(submission_id)
         self.pump()
 
     def pump(self) -> None:
-        """Start queued submissions while slots are free (call after a slot is released)."""
-        while self._queue and not self._closed and self.slots.try_take():
+        """Grant free slots to waiting turns, then start queued submissions while fewer
+        than ``slots + lookahead`` are started (call after a slot is released)."""
+        self._grant()
+        while (
+            self._queue
+            and not self._closed
+            and len(self._tasks) < self.slots.total + self.lookahead
+        ):
             submission_id = self._queue.popleft()
+            self._unslotted.append(submission_id)
             task = asyncio.get_running_loop().create_task(
                 self._run(submission_id), name=f"submission-{submission_id}"
             )
             self._tasks[submission_id] = task
+
+    def turn(self, submission_id: int) -> Turn:
+        """The turn of a started submission, for its runner thread (made once per job)."""
+        loop = asyncio.get_running_loop()
+
+        def ask(turn: Turn) -> None:
+            if not _on_loop(loop, self._ask, turn):
+                turn.abort()  # the loop is gone: so is the engine
+
+        def give_back(turn: Turn) -> None:
+            _on_loop(loop, self._give_back, turn)  # a closed loop has no slots left to free
+
+        turn = Turn(submission_id, ask, give_back)
+        self._turns[submission_id] = turn
+        return turn
+
+    def _ask(self, turn: Turn) -> None:
+        if self._closed or self._turns.get(turn.submission_id) is not turn:
+            turn.abort()  # the engine is stopping (or the job already ended)
+            return
+        self._asking[turn.submission_id] = turn
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._unslotted and self._unslotted[0] in self._asking and self.slots.try_take():
+            turn = self._asking.pop(self._unslotted.popleft())
+            self._on_grant(turn.submission_id)
+            turn.grant()
+
+    def _give_back(self, turn: Turn) -> None:
+        if turn.holding:
+            turn.holding = False
+            self.slots.release()
+            self.pump()
 
     async def _run(self, submission_id: int) -> None:
         try:
             await self._job(submission_id)
         finally:
             self._tasks.pop(submission_id, None)
-            self.slots.release()
+            if submission_id in self._unslotted:  # it ended without asking for a slot
+                self._unslotted.remove(submission_id)
+            self._asking.pop(submission_id, None)
+            turn = self._turns.pop(submission_id, None)
+            if turn is not None:
+                turn.abort()  # a runner still waiting (it cannot be: its job has ended)
+                self._give_back(turn)
             self.pump()
+
+    def abort_turns(self) -> None:
+        """Stopping: no more slots are granted; runners still waiting for one give up."""
+        self._closed = True
+        for turn in self._asking.values():
+            turn.abort()
+        self._asking.clear()
+        for turn in self._turns.values():
+            if not turn.granted:
+                turn.abort()
 
     async def close(self, wait_seconds: float) -> tuple[int, ...]:
         """Start nothing more; wait up to ``wait_seconds`` for running jobs.
 
         Returns the ids still running after the wait (their jobs are cancelled).
         """
-        self._closed = True
+        self.abort_turns()
         tasks = list(self._tasks.values())
         if not tasks:
             return ()
@@ -101,3 +179,12 @@ class Scheduler:
         if stuck:
             log.warning("submissions %s did not stop within %.0f s", stuck, wait_seconds)
         return stuck
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, call: Callable[[Turn], None], turn: Turn) -> bool:
+    """Hand ``call(turn)`` to ``loop`` from any thread; False if the loop is closed."""
+    try:
+        loop.call_soon_threadsafe(call, turn)
+    except RuntimeError:
+        return False
+    return True

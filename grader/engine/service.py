@@ -32,7 +32,7 @@ from grader.engine.environments import Environments
 from grader.engine.sandbox import sweep_dead_engines
 from grader.engine.scheduler import Scheduler, Slots
 from grader.engine.settings import EngineConfig
-from grader.engine.spec import STAGE_ORDER, Cancel, RunOutcome, RunSpec
+from grader.engine.spec import STAGE_ORDER, Cancel, RunOutcome, RunSpec, Turn, TurnAbortedError
 from grader.engine.store import Finished, StageRecord, Store, SubmissionRecord
 from grader.engine.trash import Trash
 from grader.engine.uploads import UploadLimits, unpack_workspace
@@ -57,11 +57,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def default_runner(spec: RunSpec, cancel: Cancel) -> RunOutcome:
-    """The sandboxed runner, imported when first used."""
+def default_runner(spec: RunSpec, cancel: Cancel, turn: Turn) -> RunOutcome:
+    """The sandboxed runner, imported when first used: it takes ``turn`` right before its
+    first stage's command runs and gives it back after the last stage."""
     # Imported by name: the runner is the other half of the engine and loads the sandbox.
     runner = importlib.import_module("grader.engine.runner")
-    outcome: RunOutcome = runner.run_submission(spec, cancel=cancel)
+    outcome: RunOutcome = runner.run_submission(spec, cancel=cancel, turn=turn)
     return outcome
 
 
@@ -88,16 +89,23 @@ class Engine:
     ) -> None:
         self.config = config
         self.clock = clock
-        self._runner = runner or default_runner
+        self._runner = runner  # None: the sandboxed runner (``default_runner``)
         self.store = Store(config.data_dir)
         self.trash = Trash(self.store.trash_dir)
         self.environments = Environments(config.data_dir / "environments")
         self.slots = Slots(config.slot_count)
-        self.scheduler = Scheduler(self.slots, self._execute)
+        # one submission prepared ahead per slot: a freed slot runs it at once
+        self.scheduler = Scheduler(
+            self.slots,
+            self._execute,
+            lookahead=config.slot_count,
+            on_grant=lambda sid: self.store.set_status(sid, StatusCode.EXECUTION),
+        )
         self.workspaces = Workspaces(
             self.store, self.slots, clock, config.projects_dir, config.workspace_lifetime_minutes
         )
-        self._runners = ThreadPoolExecutor(config.slot_count, thread_name_prefix="engine-run")
+        # a thread per started submission: those running and those prepared ahead
+        self._runners = ThreadPoolExecutor(2 * config.slot_count, thread_name_prefix="engine-run")
         self._files = ThreadPoolExecutor(2, thread_name_prefix="engine-files")
         self._cancels: dict[int, Cancel] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -258,9 +266,12 @@ class Engine:
             )
 
     async def _prepare_run_record(self, submission_id: int) -> None:
-        """Prepare, run in a worker thread, record."""
+        """Prepare, run in a worker thread (which waits for a slot), record.
+
+        The submission stays waiting (0) until its turn on a slot is granted (then 2:
+        executing); if the engine stops before that, nothing of it ran and it waits again.
+        """
         record = self.submission(submission_id)
-        self.store.set_status(submission_id, StatusCode.PREPARATION)
         loop = asyncio.get_running_loop()
         try:
             spec = await self._in_files(self._prepare, record)
@@ -277,16 +288,17 @@ class Engine:
         if self._stopped:
             # The engine began stopping while this one was prepared: nothing ran yet,
             # so it waits again and runs after the next start.
-            self.store.set_status(submission_id, StatusCode.WAITING)
             return
-        self.store.set_status(submission_id, StatusCode.EXECUTION)
         spec = replace(spec, environment=environment)
         cancel = Cancel()
+        turn = self.scheduler.turn(submission_id)
         self._cancels[submission_id] = cancel
         try:
-            outcome = await loop.run_in_executor(self._runners, self._run, spec, cancel)
+            outcome = await loop.run_in_executor(self._runners, self._run, spec, cancel, turn)
         finally:
             self._cancels.pop(submission_id, None)
+        if outcome is None:  # the engine stopped before its turn: it waits again (status 0)
+            return  # (its upload is kept; the next start sets its work folder aside)
         finished, notes = _finished_from(outcome)
         sizes = await self._in_files(self._collect, submission_id, outcome, notes)
         self.store.finish_submission(submission_id, finished, sizes, self.clock())
@@ -307,10 +319,16 @@ class Engine:
             record.id, project, scenario, upload_dir=upload_dir, work_dir=work_dir
         )
 
-    def _run(self, spec: RunSpec, cancel: Cancel) -> RunOutcome | str:
-        """The runner's outcome, or why there is none (an engine fault, status 20)."""
+    def _run(self, spec: RunSpec, cancel: Cancel, turn: Turn) -> RunOutcome | str | None:
+        """The runner's outcome, why there is none (an engine fault, status 20), or None:
+        the engine stopped before the submission's turn came, and nothing of it ran."""
         try:
+            if self._runner is None:
+                return default_runner(spec, cancel, turn)
+            turn.take()  # a runner of the caller's own runs once its slot is granted
             return self._runner(spec, cancel)
+        except TurnAbortedError:
+            return None
         except ImportError as exc:
             return f"the local runner is not available: {exc}"
         except Exception as exc:

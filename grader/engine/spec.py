@@ -9,7 +9,7 @@ are plain values, so each side is tested on its own with real files.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,3 +122,56 @@ class Cancel:
 
     def wait(self, timeout: float) -> bool:
         return self._event.wait(timeout)
+
+
+class TurnAbortedError(Exception):
+    """The engine stopped before the submission's turn on a slot came: nothing of it ran."""
+
+
+class Turn:
+    """A submission's turn on an execution slot, taken and given back by its runner thread.
+
+    The engine prepares a queued submission before a slot is free: its folders, its cell
+    and its first stage's sandbox, held right before the command's exec. The runner takes
+    the turn there (``take`` blocks until the engine grants a slot) and gives it back when
+    its last stage has ended, before its folders are taken down, so a slot is idle only
+    while the next stage's held process is let go.
+
+    ``ask`` and ``give_back`` are the engine's, safe to call from any thread (they hand the
+    turn to the engine's event loop); the engine calls ``grant`` or ``abort`` from there.
+    """
+
+    def __init__(
+        self,
+        submission_id: int,
+        ask: Callable[[Turn], None],
+        give_back: Callable[[Turn], None],
+    ) -> None:
+        self.submission_id = submission_id
+        self._ask, self._give_back = ask, give_back
+        self._decided = threading.Event()
+        self.granted = False  # the engine's side: a slot was given to this turn
+        self.holding = False  # the engine's side: the slot is still held for it
+        self._taken = self._returned = False  # the runner's side
+
+    def take(self) -> None:
+        """Wait for a slot (once; later calls return at once). Raises TurnAbortedError."""
+        if not self._taken:
+            self._taken = True
+            self._ask(self)
+        self._decided.wait()
+        if not self.granted:
+            raise TurnAbortedError(f"submission {self.submission_id} never got a slot")
+
+    def give_back(self) -> None:
+        """The stages are over: the slot may run the next submission (once)."""
+        if self._taken and self.granted and not self._returned:
+            self._returned = True
+            self._give_back(self)
+
+    def grant(self) -> None:
+        self.granted = self.holding = True
+        self._decided.set()
+
+    def abort(self) -> None:
+        self._decided.set()

@@ -586,15 +586,16 @@ def test_a_project_removed_before_its_turn_ends_the_submission_as_22(tmp_path: P
     async def go() -> None:
         async with engine_client(make_config(tmp_path, slots=1), runner=runner) as client:
             await submit(client)
+            await submit(client)  # prepared ahead of the slot (the lookahead of one)
             waiting = (await submit(client, project="gone")).json()["id"]
             await wait_for(lambda: len(runner.started) == 1)
             shutil.rmtree(tmp_path / "projects" / "gone")
-            runner.release()
+            runner.release(2)
             body = await wait_final(client, waiting)
             assert body["result"]["status"]["code"] == 22
             log = await client.get(f"submissions/{waiting}/debug_log", params=q())
             assert "project 'gone' does not exist" in log.text
-        assert [spec.project_id for spec in runner.started] == ["p"]
+        assert [spec.project_id for spec in runner.started] == ["p", "p"]
 
     run(go)
 

@@ -25,6 +25,7 @@ import logging
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -70,6 +71,8 @@ from grader.engine.spec import (
     RunSpec,
     StageOutcome,
     StageSpec,
+    Turn,
+    TurnAbortedError,
 )
 from grader.errors import SandboxError
 
@@ -84,12 +87,19 @@ BUILT_IN_EVALUATE = "se_utils_cli evaluate"  # a test stage of exactly this runs
 
 
 def run_submission(
-    spec: RunSpec, *, cancel: Cancel | None = None, sandbox: SandboxInfo | None = None
+    spec: RunSpec,
+    *,
+    cancel: Cancel | None = None,
+    sandbox: SandboxInfo | None = None,
+    turn: Turn | None = None,
 ) -> RunOutcome:
-    """Run the submission's stages confined; blocks; never raises (engine faults -> 20).
+    """Run the submission's stages confined; blocks; never raises (engine faults -> 20),
+    except ``TurnAbortedError`` when the engine stopped before ``turn`` came: nothing ran.
 
     ``sandbox`` picks the kind of confinement (tests pass one); default: the strongest
-    this machine offers (``detect_sandbox``).
+    this machine offers (``detect_sandbox``). ``turn`` (the engine's): everything up to
+    the first stage's command is made before it is taken; it is given back after the last
+    stage, before the folders are taken down. Without one the stages run at once.
     """
     streams = spec.work_dir / "streams"
     debug = _DebugLog(streams / "debug_log")
@@ -115,7 +125,10 @@ def run_submission(
                     " MB is more than this machine's memory should hold): the disk limit is"
                     " measured every 50 ms, not enforced by the kernel"
                 )
-            return _Submission(spec, info, (uid, student_uid), debug, cancel, area, capped).run()
+            submission = _Submission(spec, info, (uid, student_uid), debug, cancel, area, capped)
+            return submission.run(turn)
+    except TurnAbortedError:
+        raise
     except (OSError, SandboxError) as exc:
         debug.note(f"internal error: {exc}")
     except Exception as exc:  # a runner bug must not leave a submission hanging: log it, 20
@@ -190,8 +203,22 @@ class _Submission:
         self.outcomes: list[StageOutcome] = []
         self.exits: dict[str, StageExit] = {}
         self.seen: tuple[object, ...] = ()  # the result files as the last reading found them
+        self.turn: Turn | None = None  # until the first stage takes it
+        self.held: Turn | None = None  # until the stages are over
 
-    def run(self) -> RunOutcome:
+    def run(self, turn: Turn | None = None) -> RunOutcome:
+        self.turn = self.held = turn
+        try:
+            return self._run()
+        finally:
+            self._give_back()  # the stages are over (or never began)
+
+    def _give_back(self) -> None:
+        if self.held is not None:
+            self.held.give_back()
+            self.held = None
+
+    def _run(self) -> RunOutcome:
         pinned, dropped = prepare_cell(self.spec, self.cell, self.student)
         for path in dropped[:MAX_DROPPED_SHOWN]:
             self.debug.note(f"workspace: submitted file {path} dropped: it is at a read-only path")
@@ -208,9 +235,11 @@ class _Submission:
         try:
             with broker:
                 self.cell = replace(self.cell, broker=broker.folder)
-                return self._stages()
+                verdict, outcomes, exits = self._stages()
         finally:
+            self._give_back()  # every stage and student process is over: the slot is free
             self._note_broker(broker)
+        return _final(self.spec, self.debug, verdict, outcomes, exits)
 
     def _note_broker(self, broker: Broker) -> None:
         tally = broker.tally
@@ -226,7 +255,10 @@ class _Submission:
         for error in tally.errors[:MAX_DROPPED_SHOWN]:
             self.debug.note(f"warning: harness: a student process could not be started: {error}")
 
-    def _stages(self) -> RunOutcome:
+    def _stages(
+        self,
+    ) -> tuple[Verdict, tuple[StageOutcome, ...], dict[str, StageExit] | None]:
+        """Run the stages in order; the verdict, the stages' outcomes and exits."""
         failure: Verdict | None = None
         evaluation: Evaluation | None = None
         cleared = False
@@ -237,23 +269,23 @@ class _Submission:
             if stage.name in ("test", "post") and not cleared:
                 clear_results(self.cell.runtime)  # what earlier stages left there is ignored
                 cleared = True
-            exit = self._run_stage(stage)
+            hold, self.turn = (self.turn.take if self.turn else None), None  # the first only
+            exit = self._run_stage(stage, hold)
             if exit.cancelled:
                 self.debug.note(f"stage {stage.name}: cancelled (the engine is shutting down)")
-                return _final(
-                    self.spec, self.debug, Verdict(StatusCode.INTERNAL_ERROR), self._all(stage)
-                )
+                return Verdict(StatusCode.INTERNAL_ERROR), self._all(stage), None
             failure = failure or engine_failure(stage.name, exit)
             if stage.name in ("test", "post"):
                 evaluation = self._read_evaluation(stage.name) or evaluation
         verdict = decide(list(self.exits.items()), failure, evaluation)
-        return _final(self.spec, self.debug, verdict, tuple(self.outcomes), self.exits)
+        return verdict, tuple(self.outcomes), self.exits
 
     def _all(self, current: StageSpec) -> tuple[StageOutcome, ...]:
         rest = STAGE_ORDER[STAGE_ORDER.index(current.name) + 1 :]
         return (*self.outcomes, *(StageOutcome(name, skipped=True) for name in rest))
 
-    def _run_stage(self, stage: StageSpec) -> StageExit:
+    def _run_stage(self, stage: StageSpec, hold: Callable[[], None] | None) -> StageExit:
+        """Run one stage; ``hold`` (the turn's ``take``) is called right before its command."""
         assert stage.command is not None
         restore_pins(self.spec, self.cell)
         cell = self.student if stage.name in STUDENT_STAGES else self.cell
@@ -262,6 +294,8 @@ class _Submission:
         streams = self.streams
         here = stage.name == "test" and " ".join(stage.command.split()) == BUILT_IN_EVALUATE
         if here:  # our own command on the harness's files: no sandbox, no Python to start
+            if hold is not None:
+                hold()
             exit = self._evaluate_here(streams)
         else:
             exit = run_stage(
@@ -272,6 +306,7 @@ class _Submission:
                 stdout=streams / f"stage_{stage.name}_output",
                 stderr=streams / f"stage_{stage.name}_error",
                 cancel=self.cancel,
+                hold=hold,
             )
         self.exits[stage.name] = exit
         self.outcomes.append(

@@ -375,6 +375,7 @@ def _procs(folder: Path) -> list[int]:
 
 def _kill_all(folder: Path, seconds: float) -> bool:
     give_up = time.monotonic() + seconds
+    pause = 0.0005  # a killed process usually leaves within a millisecond: look again soon
     while True:
         pids = _procs(folder)
         if not pids:
@@ -387,7 +388,8 @@ def _kill_all(folder: Path, seconds: float) -> bool:
                 os.kill(pid, signal.SIGKILL)
         if time.monotonic() >= give_up:
             return not _procs(folder)
-        time.sleep(0.01)
+        time.sleep(pause)
+        pause = min(2 * pause, 0.01)
 
 
 def _rmdir(folder: Path) -> None:

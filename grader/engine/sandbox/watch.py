@@ -10,7 +10,7 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,11 +66,15 @@ def run_stage(
     stdout: Path,
     stderr: Path,
     cancel: Cancel | None = None,
+    hold: Callable[[], None] | None = None,
 ) -> StageExit:
     """Run ``command`` confined in ``cell``; returns when it and all it started are gone.
 
     Output goes to ``stdout``/``stderr``, each capped at ``limits.output_bytes`` with a
-    marker line. Raises ``SandboxError`` only for faults of the engine, never the stage's.
+    marker line. ``hold`` is called once the sandbox is ready, right before the command
+    runs (the submission's turn on a slot, ``spec.Turn``): whatever it raises ends the
+    stage unstarted. Raises ``SandboxError`` only for faults of the engine, never the
+    stage's.
     """
     cwd = str(cell.workspace) if cell.kind == "rlimits" else None
     cap = cell.limits.output_bytes
@@ -91,6 +95,7 @@ def run_stage(
                 stderr=subprocess.PIPE,
                 env=env,
                 cwd=cwd,
+                hold=hold,
             )
         except OSError as exc:
             raise SandboxError(f"cannot start the sandbox: {exc}") from exc
@@ -145,6 +150,7 @@ def start(
     *,
     group: Group | None = None,
     pass_fds: tuple[int, ...] = (),
+    hold: Callable[[], None] | None = None,
     **options: Any,
 ) -> Process:
     """Start ``command`` confined in ``cell``, in a session of its own (in ``group``'s
@@ -158,16 +164,23 @@ def start(
     sandbox's pid 1, bubblewrap itself, shows none of them in /proc/1/cmdline; the
     seccomp filter (``syscalls``) through another (``--seccomp``). bubblewrap closes both
     before the command runs.
+
+    ``hold`` (``run_stage``'s) is called before the command may run: under bubblewrap while
+    its sandboxed process waits, so the sandbox is built before a slot is free; otherwise
+    before anything starts.
     """
+    argv = stage_argv(cell, command, timeout)
+    if hold is not None and not _is_bwrap_argv(argv):
+        hold()
+        hold = None
     if cell.kind == "unshare":
         env = options.pop("env")
         joins = group.join_files() if group is not None else []
         return spawn.start(
-            cell, stage_argv(cell, command, timeout), timeout, env=env, seccomp=bpf_program(),
+            cell, argv, timeout, env=env, seccomp=bpf_program(),
             pass_fds=pass_fds, joins=joins, **options,
         )  # fmt: skip
-    argv = stage_argv(cell, command, timeout)
-    if Path(argv[0]).name != "bwrap" or "--" not in argv:
+    if not _is_bwrap_argv(argv):
         join = group.join_prefix() if group is not None else []
         return subprocess.Popen(
             [*join, *argv], pass_fds=pass_fds, start_new_session=True, **options
@@ -183,8 +196,8 @@ def start(
         if program is not None:
             fds.append(_memfd("bwrap-seccomp", program))
             seccomp = ["--seccomp", str(fds[-1])]
-        hold = ["--info-fd", str(info_write), "--block-fd", str(block_read)]
-        _fill(options_fd, b"".join(arg.encode() + b"\0" for arg in [*seccomp, *hold, *argv[1:end]]))
+        wait = ["--info-fd", str(info_write), "--block-fd", str(block_read)]
+        _fill(options_fd, b"".join(arg.encode() + b"\0" for arg in [*seccomp, *wait, *argv[1:end]]))
         short = [argv[0], "--args", str(options_fd), *argv[end:]]
         process = subprocess.Popen(
             short, pass_fds=(*pass_fds, *fds), start_new_session=True, **options
@@ -197,7 +210,7 @@ def start(
         for fd in fds:
             os.close(fd)
     try:
-        _hold_and_release(process, info_read, block_write, cell, timeout, group)
+        _hold_and_release(process, info_read, block_write, cell, timeout, group, hold)
     except BaseException:
         _close(process)
         with suppress(ProcessLookupError):
@@ -217,15 +230,18 @@ def _hold_and_release(
     cell: Cell,
     timeout: float,
     group: Group | None,
+    hold: Callable[[], None] | None = None,
 ) -> None:
     """bubblewrap's sandboxed process waits (``--block-fd``) before it runs the stage:
-    move it into ``group`` and set its rlimits (``layout.engine_sets_rlimits``), then let
-    it go. No program runs for either: both are system calls of the engine's.
+    move it into ``group`` and set its rlimits (``layout.engine_sets_rlimits``), wait for
+    ``hold`` to return, then let it go. No program runs for either: both are system calls
+    of the engine's.
 
     bubblewrap reports the process (``--info-fd``) right after making it, so the engine's
     calls overlap bubblewrap's set-up. A bubblewrap that ends first (a bad option) reports
     nothing: the watcher reports how it ended. Raises ``SandboxError``.
     """
+    pid = None
     try:
         pid = _child_pid(info)
         if pid is not None:
@@ -240,11 +256,26 @@ def _hold_and_release(
     finally:
         os.close(info)
     try:
+        if hold is not None:
+            hold()
+    except BaseException:
+        # killed while it waits (an end of file would let it run the command), then let go
+        if pid is not None:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        os.close(block)
+        raise
+    try:
         os.write(block, b"x")
     except BrokenPipeError:
         pass  # bubblewrap ended already
     finally:
         os.close(block)
+
+
+def _is_bwrap_argv(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` (``layout.stage_argv``'s) starts bubblewrap, which can hold a stage."""
+    return Path(argv[0]).name == "bwrap" and "--" in argv
 
 
 def _child_pid(info: int) -> int | None:

@@ -1,0 +1,152 @@
+"""A submission's turn on a slot: prepared ahead, held before its first command, given back
+when its stages end (spec.Turn), in the real sandbox and through the engine's scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from runner_kit import NAMESPACED, make_spec, needs_sandbox, sandbox_processes, stages, text
+
+from grader.api.models import StatusCode
+from grader.engine.runner import run_submission
+from grader.engine.sandbox import SandboxInfo
+from grader.engine.spec import Cancel, RunOutcome, RunSpec, Turn, TurnAbortedError
+from tests.engine.appkit import engine_client, make_config, q, submit, wait_final, wait_for
+
+
+class Referee:
+    """The engine's side of one turn, driven by the test: it records when the runner asks
+    for the turn and when it gives it back, and grants or aborts on the test's word."""
+
+    def __init__(self) -> None:
+        self.asked = threading.Event()
+        self.given_back = threading.Event()
+        self.turn = Turn(1, lambda turn: self.asked.set(), lambda turn: self.given_back.set())
+
+
+def run_in_thread(spec: RunSpec, kind: str, turn: Turn) -> dict[str, object]:
+    """run_submission on a thread of its own (it blocks on the turn); its result or error."""
+    result: dict[str, object] = {}
+
+    def body() -> None:
+        try:
+            result["outcome"] = run_submission(
+                spec,
+                sandbox=SandboxInfo(kind, "test"),
+                turn=turn,  # type: ignore[arg-type]
+            )
+        except TurnAbortedError as exc:
+            result["aborted"] = exc
+
+    worker = threading.Thread(target=body)
+    worker.start()
+    result["thread"] = worker
+    return result
+
+
+@needs_sandbox
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_the_first_command_waits_for_the_turn_and_the_slot_is_given_back_after_the_last(
+    tmp_path: Path, kind: str
+) -> None:
+    spec = make_spec(
+        tmp_path,
+        upload={"solution.py": "x = 1\n"},
+        stage_specs=stages(build="echo built > built.txt", run="cat built.txt; echo ran"),
+    )
+    referee = Referee()
+    result = run_in_thread(spec, kind, referee.turn)
+    assert referee.asked.wait(30), "the runner never asked for its turn"
+    time.sleep(0.3)  # a command that did not wait would have run by now
+    output = spec.work_dir / "streams" / "stage_build_output"
+    assert not output.exists() or output.read_text() == ""
+    assert not referee.given_back.is_set()
+    referee.turn.grant()
+    thread = result["thread"]
+    assert isinstance(thread, threading.Thread)
+    thread.join(60)
+    outcome = result["outcome"]
+    assert isinstance(outcome, RunOutcome)
+    assert outcome.status == StatusCode.OK
+    assert text(outcome, "stage_run_output") == "built\nran\n"
+    assert referee.given_back.is_set()
+    assert sandbox_processes() == []
+
+
+@needs_sandbox
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_an_aborted_turn_runs_nothing_and_leaves_nothing(tmp_path: Path, kind: str) -> None:
+    spec = make_spec(tmp_path, upload={"a.txt": "a"}, stage_specs=stages(run="echo ran; sleep 30"))
+    referee = Referee()
+    result = run_in_thread(spec, kind, referee.turn)
+    assert referee.asked.wait(30)
+    referee.turn.abort()
+    thread = result["thread"]
+    assert isinstance(thread, threading.Thread)
+    thread.join(30)
+    assert not thread.is_alive()
+    assert isinstance(result.get("aborted"), TurnAbortedError)
+    output = spec.work_dir / "streams" / "stage_run_output"
+    assert not output.exists() or output.read_text() == ""
+    assert not referee.given_back.is_set()  # never granted: nothing to give back
+    assert sandbox_processes() == []
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert str(spec.work_dir) not in mounts  # the submission's capped area is unmounted
+
+
+def test_a_submission_whose_stages_are_all_skipped_needs_no_turn(tmp_path: Path) -> None:
+    info = SandboxInfo("rlimits", "test")
+    alone = run_submission(make_spec(tmp_path, stage_specs=stages(), name="alone"), sandbox=info)
+    referee = Referee()
+    spec = make_spec(tmp_path, stage_specs=stages(), name="turn")
+    outcome = run_submission(spec, sandbox=info, turn=referee.turn)
+    assert outcome.status == alone.status
+    assert not referee.asked.is_set()
+
+
+class OrderRunner:
+    """A fake runner recording the order runs began and how many ran at once."""
+
+    def __init__(self) -> None:
+        self.began: list[int] = []
+        self.running = self.peak = 0
+        self.lock = threading.Lock()
+        self.go = threading.Event()
+
+    def __call__(self, spec: RunSpec, cancel: Cancel) -> RunOutcome:
+        with self.lock:
+            self.began.append(spec.submission_id)
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        self.go.wait(30)
+        with self.lock:
+            self.running -= 1
+        return RunOutcome(StatusCode.OK, (), {}, score=100.0)
+
+
+def test_slots_go_to_submissions_in_the_order_they_came_and_bound_what_runs(
+    tmp_path: Path,
+) -> None:
+    runner = OrderRunner()
+
+    async def go() -> None:
+        async with engine_client(make_config(tmp_path, slots=2), runner=runner) as client:
+            ids = [(await submit(client)).json()["id"] for _ in range(7)]
+            await wait_for(lambda: len(runner.began) == 2)
+            statuses = [
+                (await client.get(f"submissions/{sid}", params=q())).json()["result"]["status"]
+                for sid in ids
+            ]
+            # two executing; the rest waiting, those prepared ahead included
+            assert [s["code"] for s in statuses] == [3, 3, 0, 0, 0, 0, 0]
+            runner.go.set()
+            for sid in ids:
+                assert (await wait_final(client, sid))["result"]["status"]["code"] == 15
+            assert runner.began == ids
+            assert runner.peak == 2
+
+    asyncio.run(go())
