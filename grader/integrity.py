@@ -24,12 +24,14 @@ instructor's page, in the dashboard's "needs a look" list and in the gradebook's
 Three of them need the engine's debug log, one more HTTP request per submission. The
 pipeline asks ``wants_debug_log``, which keeps the normal case free: the log is fetched
 when the result is not a plain pass or fail (as always), when what the submission
-record shows already disagrees, for the first clean-looking result of each project in a
+record shows already disagrees (the run stage failed yet all passed; the project's test
+stage ran yet wrote no report), for the first clean-looking result of each project in a
 run, and afterwards only when a log is longer than the shortest clean log of that project
 by more than ``DEBUG_LOG_SLACK`` bytes (a clean log differs by a few bytes of times,
 exit codes and score; every line a flag looks for is longer than that). A fetched log
 that says nothing (``clean_debug_size``) is not kept, so what a run stores never
-depends on which submission finished first.
+depends on which submission finished first. A project without a test stage writes no
+report at all: its results are plain ones, measured like the others.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ FLAG_KINDS = (
 )
 
 RUN_STAGE = "run"
+TEST_STAGE = "test"  # where a project writes its tests report
 NO_REPORT_LINE = "no unit-tests report was written"  # what the engine's evaluator says
 DEBUG_LOG_SLACK = 32  # bytes a clean debug log may exceed the shortest clean one by
 LISTED = 5  # names shown in one reason
@@ -171,9 +174,14 @@ def _unusual(submission: Submission) -> bool:
     if run is None or run.skipped:
         return False
     report = submission.streams.get("tests_report")
-    if report is None or report.size == 0:
-        return True
+    if (report is None or report.size == 0) and _ran(submission, TEST_STAGE):
+        return True  # the project's test stage ran, yet no report came of it
     return code == StatusCode.OK and _ended_early(run.exit_code, run.signal)
+
+
+def _ran(submission: Submission, stage: str) -> bool:
+    found = submission.stages.get(stage)
+    return found is not None and not found.skipped
 
 
 def _ended_early(exit_code: int | None, signal: int | None) -> bool:

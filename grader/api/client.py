@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
@@ -112,6 +113,40 @@ class ClientCounters:
     by_kind: dict[str, int] = field(default_factory=dict)  # "GET /submissions/:id" -> n
 
 
+@dataclass(frozen=True)
+class Multipart:
+    """A ``multipart/form-data`` body, built once: one write on the socket per attempt
+    (httpx's own encoder writes each part's pieces one by one)."""
+
+    content: bytes
+    boundary: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Content-Type": f"multipart/form-data; boundary={self.boundary}"}
+
+
+def multipart_form(fields: Mapping[str, str], file: tuple[str, str, str, bytes]) -> Multipart:
+    """The form's text ``fields``, then one ``file`` (field name, file name, type, bytes).
+
+    Names and the file name are ours (plain ASCII, no quotes); values are sent as UTF-8.
+    The boundary is random, as httpx's: 32 hex digits no archive will happen to hold.
+    """
+    boundary = os.urandom(16).hex()
+    dash = f"--{boundary}\r\n".encode()
+    parts: list[bytes] = []
+    for name, value in fields.items():
+        head = f'Content-Disposition: form-data; name="{name}"\r\n\r\n'
+        parts += [dash, head.encode(), value.encode(), b"\r\n"]
+    name, filename, content_type, data = file
+    head = (
+        f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    )
+    parts += [dash, head.encode(), data, f"\r\n--{boundary}--\r\n".encode()]
+    return Multipart(b"".join(parts), boundary)
+
+
 class _QueryToken(httpx.Auth):
     """Adds ``access_token`` to each request at send time (never stored in our URLs)."""
 
@@ -203,8 +238,8 @@ class ContainersClient:
             form["scenario"] = scenario
         if project_config is not None:
             form["project_config"] = project_config
-        files = {"source": ("source.tar.gz", source, "application/gzip")}
-        data = await self._json("POST", "submissions", data=form, files=files, create=True)
+        body = multipart_form(form, ("source", "source.tar.gz", "application/gzip", source))
+        data = await self._json("POST", "submissions", body=body, create=True)
         sid = data.get("id")
         if not isinstance(sid, int):
             raise ApiError(
@@ -286,11 +321,11 @@ class ContainersClient:
         *,
         params: Any = None,
         data: dict[str, str] | None = None,
-        files: dict[str, tuple[str, bytes, str]] | None = None,
+        body: Multipart | None = None,
         create: bool = False,
     ) -> dict[str, Any]:
         async def once() -> dict[str, Any]:
-            response = await self._send(method, path, params, data, files, create=create)
+            response = await self._send(method, path, params, data, body, create=create)
             try:
                 return self._decode(response, method)
             except ApiError:
@@ -355,14 +390,17 @@ class ContainersClient:
         path: str,
         params: Any,
         data: dict[str, str] | None,
-        files: dict[str, tuple[str, bytes, str]] | None,
+        body: Multipart | None,
         *,
         create: bool,
     ) -> httpx.Response:
         await self._limiter.acquire()
         self._count(method, path)
+        content, headers = (body.content, body.headers) if body is not None else (None, None)
         try:
-            response = await self._http.request(method, path, params=params, data=data, files=files)
+            response = await self._http.request(
+                method, path, params=params, data=data, content=content, headers=headers
+            )
         except httpx.TransportError as exc:
             if create and is_ambiguous(exc):
                 self.counters.ambiguous_creates += 1

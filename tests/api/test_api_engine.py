@@ -138,3 +138,31 @@ def test_grades_against_the_engine_over_a_socket(served: str) -> None:
             await grade_three(client)
 
     asyncio.run(go())
+
+
+def test_the_create_form_reaches_the_engine_as_sent(tmp_path: Path) -> None:
+    # the client writes the multipart body itself: values with quotes, line breaks and
+    # non-ASCII, and the archive's bytes, arrive as they were
+    config = make_config(tmp_path)
+    stages = {"run": {"command": "cat solution.py", "timeout": 20}}
+    override = {"scenarios": {'n\u00e9e "2"\r\n--x': {"default": True, "stages": stages}}}
+    text = json.dumps(override, ensure_ascii=False, indent=1)
+
+    async def go() -> None:
+        async with (
+            engine.inprocess_engine(config) as transport,
+            ContainersClient(
+                ClientSettings("http://127.0.0.1:8080/api/v1", TOKEN), transport=transport
+            ) as client,
+        ):
+            sid = await client.create_submission("p", archive(), project_config=text)
+            watcher = SubmissionWatcher(client, timeout=60)
+            try:
+                done = await watcher.wait(sid)
+            finally:
+                await watcher.aclose()
+            assert done.result.status.code == 15, done.result.status
+            assert done.scenario == 'n\u00e9e "2"\r\n--x'
+            assert await client.get_stream(sid, "stage_run_output") == "x = 1\n"
+
+    asyncio.run(go())

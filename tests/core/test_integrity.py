@@ -49,8 +49,12 @@ def submission(
     run: dict[str, Any] | None = None,
     report: int | None = 120,
     debug: int | None = 150,
+    test: dict[str, Any] | None = None,
 ) -> Any:
-    stages = {"run": run if run is not None else {"skipped": False, "exit_code": 0}}
+    stages = {
+        "run": run if run is not None else {"skipped": False, "exit_code": 0},
+        "test": test if test is not None else {"skipped": False, "exit_code": 0},
+    }
     streams = {
         "tests_report": None if report is None else {"size": report},
         "debug_log": None if debug is None else {"size": debug},
@@ -231,6 +235,29 @@ def test_disagreeing_or_unusual_results_fetch_the_debug_log(
     status: int, run: dict[str, Any] | None, report: int | None
 ) -> None:
     assert wants_debug_log(submission(status, run=run, report=report), clean_size=1_000)
+
+
+def test_no_report_from_a_project_without_a_test_stage_is_the_normal_case() -> None:
+    # nothing was to write one: measured like any plain result, and a clean log not kept
+    no_stage = {"skipped": True}
+    assert wants_debug_log(submission(15, report=None, test=no_stage), clean_size=None)
+    assert not wants_debug_log(submission(15, report=None, test=no_stage), clean_size=150)
+    assert not wants_debug_log(submission(14, report=0, test=no_stage), clean_size=150)
+    assert clean_debug_size(submission(15, report=None, test=no_stage), CLEAN_LOG) == 150
+    # the record names no test stage at all: the same
+    bare = parse_submission(
+        {
+            "id": 8,
+            "result": {"status": {"code": 15, "name": "x"}},
+            "project": {"id": "hw1"},
+            "stages": {"run": {"skipped": False, "exit_code": 0}},
+            "streams": {"debug_log": {"size": 150}},
+        }
+    )
+    assert not wants_debug_log(bare, clean_size=150)
+    # but a test stage that ran and wrote nothing is looked at, whatever its size
+    assert wants_debug_log(submission(15, report=None), clean_size=150)
+    assert clean_debug_size(submission(15, report=None), CLEAN_LOG) is None
 
 
 def test_a_failing_run_stage_with_failures_is_the_normal_case() -> None:

@@ -170,3 +170,31 @@ def test_report_renders_the_stored_flags_again(graded: Path, tmp_path: Path) -> 
     report(copy)
     after = {p.name: p.read_bytes() for p in (out / "gradebook.csv", out / "dashboard.html")}
     assert after == before
+
+
+def test_a_project_without_a_test_stage_fetches_one_debug_log_per_run(tmp_path: Path) -> None:
+    # no test stage, no tests priced: no report is expected, so none missing is suspicious;
+    # the first clean log measures the others, which are not fetched
+    course = tmp_path / "course"
+    project = course / "projects" / "plain"
+    project.mkdir(parents=True)
+    stages = {"run": {"command": "python3 -B solution.py", "timeout": 20}}
+    config = {"version": 2.1, "scenarios": {"main": {"default": True, "stages": stages}}}
+    (project / "config.json").write_text(json.dumps(config))
+    students = [f"s{n}" for n in range(4)]
+    (course / "roster.csv").write_text(
+        "student_id,name\n" + "".join(f"{s},Student {s}\n" for s in students)
+    )
+    (course / "course.toml").write_text(
+        '[course]\nname = "Plain"\n\n[assignments.plain]\nproject = "plain"\n'
+        'deadline = 2026-10-01T23:59:00Z\nrepo = "repos/{student_id}"\nmax_points = 10\n'
+    )
+    for student in students:
+        commit(course / "repos" / student, {"solution.py": f"print({student!r})\n"}, "w", ON_TIME)
+    done = grade(GradeOptions(course))
+    assert [(o.status, o.flags, o.debug_log) for o in done.summary.outcomes] == [
+        ("graded", (), "")
+    ] * len(students)
+    requests = [line for line in done.log_file.read_text().splitlines() if "HTTP Request" in line]
+    fetched = [line for line in requests if "/debug_log" in line]
+    assert len(fetched) == 1, fetched
