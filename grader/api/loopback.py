@@ -85,7 +85,7 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
         try:
             body = await request.aread()
             connection = self._reused() or await self._connect(request, timeouts.get("connect"))
-            connection.writer.write(_head(request) + body)
+            connection.writer.write(_head(request, body) + body)
             await _io(
                 connection.writer.drain(),
                 timeouts.get("write"),
@@ -179,23 +179,14 @@ class _Body(httpx.AsyncByteStream):
         reader, framing = self._connection.reader, self._framing
         if framing.chunked:
             while size := _chunk_size(await self._read(reader.readuntil(b"\r\n")), self._request):
-                chunk = await self._read(reader.readexactly(size + 2))
-                if chunk[-2:] != b"\r\n":
+                async for data in self._exactly(size):
+                    yield data
+                if await self._read(reader.readexactly(2)) != b"\r\n":
                     raise httpx.RemoteProtocolError("malformed chunked body", request=self._request)
-                yield chunk[:-2]
             while await self._read(reader.readuntil(b"\r\n")) != b"\r\n":
                 pass  # trailers, unused
         elif framing.length is not None:
-            remaining = framing.length
-            while remaining:
-                data = await self._read(reader.read(min(remaining, READ_SIZE)))
-                if not data:
-                    raise httpx.RemoteProtocolError(
-                        "the server closed the connection before the whole body "
-                        f"({framing.length - remaining} of {framing.length} bytes)",
-                        request=self._request,
-                    )
-                remaining -= len(data)
+            async for data in self._exactly(framing.length):
                 yield data
         else:
             while data := await self._read(reader.read(READ_SIZE)):
@@ -207,6 +198,21 @@ class _Body(httpx.AsyncByteStream):
             return
         self._released = True
         self._transport._finished(self._connection, reuse=self._complete and self._framing.keep)
+
+    async def _exactly(self, size: int) -> AsyncIterator[bytes]:
+        """``size`` bytes in pieces of at most ``READ_SIZE`` (a large body is never one
+        allocation before the reader's cap sees it)."""
+        remaining = size
+        while remaining:
+            data = await self._read(self._connection.reader.read(min(remaining, READ_SIZE)))
+            if not data:
+                raise httpx.RemoteProtocolError(
+                    "the server closed the connection in the middle of an answer "
+                    f"({size - remaining} of {size} bytes of the body)",
+                    request=self._request,
+                )
+            remaining -= len(data)
+            yield data
 
     async def _read(self, awaitable: Awaitable[T]) -> T:
         return await _io(
@@ -299,9 +305,16 @@ def _chunk_size(line: bytes, request: httpx.Request) -> int:
     return size
 
 
-def _head(request: httpx.Request) -> bytes:
+def _head(request: httpx.Request, body: bytes) -> bytes:
+    """The request line and headers; the body (read whole) goes by its length."""
     lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), request.url.raw_path)]
-    lines += [name + b": " + value for name, value in request.headers.raw]
+    lines += [
+        name + b": " + value
+        for name, value in request.headers.raw
+        if name.lower() not in (b"content-length", b"transfer-encoding")
+    ]
+    if body or request.method in ("POST", "PUT", "PATCH"):
+        lines.append(b"Content-Length: %d" % len(body))
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +103,17 @@ def test_answers_of_each_framing_are_read_and_the_connection_kept() -> None:
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"5;x=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
     )
+    big = b"y" * 150_000
+    large = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (
+        len(big),
+        big,
+    )
     answers = [answer(ok(b'{"id": 7}')), answer(chunked), answer(ok(b"", "X-A: 1"))]
+    answers += [answer(large), answer(ok(b"streamed"))]
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"in "
+        yield b"pieces"
 
     async def test(client: httpx.AsyncClient) -> None:
         first = await client.post("submissions?x=1", content=b"payload")
@@ -111,12 +121,15 @@ def test_answers_of_each_framing_are_read_and_the_connection_kept() -> None:
         assert first.http_version == "HTTP/1.1" and first.reason_phrase == "OK"
         assert (await client.get("stream")).text == "hello world"
         assert (await client.get("empty")).headers["x-a"] == "1"
+        assert (await client.get("large")).content == big
+        assert (await client.post("parts", content=parts())).text == "streamed"
 
     server = run(test, answers)
-    assert server.connections == 1  # one connection, kept alive between the three
+    assert server.connections == 1  # one connection, kept alive between them all
     head, body = server.requests[0]
     assert head.startswith(b"POST /submissions?x=1 HTTP/1.1\r\n") and body == b"payload"
     assert b"host: 127.0.0.1" in head.lower()
+    assert server.requests[4][1] == b"in pieces"  # sent by its length, not in chunks
 
 
 def test_connection_close_and_unread_bodies_are_not_reused() -> None:
@@ -235,3 +248,33 @@ def test_the_client_uses_it_for_a_plain_http_engine_on_this_machine() -> None:
         await remote.aclose()
 
     asyncio.run(go())
+
+
+def test_the_client_sends_the_token_and_parameters_as_httpx_did() -> None:
+    items = b'{"items": []}'
+    answers = [answer(ok(items)), answer(ok(b'{"id": 5}')), answer(ok(b'{"id": 6}'))]
+
+    async def go() -> Server:
+        server, listener = await serving(answers)
+        settings = ClientSettings(f"{server.url}/api/v1", "tok/+=", requests_per_second=1000)
+        try:
+            async with ContainersClient(settings) as client:
+                assert await client.get_submissions([1, 2]) == []
+                assert await client.create_submission("p", b"tgz", scenario="s") == 5
+                assert await client.create_submission("p", b"tgz") == 6
+        finally:
+            await server.stop(listener)
+        return server
+
+    server = asyncio.run(go())
+    lines = [head.split(b"\r\n") for head, _ in server.requests]
+    assert lines[0][0] == (
+        b"GET /api/v1/submissions?ids=1%2C2&limit=2&access_token=tok%2F%2B%3D HTTP/1.1"
+    )
+    assert (
+        lines[1][0] == lines[2][0] == b"POST /api/v1/submissions?access_token=tok%2F%2B%3D HTTP/1.1"
+    )
+    assert b"Accept: application/json" in lines[1]
+    form = server.requests[1][1]
+    assert b'name="scenario"\r\n\r\ns\r\n' in form and b"\r\n\r\ntgz\r\n" in form
+    assert server.connections == 1
