@@ -96,17 +96,36 @@ class GitSources:
         self._synced: set[Path] = set()
         self._environment: dict[str, str] | None = None
         self.commands: Counter[str] = Counter()  # git commands run, by name ("fetch")
+        # per address, for this instance (one run): what does not change within it
+        self._mirrors: dict[str, Path] = {}
+        self._folders: dict[str, Path | None] = {}
+        self._addresses: set[str] = set()  # checked, and there
 
     def mirror_path(self, repo: str) -> Path:
         """The mirror folder of ``repo``: a readable stem and a hash of the clean address."""
-        clean = redact_url(repo)
-        stem = re.sub(r"\.(git|bundle)$", "", clean.rstrip("/").rsplit("/", 1)[-1])
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip(".-")[:40] or "repo"
-        return self.mirrors_dir / f"{stem}-{hashlib.sha256(clean.encode()).hexdigest()[:16]}"
+        found = self._mirrors.get(repo)
+        if found is None:
+            clean = redact_url(repo)
+            stem = re.sub(r"\.(git|bundle)$", "", clean.rstrip("/").rsplit("/", 1)[-1])
+            stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip(".-")[:40] or "repo"
+            digest = hashlib.sha256(clean.encode()).hexdigest()[:16]
+            found = self._mirrors[repo] = self.mirrors_dir / f"{stem}-{digest}"
+        return found
+
+    def _plain_folder(self, repo: str) -> Path | None:
+        """``folders.plain_folder``, asked once per address in this run."""
+        if repo not in self._folders:
+            self._folders[repo] = plain_folder(repo)
+        return self._folders[repo]
+
+    def _check_address(self, repo: str) -> None:
+        if repo not in self._addresses:
+            _check_address(repo)  # raises when it is not one
+            self._addresses.add(repo)
 
     async def history(self, repo: str, branch: str | None = None) -> list[Commit]:
         """The branch's first-parent commits, newest first (the default branch if None)."""
-        folder = plain_folder(repo)
+        folder = self._plain_folder(repo)
         if folder is not None:
             sha, time = await asyncio.to_thread(folder_digest, folder, self.max_read_bytes)
             return [Commit(sha, time, f"snapshot of {folder.name}", snapshot=True)]
@@ -149,7 +168,7 @@ class GitSources:
         stored = stored_history(mirror, ref)
         if stored is None:
             return None
-        _check_address(repo)
+        self._check_address(repo)
         name = "HEAD" if ref == REMOTE_HEAD else ref
         try:
             listing = await self._git(
@@ -162,7 +181,7 @@ class GitSources:
 
     async def files(self, repo: str, sha: str) -> list[WorkspaceFile]:
         """Every file of commit ``sha`` (paths, modes, symlink targets, contents)."""
-        folder = plain_folder(repo)
+        folder = self._plain_folder(repo)
         if folder is not None:
             found, files = await asyncio.to_thread(folder_files, folder, self.max_read_bytes)
             if found != sha:
@@ -201,7 +220,7 @@ class GitSources:
 
     async def _sync(self, repo: str) -> Path:
         """Create (first time) and fetch the mirror of ``repo``, once per instance."""
-        _check_address(repo)
+        self._check_address(repo)
         mirror = self.mirror_path(repo)
         lock = self._locks.setdefault(mirror, asyncio.Lock())
         async with lock:
@@ -209,9 +228,7 @@ class GitSources:
                 return mirror
             fresh = not (mirror / "HEAD").is_file()  # new, or left half-made by a crash
             if fresh:
-                mirror.mkdir(parents=True, exist_ok=True)
-                init = ["init", "--quiet", "--bare", "--template=", str(mirror)]
-                await self._try(self._git(init, repo=repo, seconds=self.local_timeout))
+                _init_bare(mirror)
             try:
                 await self._fetch(mirror, repo)
             except SourceError:
@@ -366,6 +383,21 @@ def _clean_stderr(err: bytes, repo: str) -> str:
     kept = [line for line in lines if line and not line.startswith(_BOILERPLATE)]
     message = "; ".join(line.removeprefix("fatal: ") for line in kept[-3:])
     return redact_url(message) or "git failed without a message"
+
+
+_BARE_CONFIG = b"[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n"
+
+
+def _init_bare(mirror: Path) -> None:
+    """An empty bare repository without starting ``git init``: the config and HEAD it
+    writes, and the two folders git needs to call a folder a repository (the others are
+    made by the fetch that fills it). HEAD is written last: a mirror a crash left
+    without it is made again."""
+    mirror.mkdir(parents=True, exist_ok=True)
+    (mirror / "objects").mkdir(exist_ok=True)
+    (mirror / "refs").mkdir(exist_ok=True)
+    (mirror / "config").write_bytes(_BARE_CONFIG)
+    (mirror / "HEAD").write_bytes(b"ref: refs/heads/master\n")
 
 
 def _plain_branch_ref(branch: str) -> str | None:

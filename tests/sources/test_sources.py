@@ -100,7 +100,24 @@ def test_branch_name_is_never_read_as_a_revision(sources: GitSources, repo: Path
 
 def test_history_of_the_default_branch_lists_no_refs(sources: GitSources, repo: Path) -> None:
     assert len(history(sources, repo)) == len(history(sources, repo, "main")) == 3
-    assert sources.commands == {"init": 1, "fetch": 1, "log": 2}
+    assert sources.commands == {"fetch": 1, "log": 2}
+
+
+def test_a_new_mirror_is_the_bare_repository_git_init_makes(
+    sources: GitSources, repo: Path, tmp_path: Path
+) -> None:
+    history(sources, repo)  # made without starting git
+    mirror = sources.mirror_path(str(repo))
+    reference = tmp_path / "reference"
+    git(tmp_path, "init", "--quiet", "--bare", "--template=", str(reference))
+    for name in ("config", "HEAD"):
+        assert (mirror / name).read_text() == (reference / name).read_text()
+    assert git(mirror, "rev-parse", "--is-bare-repository") == "true"
+    git(mirror, "fsck", "--no-progress")
+    head = (mirror / "HEAD").read_text()
+    (mirror / "HEAD").unlink()  # as a crash between the folders and HEAD leaves it
+    assert history(GitSources(sources.mirrors_dir), repo) == history(sources, repo)
+    assert (mirror / "HEAD").read_text() == head
 
 
 def test_later_run_asks_the_remote_and_reuses_the_history_of_an_unmoved_tip(
