@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from grader.api.models import (
     STAGES,
     Submission,
+    parse_date,
     parse_stats,
     parse_submission,
     parse_workspace,
@@ -115,3 +117,25 @@ def test_any_json_shape_parses_without_crashing(raw: dict[str, Any]) -> None:
     assert all(
         name in STAGES or name not in ("compilation", "execution", "judge") for name in sub.stages
     )
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1970, 1, 1), max_value=datetime(2999, 12, 31), timezones=st.just(UTC)
+    ),
+    minutes=st.integers(-23 * 60 - 59, 23 * 60 + 59),
+)
+def test_the_documented_date_form_reads_as_strptime_reads_it(
+    moment: datetime, minutes: int
+) -> None:
+    zone = timezone(timedelta(minutes=minutes))
+    text = moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %z")
+    found = parse_date(text)
+    assert found == datetime.strptime(text, "%Y-%m-%d %H:%M:%S %z")
+    assert found is not None and found.utcoffset() == timedelta(minutes=minutes)
+
+
+def test_dates_that_are_not_dates_read_as_none_and_iso_8601_is_read_too() -> None:
+    for text in ("2026-13-30 11:15:02 +0000", "2026-11-30 11:15:02 +2500", "x", "", None, 7):
+        assert parse_date(text) is None
+    assert parse_date("2026-11-30T11:15:02Z") == datetime(2026, 11, 30, 11, 15, 2, tzinfo=UTC)
