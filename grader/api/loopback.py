@@ -33,6 +33,8 @@ import httpx
 KEEPALIVE_SECONDS = 4.0
 """An idle connection older than this is closed rather than reused."""
 READ_SIZE = 65536
+EAGER_BYTES = 65536
+"""A body announced at most this long is read with the head, under one deadline."""
 LOOPBACK_HOSTS = frozenset({"localhost", "::1"})
 
 T = TypeVar("T")
@@ -76,39 +78,50 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
         if self._closed:
             raise RuntimeError("the transport is closed")
         timeouts = request.extensions.get("timeout", {})
-        try:
-            async with asyncio.timeout(timeouts.get("pool")):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout("no connection was free in time", request=request) from None
+        await self._acquire(request, timeouts.get("pool"))
         connection: _Connection | None = None
         try:
             body = await request.aread()
             connection = self._reused() or await self._connect(request, timeouts.get("connect"))
-            connection.writer.write(_head(request, body) + body)
-            await _io(
-                connection.writer.drain(),
-                timeouts.get("write"),
+            writer = connection.writer
+            writer.write(_head(request, body) + body)
+            if writer.transport.get_write_buffer_size():  # not all taken by the socket yet
+                await _io(
+                    writer.drain(),
+                    timeouts.get("write"),
+                    request,
+                    httpx.WriteTimeout,
+                    httpx.WriteError,
+                )
+            # one deadline for the head and a small body (a timer costs as much as a read)
+            status, reason, headers, framing, content = await _io(
+                _answer(connection, request),
+                timeouts.get("read"),
                 request,
-                httpx.WriteTimeout,
-                httpx.WriteError,
+                httpx.ReadTimeout,
+                httpx.ReadError,
             )
-            read = timeouts.get("read")
-            status, reason, headers = await _read_head(connection, request, read)
-            while 100 <= status < 200:  # an interim answer: the real one follows
-                status, reason, headers = await _read_head(connection, request, read)
-            stream = _Body(self, connection, request, _framing(request, status, headers), read)
         except BaseException:
             if connection is not None:
                 connection.close()
             self._slots.release()
             raise
-        return httpx.Response(
-            status,
-            headers=headers,
-            stream=stream,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
-        )
+        extensions = {"http_version": b"HTTP/1.1", "reason_phrase": reason}
+        if content is not None:
+            self._finished(connection, reuse=framing.keep)
+            return httpx.Response(status, headers=headers, content=content, extensions=extensions)
+        stream = _Body(self, connection, request, framing, timeouts.get("read"))
+        return httpx.Response(status, headers=headers, stream=stream, extensions=extensions)
+
+    async def _acquire(self, request: httpx.Request, seconds: float | None) -> None:
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: taken at once
+            return
+        try:
+            async with asyncio.timeout(seconds):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no connection was free in time", request=request) from None
 
     async def aclose(self) -> None:
         self._closed = True
@@ -246,17 +259,27 @@ async def _io(
         raise io_error(_describe(exc), request=request) from None
 
 
+_Answer = tuple[int, bytes, list[tuple[bytes, bytes]], "_Framing", bytes | None]
+
+
+async def _answer(connection: _Connection, request: httpx.Request) -> _Answer:
+    """The answer's status, reason, headers and framing, and its body when it is known to
+    be at most ``EAGER_BYTES`` (else None: read as it is iterated)."""
+    status, reason, headers = await _read_head(connection, request)
+    while 100 <= status < 200:  # an interim answer: the real one follows
+        status, reason, headers = await _read_head(connection, request)
+    framing = _framing(request, status, headers)
+    content = None
+    if framing.length is not None and framing.length <= EAGER_BYTES:
+        content = await connection.reader.readexactly(framing.length)
+    return status, reason, headers, framing, content
+
+
 async def _read_head(
-    connection: _Connection, request: httpx.Request, seconds: float | None
+    connection: _Connection, request: httpx.Request
 ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     """The status, reason and headers of the next answer on ``connection``."""
-    raw = await _io(
-        connection.reader.readuntil(b"\r\n\r\n"),
-        seconds,
-        request,
-        httpx.ReadTimeout,
-        httpx.ReadError,
-    )
+    raw = await connection.reader.readuntil(b"\r\n\r\n")
     lines = raw[:-4].split(b"\r\n")
     version, _, rest = lines[0].partition(b" ")
     code, _, reason = rest.partition(b" ")

@@ -14,7 +14,7 @@ import pytest
 
 from grader.api.client import ClientSettings, ContainersClient
 from grader.api.faults import is_ambiguous
-from grader.api.loopback import LoopbackTransport, is_loopback_http
+from grader.api.loopback import EAGER_BYTES, LoopbackTransport, is_loopback_http
 
 Answer = Callable[[asyncio.StreamWriter], Awaitable[None]]
 
@@ -192,15 +192,28 @@ def test_a_lost_or_malformed_answer_is_an_ambiguous_transport_error(raw: bytes) 
 
 
 def test_a_slow_answer_is_a_read_timeout_and_a_refused_connection_sent_nothing() -> None:
-    async def stall(writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(1)
+    def stall(start: bytes) -> Answer:
+        async def send(writer: asyncio.StreamWriter) -> None:
+            writer.write(start)
+            await writer.drain()
+            await asyncio.sleep(1)
+
+        return send
+
+    big = 10 * EAGER_BYTES
+    stalls = [
+        stall(b""),  # no answer at all
+        stall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf"),  # a small body
+        stall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\nsome" % big),  # streamed
+    ]
 
     async def test(client: httpx.AsyncClient) -> None:
-        with pytest.raises(httpx.ReadTimeout) as caught:
-            await client.get("slow")
-        assert is_ambiguous(caught.value)
+        for _ in range(3):
+            with pytest.raises(httpx.ReadTimeout) as caught:
+                await client.get("slow")
+            assert is_ambiguous(caught.value)
 
-    run(test, [stall], timeout=0.2)
+    assert run(test, stalls, timeout=0.2).connections == 3  # none of them reused
 
     async def refused() -> None:
         server, listener = await serving([])
