@@ -11,18 +11,20 @@ Connections are kept for reuse while idle for less than ``KEEPALIVE_SECONDS`` (b
 5 s after which uvicorn closes them) and are dropped when the server closed them, when an
 answer says ``Connection: close`` or when a body was not read to its end.
 
-Everything else stays httpx's: URLs, the token's ``Auth`` flow, headers, decoding, the
-``Response``. Faults surface as httpx's exception classes, as httpcore's would, so the
-retry policy (``grader/api/faults.py``) reads them the same way: ``ConnectError`` and
-``ConnectTimeout`` when nothing was sent, ``PoolTimeout`` when no connection was free,
-and after a request went out ``WriteError``, ``ReadError``, ``ReadTimeout`` or
-``RemoteProtocolError`` (the answer was lost or malformed: the request may have acted).
-Error texts name what happened, never the URL.
+Requests and answers stay httpx's ``Request`` and ``Response`` (URL, headers, content
+decoding); ``ContainersClient`` hands requests to it directly. Faults surface as httpx's
+exception classes, as httpcore's would, so the retry policy (``grader/api/faults.py``)
+reads them the same way: ``ConnectError`` and ``ConnectTimeout`` when nothing was sent,
+``PoolTimeout`` when no connection was free, and after a request went out ``WriteError``,
+``ReadError``, ``ReadTimeout`` or ``RemoteProtocolError`` (the answer was lost or
+malformed: the request may have acted). Error texts name what happened, never the URL or
+its token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -35,17 +37,22 @@ KEEPALIVE_SECONDS = 4.0
 READ_SIZE = 65536
 EAGER_BYTES = 65536
 """A body announced at most this long is read with the head, under one deadline."""
-LOOPBACK_HOSTS = frozenset({"localhost", "::1"})
 
 T = TypeVar("T")
 
 
 def is_loopback_http(url: str) -> bool:
-    """Whether ``url`` is plain ``http://`` to this machine (what this transport serves)."""
+    """Whether ``url`` is plain ``http://`` to this machine (what this transport serves):
+    ``localhost`` or a loopback address, never a name that merely starts like one."""
     parsed = httpx.URL(url)
-    return parsed.scheme == "http" and (
-        parsed.host in LOOPBACK_HOSTS or parsed.host.startswith("127.")
-    )
+    if parsed.scheme != "http":
+        return False
+    if parsed.host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parsed.host).is_loopback
+    except ValueError:
+        return False
 
 
 class _Connection:

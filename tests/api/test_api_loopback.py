@@ -251,6 +251,8 @@ def test_the_client_uses_it_for_a_plain_http_engine_on_this_machine() -> None:
     assert is_loopback_http("http://[::1]:8080/api/v1")
     assert not is_loopback_http("https://127.0.0.1:8080/api/v1")
     assert not is_loopback_http("http://engine.example.edu/api/v1")
+    assert not is_loopback_http("http://127.0.0.1.example.edu/api/v1")
+    assert is_loopback_http("http://127.8.0.1:8080/api/v1")
 
     async def go() -> None:
         local = ContainersClient(ClientSettings("http://127.0.0.1:1/api/v1", "t"))
