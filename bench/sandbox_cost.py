@@ -45,6 +45,7 @@ from grader.engine.sandbox import (
     sandbox_uid,
     stage_env,
 )
+from grader.engine.sandbox.layout import adopt_ignored_signals
 from grader.engine.spec import STAGE_ORDER, Limits, RunSpec, StageSpec
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_course"
@@ -124,6 +125,7 @@ def main() -> None:
     parser.add_argument("--engine-mb", type=int, default=0, help="hold this many MB first")
     args = parser.parse_args()
     runs = 3 if args.quick else 15
+    adopt_ignored_signals()  # as the engine does when it starts (nohup, background jobs)
     held = bytearray(args.engine_mb << 20)
     held[::4096] = b"e" * len(held[::4096])  # resident, as an engine's heap is
     if args.engine_mb:

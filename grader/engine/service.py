@@ -30,6 +30,7 @@ from grader.api.models import FINAL_STATUSES, StatusCode
 from grader.engine import projects
 from grader.engine.environments import Environments
 from grader.engine.sandbox import sweep_dead_engines
+from grader.engine.sandbox.layout import adopt_ignored_signals
 from grader.engine.scheduler import Scheduler, Slots
 from grader.engine.settings import EngineConfig
 from grader.engine.spec import STAGE_ORDER, Cancel, RunOutcome, RunSpec, Turn, TurnAbortedError
@@ -120,6 +121,7 @@ class Engine:
         the trash and removed in the background, and dead engine processes' sandbox mounts
         and cgroups are swept: a start never waits for a removal.
         """
+        adopt_ignored_signals()  # a stage then needs no ``env`` to get the default actions
         for path in self.store.leftovers():
             self.trash.discard(path)
         self.trash.start()

@@ -40,7 +40,13 @@ from runner_kit import (
 from grader.api.models import StatusCode
 from grader.engine.runner import run_submission
 from grader.engine.sandbox import SandboxInfo, cgroups
-from grader.engine.sandbox.layout import SHM_FILES, TMP_FILES, WORK_FILES
+from grader.engine.sandbox.layout import (
+    SHM_FILES,
+    TMP_FILES,
+    WORK_FILES,
+    adopt_ignored_signals,
+    ignoring_signals,
+)
 from grader.engine.sandbox.tmpfs import BASE
 from grader.engine.spec import RunOutcome
 
@@ -358,6 +364,25 @@ def test_signals_the_engine_ignores_are_not_the_stages(tmp_path: Path, kind: str
     # through every exec to the student's processes
     before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
+        outcome = hostile(tmp_path, "grep -E '^Sig(Ign|Blk)' /proc/self/status", kind=kind)
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    said = dict(line.split(":") for line in text(outcome, "stage_run_output").splitlines())
+    assert {name: int(mask, 16) for name, mask in said.items()} == {"SigIgn": 0, "SigBlk": 0}
+
+
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_an_engine_that_adopts_its_ignored_signals_still_ignores_them_and_needs_no_env(
+    tmp_path: Path, kind: str
+) -> None:
+    # what Engine.start does: SIG_IGN becomes a handler that does nothing, which an exec
+    # resets, so the stage gets the default actions without ``env --default-signal``
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        adopt_ignored_signals()
+        assert signal.getsignal(signal.SIGHUP) not in (signal.SIG_IGN, signal.SIG_DFL)
+        assert not ignoring_signals()  # so stage_argv puts no ``env`` before the stage
+        os.kill(os.getpid(), signal.SIGHUP)  # ignored still: this test goes on
         outcome = hostile(tmp_path, "grep -E '^Sig(Ign|Blk)' /proc/self/status", kind=kind)
     finally:
         signal.signal(signal.SIGHUP, before)

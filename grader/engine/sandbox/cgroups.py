@@ -393,7 +393,9 @@ def _kill_all(folder: Path, seconds: float) -> bool:
 
 
 def _rmdir(folder: Path) -> None:
-    for _ in range(100):  # a killed process leaves its cgroup a moment after it dies
+    give_up = time.monotonic() + 1.0
+    pause = 0.0005  # a killed process leaves its cgroup a moment after it dies
+    while True:
         try:
             folder.rmdir()
             return
@@ -403,7 +405,10 @@ def _rmdir(folder: Path) -> None:
             if exc.errno != errno.EBUSY:
                 log.warning("cannot remove the cgroup %s: %s", folder, exc.strerror)
                 return
-            time.sleep(0.01)
+        if time.monotonic() >= give_up:
+            break
+        time.sleep(pause)
+        pause = min(2 * pause, 0.01)
     log.warning("cannot remove the cgroup %s: still busy", folder)
 
 

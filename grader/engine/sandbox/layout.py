@@ -15,7 +15,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal, get_args
@@ -214,6 +216,31 @@ def ignoring_signals() -> bool:
         except (OSError, ValueError):
             continue
     return False
+
+
+# what nohup, cron and a shell's background jobs ignore: signals whose handler changes
+# nothing else (a caught SIGCHLD would stop the kernel reaping, a caught SIGTTOU would fail
+# writes to the terminal); any other ignored one still costs the stages ``env``
+_ADOPTED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
+            signal.SIGUSR2)  # fmt: skip
+
+
+def _ignore(number: int, frame: object) -> None:
+    """A handler that does nothing: the engine ignores the signal as it did with SIG_IGN."""
+
+
+def adopt_ignored_signals() -> None:
+    """Where this engine ignores a signal a stage would inherit (``ignoring_signals``),
+    catch it with a handler that does nothing instead: the engine still ignores it, and a
+    stage starts with the default action (an exec resets caught signals, not ignored ones)
+    without ``env --default-signal``. Only the main thread may; elsewhere the stages keep
+    paying for ``env``."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for number in _ADOPTED:
+        with suppress(OSError, ValueError):
+            if signal.getsignal(number) == signal.SIG_IGN:
+                signal.signal(number, _ignore)
 
 
 @functools.cache
