@@ -5,7 +5,8 @@ Waiting submissions (status 0) hold none. The scheduler starts the oldest ones w
 fewer than ``slots + lookahead`` are started: a started submission is prepared (its
 folders, its cell, its first stage's sandbox) without a slot, then asks for its turn
 (``spec.Turn``); slots are granted in the order submissions started, whenever one is free
-(a younger submission that is ready waits for an older one still being prepared).
+(a younger submission that is ready waits for an older one still being prepared, unless
+that one stepped aside to wait for something slow: its project's environment being built).
 Its runner gives the slot back when its last stage ends, before the folders are taken
 down, so a freed slot goes straight to a submission that is ready to run. Workspaces
 never wait: without a free slot their creation is refused (409). Everything here runs
@@ -15,6 +16,7 @@ on the event loop's thread.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -71,7 +73,7 @@ class Scheduler:
         self._queue: deque[int] = deque()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._turns: dict[int, Turn] = {}
-        self._unslotted: deque[int] = deque()  # started, no slot yet: oldest first
+        self._unslotted: list[int] = []  # started, no slot yet, not aside: oldest first
         self._asking: dict[int, Turn] = {}
         self._closed = False
 
@@ -98,7 +100,7 @@ class Scheduler:
             and len(self._tasks) < self.slots.total + self.lookahead
         ):
             submission_id = self._queue.popleft()
-            self._unslotted.append(submission_id)
+            bisect.insort(self._unslotted, submission_id)
             task = asyncio.get_running_loop().create_task(
                 self._run(submission_id), name=f"submission-{submission_id}"
             )
@@ -123,12 +125,21 @@ class Scheduler:
         if self._closed or self._turns.get(turn.submission_id) is not turn:
             turn.abort()  # the engine is stopping (or the job already ended)
             return
+        if turn.submission_id not in self._unslotted:  # back from stepping aside
+            bisect.insort(self._unslotted, turn.submission_id)
         self._asking[turn.submission_id] = turn
         self._grant()
 
+    def step_aside(self, submission_id: int) -> None:
+        """Let younger submissions have slots before this started one, until it asks for
+        its turn (it waits for something slow first)."""
+        if submission_id in self._unslotted:
+            self._unslotted.remove(submission_id)
+            self._grant()
+
     def _grant(self) -> None:
         while self._unslotted and self._unslotted[0] in self._asking and self.slots.try_take():
-            turn = self._asking.pop(self._unslotted.popleft())
+            turn = self._asking.pop(self._unslotted.pop(0))
             self._on_grant(turn.submission_id)
             turn.grant()
 

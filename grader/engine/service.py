@@ -276,8 +276,11 @@ class Engine:
         record = self.submission(submission_id)
         loop = asyncio.get_running_loop()
         try:
-            spec = await self._in_files(self._prepare, record)
-            # built once per requirement set, on a runner thread: it may take a while
+            spec, ready = await self._in_files(self._prepare, record)
+            if not ready:
+                # built once per requirement set, on a runner thread: it may take minutes,
+                # while younger submissions of ready projects take the free slots
+                self.scheduler.step_aside(submission_id)
             environment = await loop.run_in_executor(
                 self._runners, self.environments.ensure, spec.project_dir, spec.project_id
             )
@@ -305,7 +308,8 @@ class Engine:
         sizes = await self._in_files(self._collect, submission_id, outcome, notes)
         self.store.finish_submission(submission_id, finished, sizes, self.clock())
 
-    def _prepare(self, record: SubmissionRecord) -> RunSpec:
+    def _prepare(self, record: SubmissionRecord) -> tuple[RunSpec, bool]:
+        """The run's spec over fresh folders, and whether its environment is built."""
         project = projects.find_project(self.config.projects_dir, record.project_id)
         source = f"{record.project_id}/config.json"
         scenario = projects.resolve_scenario(
@@ -317,9 +321,10 @@ class Engine:
         work_dir.mkdir(parents=True)
         upload_dir = self.store.upload_dir(record.id)
         upload_dir.mkdir(parents=True, exist_ok=True)
-        return projects.build_run_spec(
+        spec = projects.build_run_spec(
             record.id, project, scenario, upload_dir=upload_dir, work_dir=work_dir
         )
+        return spec, self.environments.state(spec.project_dir, spec.project_id).ready
 
     def _run(self, spec: RunSpec, cancel: Cancel, turn: Turn) -> RunOutcome | str | None:
         """The runner's outcome, why there is none (an engine fault, status 20), or None:

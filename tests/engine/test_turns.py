@@ -8,14 +8,27 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from runner_kit import NAMESPACED, make_spec, needs_sandbox, sandbox_processes, stages, text
 
 from grader.api.models import StatusCode
+from grader.engine.app import create_app
+from grader.engine.environments import Environments
 from grader.engine.runner import run_submission
 from grader.engine.sandbox import SandboxInfo
 from grader.engine.spec import Cancel, RunOutcome, RunSpec, Turn, TurnAbortedError
-from tests.engine.appkit import engine_client, make_config, q, submit, wait_final, wait_for
+from tests.engine.appkit import (
+    BASE,
+    engine_client,
+    grading_config,
+    make_config,
+    make_project,
+    q,
+    submit,
+    wait_final,
+    wait_for,
+)
 
 
 class Referee:
@@ -137,6 +150,7 @@ def test_slots_go_to_submissions_in_the_order_they_came_and_bound_what_runs(
         async with engine_client(make_config(tmp_path, slots=2), runner=runner) as client:
             ids = [(await submit(client)).json()["id"] for _ in range(7)]
             await wait_for(lambda: len(runner.began) == 2)
+            await asyncio.sleep(0.2)  # the two prepared ahead wait at their turn
             statuses = [
                 (await client.get(f"submissions/{sid}", params=q())).json()["result"]["status"]
                 for sid in ids
@@ -146,7 +160,46 @@ def test_slots_go_to_submissions_in_the_order_they_came_and_bound_what_runs(
             runner.go.set()
             for sid in ids:
                 assert (await wait_final(client, sid))["result"]["status"]["code"] == 15
-            assert runner.began == ids
+            # granted oldest first: with two slots, the i-th to begin is among the i+2 oldest
+            assert sorted(runner.began) == ids
+            assert all(sid in ids[: i + 2] for i, sid in enumerate(runner.began))
             assert runner.peak == 2
+
+    asyncio.run(go())
+
+
+@pytest.mark.sandbox
+def test_a_submission_whose_environment_is_being_built_lets_younger_ones_run(
+    tmp_path: Path,
+) -> None:
+    # the build (real uv, from the package index) waits for a gate the test opens
+    from uv import find_uv_bin
+
+    gate = tmp_path / "gate"
+    uv = tmp_path / "uv"
+    uv.write_text(
+        f'#!/bin/sh\nwhile [ ! -e {gate} ]; do sleep 0.05; done\nexec {find_uv_bin()} "$@"\n'
+    )
+    uv.chmod(0o755)
+    config = make_config(tmp_path, slots=1)
+    needs = make_project(config.projects_dir, "needs-six", grading_config())
+    (needs / "requirements.txt").write_text("six\n")
+    runner = OrderRunner()
+    runner.go.set()
+
+    async def go() -> None:
+        app = create_app(config, runner=runner)
+        async with app.router.lifespan_context(app):
+            app.state.engine.environments = Environments(config.data_dir / "env", uv=str(uv))
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url=BASE + "/") as client:
+                slow = (await submit(client, project="needs-six")).json()["id"]
+                quick = (await submit(client)).json()["id"]
+                assert (await wait_final(client, quick))["result"]["status"]["code"] == 15
+                body = (await client.get(f"submissions/{slow}", params=q())).json()
+                assert body["result"]["status"]["code"] == 0  # still waiting for its build
+                gate.touch()
+                assert (await wait_final(client, slow, 300))["result"]["status"]["code"] == 15
+        assert runner.began == [quick, slow]
 
     asyncio.run(go())
