@@ -263,6 +263,60 @@ def test_a_killed_engine_finishes_the_interrupted_run_as_20_and_reruns_the_waiti
     assert leftovers == [], "the killed engine's sandbox outlived it"
 
 
+def test_a_stopped_engine_cancels_the_run_and_the_one_held_for_its_turn_runs_after_restart(
+    tmp_path: Path, launch: Any
+) -> None:
+    # slots=1: the second submission is prepared ahead, its sandbox held before its command
+    # (spec.Turn); a graceful stop ends the first as 20 and puts the second back to waiting
+    example_project(tmp_path / "projects")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("a\n")
+    archive = tmp_path / "source.tar.gz"
+    subprocess.run(
+        ["tar", "-czf", str(archive), "--transform", "s,^,workspace/,", "src"],
+        cwd=tmp_path,
+        check=True,
+    )
+    first = launch(slots=1)
+    params = {"access_token": TOKEN}
+    with httpx.Client(base_url=first.url + "/", params=params) as client:
+        files = {"source": archive.read_bytes()}
+        slow = client.post(
+            "submissions", data={"project_id": "EXAMPLE", "scenario": "slow"}, files=files
+        ).json()["id"]
+        held = client.post("submissions", data={"project_id": "EXAMPLE"}, files=files).json()["id"]
+        deadline = time.monotonic() + 30
+        while client.get(f"submissions/{slow}").json()["result"]["status"]["code"] != 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)  # time enough for the second to be prepared and held
+        assert client.get(f"submissions/{held}").json()["result"]["status"]["code"] == 0
+    first.process.terminate()  # uvicorn stops the app, then ends by the same signal
+    first.process.wait(timeout=60)
+    second = launch(slots=1)
+    with httpx.Client(base_url=second.url + "/", params=params) as client:
+        stopped = client.get(f"submissions/{slow}").json()
+        assert stopped["result"]["status"]["code"] == 20
+        log = client.get(f"submissions/{slow}/debug_log").text
+        assert "cancelled (the engine is shutting down)" in log  # stopped, not crashed
+        rerun = wait_done(second.url, held, tmp_path)
+        assert rerun["result"]["status"]["code"] == 15
+        output = client.get(f"submissions/{held}/stage_run_output").text
+        assert "a.txt" in output  # its upload was kept while it waited again
+    assert not [
+        path.parent.name
+        for path in Path("/proc").glob("[0-9]*/cmdline")
+        if SLOW.encode() in _cmdline(path)
+    ], "the stopped engine's sandbox outlived it"
+
+
+def _cmdline(path: Path) -> bytes:
+    try:
+        return path.read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return b""
+
+
 def attack_scenario(projects: Path) -> bytes:
     """An "attack" scenario for EXAMPLE (every kind of tree, then a long sleep); the
     archive that carries the attack (and the sources the default scenario lists)."""
