@@ -373,10 +373,21 @@ def _procs(folder: Path) -> list[int]:
     return [int(pid) for pid in text.split() if pid.isdigit()]
 
 
-def _kill_all(folder: Path, seconds: float) -> bool:
+def _tries(seconds: float) -> Iterator[None]:
+    """Try once, then again after 0.5 ms, doubling to 10 ms, until ``seconds`` have gone:
+    a killed process usually leaves its cgroup within a millisecond of its death."""
     give_up = time.monotonic() + seconds
-    pause = 0.0005  # a killed process usually leaves within a millisecond: look again soon
+    pause = 0.0005
     while True:
+        yield
+        if time.monotonic() >= give_up:
+            return
+        time.sleep(pause)
+        pause = min(2 * pause, 0.01)
+
+
+def _kill_all(folder: Path, seconds: float) -> bool:
+    for _ in _tries(seconds):
         pids = _procs(folder)
         if not pids:
             return True
@@ -386,16 +397,11 @@ def _kill_all(folder: Path, seconds: float) -> bool:
         for pid in pids:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        if time.monotonic() >= give_up:
-            return not _procs(folder)
-        time.sleep(pause)
-        pause = min(2 * pause, 0.01)
+    return not _procs(folder)
 
 
 def _rmdir(folder: Path) -> None:
-    give_up = time.monotonic() + 1.0
-    pause = 0.0005  # a killed process leaves its cgroup a moment after it dies
-    while True:
+    for _ in _tries(1.0):
         try:
             folder.rmdir()
             return
@@ -405,10 +411,6 @@ def _rmdir(folder: Path) -> None:
             if exc.errno != errno.EBUSY:
                 log.warning("cannot remove the cgroup %s: %s", folder, exc.strerror)
                 return
-        if time.monotonic() >= give_up:
-            break
-        time.sleep(pause)
-        pause = min(2 * pause, 0.01)
     log.warning("cannot remove the cgroup %s: still busy", folder)
 
 
