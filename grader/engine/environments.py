@@ -183,7 +183,10 @@ class Environments:
 
         Raises EnvironmentBuildError (status 22 for the submission) when it cannot be built.
         """
-        requirements = requirements_of(project_dir, project_id)
+        return self.ensure_for(requirements_of(project_dir, project_id))
+
+    def ensure_for(self, requirements: Requirements | None) -> Path | None:
+        """``ensure`` for requirements already read (``requirements_of``)."""
         if requirements is None:
             return None
         target = self.path(requirements)

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from grader.api.models import FINAL_STATUSES, StatusCode
 from grader.engine import projects
-from grader.engine.environments import Environments
+from grader.engine.environments import Environments, Requirements, requirements_of
 from grader.engine.sandbox import sweep_dead_engines
 from grader.engine.sandbox.layout import adopt_ignored_signals
 from grader.engine.scheduler import Scheduler, Slots
@@ -276,13 +276,13 @@ class Engine:
         record = self.submission(submission_id)
         loop = asyncio.get_running_loop()
         try:
-            spec, ready = await self._in_files(self._prepare, record)
-            if not ready:
+            spec, requirements = await self._in_files(self._prepare, record)
+            if requirements is not None and not self.environments.is_ready(requirements):
                 # built once per requirement set, on a runner thread: it may take minutes,
                 # while younger submissions of ready projects take the free slots
                 self.scheduler.step_aside(submission_id)
             environment = await loop.run_in_executor(
-                self._runners, self.environments.ensure, spec.project_dir, spec.project_id
+                self._runners, self.environments.ensure_for, requirements
             )
         except (ConfigError, CreationFailedError) as exc:
             reason = exc.api_message if isinstance(exc, CreationFailedError) else str(exc)
@@ -308,8 +308,9 @@ class Engine:
         sizes = await self._in_files(self._collect, submission_id, outcome, notes)
         self.store.finish_submission(submission_id, finished, sizes, self.clock())
 
-    def _prepare(self, record: SubmissionRecord) -> tuple[RunSpec, bool]:
-        """The run's spec over fresh folders, and whether its environment is built."""
+    def _prepare(self, record: SubmissionRecord) -> tuple[RunSpec, Requirements | None]:
+        """The run's spec over fresh folders, and its project's requirements (read once:
+        raises EnvironmentBuildError, a 22, when they cannot be used)."""
         project = projects.find_project(self.config.projects_dir, record.project_id)
         source = f"{record.project_id}/config.json"
         scenario = projects.resolve_scenario(
@@ -324,7 +325,7 @@ class Engine:
         spec = projects.build_run_spec(
             record.id, project, scenario, upload_dir=upload_dir, work_dir=work_dir
         )
-        return spec, self.environments.state(spec.project_dir, spec.project_id).ready
+        return spec, requirements_of(spec.project_dir, spec.project_id)
 
     def _run(self, spec: RunSpec, cancel: Cancel, turn: Turn) -> RunOutcome | str | None:
         """The runner's outcome, why there is none (an engine fault, status 20), or None:
