@@ -221,26 +221,10 @@ def test_a_killed_engine_finishes_the_interrupted_run_as_20_and_reruns_the_waiti
     tmp_path: Path, launch: Any
 ) -> None:
     example_project(tmp_path / "projects")
-    archive = tmp_path / "source.tar.gz"
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "a.txt").write_text("a\n")
-    subprocess.run(
-        ["tar", "-czf", str(archive), "--transform", "s,^,workspace/,", "src"],
-        cwd=tmp_path,
-        check=True,
-    )
     first = launch(slots=1)
     params = {"access_token": TOKEN}
     with httpx.Client(base_url=first.url + "/", params=params) as client:
-        files = {"source": archive.read_bytes()}
-        slow = client.post(
-            "submissions", data={"project_id": "EXAMPLE", "scenario": "slow"}, files=files
-        ).json()["id"]
-        fast = client.post("submissions", data={"project_id": "EXAMPLE"}, files=files).json()["id"]
-        deadline = time.monotonic() + 30
-        while client.get(f"submissions/{slow}").json()["result"]["status"]["code"] != 3:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        slow, fast = slow_then_waiting(tmp_path, client)
         assert client.get(f"submissions/{fast}").json()["result"]["status"]["code"] == 0
     first.process.kill()  # no shutdown: the run is left "executing" in SQLite
     first.process.wait()
@@ -253,22 +237,12 @@ def test_a_killed_engine_finishes_the_interrupted_run_as_20_and_reruns_the_waiti
         assert "the engine stopped while this submission ran" in log
         rerun = wait_done(second.url, fast, tmp_path)
         assert rerun["result"]["status"]["code"] == 15
-    leftovers = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if SLOW.encode() in cmdline.read_bytes().replace(b"\0", b" "):
-                leftovers.append(cmdline.parent.name)
-        except OSError:
-            continue
-    assert leftovers == [], "the killed engine's sandbox outlived it"
+    assert slow_processes() == [], "the killed engine's sandbox outlived it"
 
 
-def test_a_stopped_engine_cancels_the_run_and_the_one_held_for_its_turn_runs_after_restart(
-    tmp_path: Path, launch: Any
-) -> None:
-    # slots=1: the second submission is prepared ahead, its sandbox held before its command
-    # (spec.Turn); a graceful stop ends the first as 20 and puts the second back to waiting
-    example_project(tmp_path / "projects")
+def slow_then_waiting(tmp_path: Path, client: httpx.Client) -> tuple[int, int]:
+    """On a one-slot engine serving EXAMPLE (``example_project``): a submission running
+    ``SLOW`` (status 3 when this returns) and one waiting behind it; their ids."""
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.txt").write_text("a\n")
     archive = tmp_path / "source.tar.gz"
@@ -277,18 +251,40 @@ def test_a_stopped_engine_cancels_the_run_and_the_one_held_for_its_turn_runs_aft
         cwd=tmp_path,
         check=True,
     )
+    files = {"source": archive.read_bytes()}
+    slow = client.post(
+        "submissions", data={"project_id": "EXAMPLE", "scenario": "slow"}, files=files
+    ).json()["id"]
+    waiting = client.post("submissions", data={"project_id": "EXAMPLE"}, files=files).json()["id"]
+    deadline = time.monotonic() + 30
+    while client.get(f"submissions/{slow}").json()["result"]["status"]["code"] != 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return slow, waiting
+
+
+def slow_processes() -> list[str]:
+    """Live processes whose command line holds ``SLOW`` (none may outlive its engine)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if SLOW.encode() in cmdline.read_bytes().replace(b"\0", b" "):
+                found.append(cmdline.parent.name)
+        except OSError:
+            continue
+    return found
+
+
+def test_a_stopped_engine_cancels_the_run_and_the_one_held_for_its_turn_runs_after_restart(
+    tmp_path: Path, launch: Any
+) -> None:
+    # slots=1: the second submission is prepared ahead, its sandbox held before its command
+    # (spec.Turn); a graceful stop ends the first as 20 and puts the second back to waiting
+    example_project(tmp_path / "projects")
     first = launch(slots=1)
     params = {"access_token": TOKEN}
     with httpx.Client(base_url=first.url + "/", params=params) as client:
-        files = {"source": archive.read_bytes()}
-        slow = client.post(
-            "submissions", data={"project_id": "EXAMPLE", "scenario": "slow"}, files=files
-        ).json()["id"]
-        held = client.post("submissions", data={"project_id": "EXAMPLE"}, files=files).json()["id"]
-        deadline = time.monotonic() + 30
-        while client.get(f"submissions/{slow}").json()["result"]["status"]["code"] != 3:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        slow, held = slow_then_waiting(tmp_path, client)
         time.sleep(0.5)  # time enough for the second to be prepared and held
         assert client.get(f"submissions/{held}").json()["result"]["status"]["code"] == 0
     first.process.terminate()  # uvicorn stops the app, then ends by the same signal
@@ -303,18 +299,7 @@ def test_a_stopped_engine_cancels_the_run_and_the_one_held_for_its_turn_runs_aft
         assert rerun["result"]["status"]["code"] == 15
         output = client.get(f"submissions/{held}/stage_run_output").text
         assert "a.txt" in output  # its upload was kept while it waited again
-    assert not [
-        path.parent.name
-        for path in Path("/proc").glob("[0-9]*/cmdline")
-        if SLOW.encode() in _cmdline(path)
-    ], "the stopped engine's sandbox outlived it"
-
-
-def _cmdline(path: Path) -> bytes:
-    try:
-        return path.read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return b""
+    assert slow_processes() == [], "the stopped engine's sandbox outlived it"
 
 
 def attack_scenario(projects: Path) -> bytes:
