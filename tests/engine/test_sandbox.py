@@ -418,7 +418,8 @@ def test_etc_is_one_mount_of_copies_with_the_cells_own_passwd(tmp_path: Path, ki
         cell = make_cell(tmp_path, kind, uid)
         script = (
             "grep -c . /etc/ld.so.cache >/dev/null && echo cache; id -un; "
-            "grep ' /etc ' /proc/self/mountinfo; touch /etc/x 2>&1; ls /etc"
+            "grep ' /etc ' /proc/self/mountinfo; touch /etc/x 2>&1; ls /etc; "
+            "grep -h -E '^(passwd|group):' /etc/nsswitch.conf"
         )
         exit, out, err = run(cell, script)
     assert exit.exit_code == 0, err
@@ -427,9 +428,32 @@ def test_etc_is_one_mount_of_copies_with_the_cells_own_passwd(tmp_path: Path, ki
     etc = lines[2].split()
     assert etc[3] == "/" and "tmpfs" in etc, etc  # a tmpfs's own root: no host folder named
     assert "Read-only file system" in lines[3]
+    if Path("/etc/nsswitch.conf").exists():  # no host module is asked about users inside
+        assert {"passwd: files", "group: files"} <= set(lines), out
     listed = set(lines[4:])
     assert {"passwd", "group"} <= listed and "shadow" not in listed
     assert {name for name in ("ld.so.cache", "hosts") if Path("/etc", name).exists()} <= listed
+
+
+def test_the_sandboxs_user_databases_are_its_own_files_only() -> None:
+    host = (
+        "# comment: passwd: ldap\n"
+        "passwd:         files systemd\n"
+        "group: compat sss\n"
+        "shadow:files\n"
+        "gshadow:        files systemd\n"
+        "hosts:          files mdns4_minimal [NOTFOUND=return] dns\n"
+        "netgroup:       nis"
+    )
+    assert tmpfs.files_only(host).splitlines() == [
+        "# comment: passwd: ldap",
+        "passwd: files",
+        "group: files",
+        "shadow: files",
+        "gshadow: files",
+        "hosts:          files mdns4_minimal [NOTFOUND=return] dns",
+        "netgroup:       nis",
+    ]
 
 
 @needs_root
@@ -441,6 +465,7 @@ def test_the_copy_of_etc_is_made_once_and_again_when_the_host_changes(
     (host / "ld.so.conf.d" / "a.conf").write_text("/opt/a\n")
     (host / "hosts").write_text("127.0.0.1 localhost\n")
     (host / "localtime").symlink_to("/usr/share/zoneinfo/UTC")
+    (host / "nsswitch.conf").write_text("passwd:  files systemd\nhosts: files dns\n")
     monkeypatch.setattr(tmpfs, "ETC", host)
     monkeypatch.setattr(tmpfs, "_ETC", {})
     monkeypatch.setattr(tmpfs, "_ETC_CHECKED", {})
@@ -450,6 +475,7 @@ def test_the_copy_of_etc_is_made_once_and_again_when_the_host_changes(
     assert (first / "ld.so.conf.d" / "a.conf").read_text() == "/opt/a\n"
     assert (first / "localtime").readlink() == Path("/usr/share/zoneinfo/UTC")
     assert (first / "passwd").read_text() == "" and first.is_mount()
+    assert (first / "nsswitch.conf").read_text() == "passwd: files\nhosts: files dns\n"
     (host / "hosts").unlink()
     (host / "hosts").write_text("127.0.0.1 changed\n")
     monkeypatch.setattr(tmpfs, "ETC_RECHECK_SECONDS", 3600.0)

@@ -12,7 +12,8 @@
 * **The sandbox's ``/etc``** (``system_etc``): copies of the host's ``/etc`` pieces on a
   tmpfs of the engine process's own, made once (again when the host's change) and bound
   in as ``/etc`` in one mount instead of one bind per piece (each bind costs a stage about
-  0.1 ms, and bubblewrap's grow with their number).
+  0.1 ms, and bubblewrap's grow with their number). Its ``nsswitch.conf`` reads users
+  and groups from the sandbox's own files only (``files_only``).
 * **/tmp and /dev/shm of a bubblewrap cell** (``capped``): bubblewrap's ``--tmpfs`` takes
   ``--size`` but no inode cap, and every empty file in a tmpfs costs kernel memory. When
   the engine is root it mounts both tmpfs itself with ``size`` and ``nr_inodes``, binds
@@ -162,6 +163,12 @@ def system_etc(network: bool) -> Path:
         try:
             for name in names:
                 _copy(ETC / name, folder / name)
+            if "nsswitch.conf" in names:
+                nsswitch = folder / "nsswitch.conf"
+                text = files_only((ETC / "nsswitch.conf").read_text(errors="replace"))
+                nsswitch.unlink()
+                nsswitch.write_text(text)
+                nsswitch.chmod(0o644)
             for name in ("passwd", "group"):
                 (folder / name).touch(0o644)
         except OSError as exc:
@@ -169,6 +176,23 @@ def system_etc(network: bool) -> Path:
             raise SandboxError(f"cannot copy /etc/{name} for the sandbox: {exc}") from exc
         _ETC[network] = (stamp, folder)
         return folder
+
+
+USER_DATABASES = ("passwd", "group", "shadow", "gshadow", "initgroups")
+
+
+def files_only(nsswitch: str) -> str:
+    """``nsswitch`` (an ``nsswitch.conf``) with the user and group databases read from
+    the sandbox's own files only. A host module (systemd's, sss, ldap) has nothing to
+    reach inside, yet loading it costs every lookup: ``setpriv`` looks the stage's uid up
+    by name first, which cost each bubblewrap stage about 0.8 ms with ``files systemd``."""
+    lines = []
+    for line in nsswitch.splitlines():
+        name, colon, _ = line.partition(":")
+        if colon and name.strip() in USER_DATABASES:
+            line = f"{name.strip()}: files"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def _stamp(path: Path) -> tuple[int, int]:
