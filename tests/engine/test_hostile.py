@@ -615,6 +615,7 @@ for folder in ("/tmp", "/dev/shm"):
         assert cap - 64 <= int(made) < cap, (folder, made)
     mounts = Path("/proc/self/mountinfo").read_text()
     ours = [line for line in mounts.splitlines() if f"{BASE}/{os.getpid()}-" in line]
-    # bubblewrap's host tmpfs mounts are gone (the engine's copy of /etc stays while it runs)
-    assert all("/etc-" in line.split()[4] for line in ours), ours
+    # bubblewrap's host tmpfs mounts are gone (the engine's /etc and /dev stay while it runs)
+    kept = ("/etc-", "/dev-")
+    assert all(any(name in line.split()[4] for name in kept) for line in ours), ours
     assert_next_submission_is_graded(tmp_path, kind)

@@ -435,6 +435,36 @@ def test_etc_is_one_mount_of_copies_with_the_cells_own_passwd(tmp_path: Path, ki
     assert {name for name in ("ld.so.cache", "hosts") if Path("/etc", name).exists()} <= listed
 
 
+@needs_root
+@needs_sandbox
+@pytest.mark.sandbox
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_dev_holds_the_usual_devices_which_the_stage_uses_but_cannot_change(
+    tmp_path: Path, kind: str
+) -> None:
+    script = (
+        "ls -A /dev | tr '\\n' ' '; echo; head -c 3 /dev/zero | wc -c; "
+        "head -c 5 /dev/urandom | wc -c; echo x > /dev/null && echo null; "
+        "echo x 2>/dev/null > /dev/full || echo full; readlink /dev/stdin; "
+        "touch /dev/x 2>&1 | grep -c denied; chmod 600 /dev/null 2>&1 | grep -c 'not permitted'; "
+        "grep ' /dev ' /proc/self/mountinfo"
+    )
+    with sandbox_uid() as uid:
+        exit, out, err = run(make_cell(tmp_path, kind, uid), script)
+    assert exit.exit_code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == sorted(
+        ["fd", "full", "null", "random", "shm", "stderr", "stdin", "stdout", "urandom", "zero"]
+    )
+    assert lines[1:8] == ["3", "5", "null", "full", "/proc/self/fd/0", "1", "1"], out
+    dev = lines[8].split()
+    assert dev[3] == "/" and "tmpfs" in dev, dev  # a tmpfs's own root: no host folder named
+    if kind == "bubblewrap":  # one engine-wide /dev, made once
+        with capped(make_cell(tmp_path / "again", kind, uid)) as cell:
+            assert cell.system_dev == tmpfs.system_dev() and cell.system_dev is not None
+            assert stage_argv(cell, "true", 1).count("--dev-bind") == 1
+
+
 def test_the_sandboxs_user_databases_are_its_own_files_only() -> None:
     host = (
         "# comment: passwd: ldap\n"

@@ -91,7 +91,9 @@ class Cell:
     inode-capped tmpfs of the submission's own (``tmpfs.cell_area``), whose use is read
     in one call and which the kernel stops at the disk limit. ``system_etc``: a host
     folder holding copies of the host's ``/etc`` pieces (``tmpfs.system_etc``), bound in
-    as ``/etc`` in one mount (``None``: each piece is bound on its own).
+    as ``/etc`` in one mount (``None``: each piece is bound on its own). ``system_dev``:
+    a host folder laid out as the sandbox's ``/dev`` (``tmpfs.system_dev``), bound in as
+    ``/dev`` under bubblewrap (``None``: the sandbox builds its own).
     """
 
     kind: SandboxKind
@@ -112,6 +114,7 @@ class Cell:
     environment: Path | None = None
     capped: bool = False
     system_etc: Path | None = None
+    system_dev: Path | None = None
 
     @property
     def workspace(self) -> Path:
@@ -358,7 +361,8 @@ class Mount:
     """One step of building the sandbox's file system (rendered for bwrap or a script)."""
 
     # dir: made 0755; hidden: an empty read-only folder laid over what is there; capped: a
-    # bind of a fresh tmpfs the engine mounted on the host (empty, like a tmpfs)
+    # bind of a fresh tmpfs the engine mounted on the host (empty, like a tmpfs); dev: a
+    # /dev built in the sandbox, or the bind of ``source`` laid out as one (bubblewrap)
     op: Literal["ro", "rw", "symlink", "dir", "tmpfs", "proc", "dev", "hidden", "capped"]
     dest: str
     source: str = ""
@@ -366,10 +370,13 @@ class Mount:
     files: int = 0  # a tmpfs's inode cap (0: the kernel's default)
 
 
-def system_mounts(*, network: bool = False, etc: Path | None = None) -> list[Mount]:
+def system_mounts(
+    *, network: bool = False, etc: Path | None = None, dev: Path | None = None
+) -> list[Mount]:
     """Read-only system directories and the ``/etc`` pieces, as this host lays them out
-    (``etc``: a folder of copies of them, ``tmpfs.system_etc``, bound as ``/etc``)."""
-    return list(_system_mounts(network, etc))
+    (``etc``: a folder of copies of them, ``tmpfs.system_etc``, bound as ``/etc``), then
+    ``/proc`` and ``/dev`` (``dev``: a folder laid out as one, ``tmpfs.system_dev``)."""
+    return list(_system_mounts(network, etc, dev))
 
 
 def etc_pieces(network: bool, etc: Path = Path("/etc")) -> list[str]:
@@ -379,7 +386,7 @@ def etc_pieces(network: bool, etc: Path = Path("/etc")) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4)
-def _system_mounts(network: bool, etc: Path | None) -> tuple[Mount, ...]:
+def _system_mounts(network: bool, etc: Path | None, dev: Path | None) -> tuple[Mount, ...]:
     mounts = []
     for path in SYSTEM_DIRS:
         if Path(path).is_symlink():
@@ -390,12 +397,13 @@ def _system_mounts(network: bool, etc: Path | None) -> tuple[Mount, ...]:
         mounts.append(Mount("ro", "/etc", str(etc)))
     else:
         mounts += [Mount("ro", f"/etc/{name}", f"/etc/{name}") for name in etc_pieces(network)]
-    return (*mounts, Mount("proc", "/proc"), Mount("dev", "/dev"))
+    return (*mounts, Mount("proc", "/proc"), Mount("dev", "/dev", str(dev or "")))
 
 
 def cell_plan(cell: Cell) -> list[Mount]:
     """Every mount of ``cell``'s sandbox: the system's, then the submission's."""
-    return [*system_mounts(network=cell.network, etc=cell.system_etc), *cell_mounts(cell)]
+    system = system_mounts(network=cell.network, etc=cell.system_etc, dev=cell.system_dev)
+    return [*system, *cell_mounts(cell)]
 
 
 def cell_mounts(cell: Cell) -> list[Mount]:
@@ -537,6 +545,8 @@ def bwrap_mounts(mounts: Sequence[Mount]) -> list[str]:
             args += ["--perms", "0555", "--size", str(HIDDEN_BYTES), "--tmpfs", m.dest]
         elif m.op == "proc":
             args += ["--proc", m.dest]
+        elif m.op == "dev" and m.source:  # a prepared one: one bind, devices allowed
+            args += ["--dev-bind", m.source, m.dest]
         elif m.op == "dev":
             args += ["--dev", m.dest]
     return args
