@@ -69,6 +69,9 @@ Layout inside (bubblewrap, unshare)::
     /sphere-engine/streams   earlier stages' outputs (read-only)
     /sphere-engine/env       the project's own Python environment, when it has one (ro)
     /tmp, /dev/shm           private tmpfs mounts
+    /dev                     null, zero, full, random, urandom and the fd links (no
+                             terminals; as root, bubblewrap binds one the engine made once,
+                             ``tmpfs.system_dev``)
     /usr, /lib*, /etc pieces read-only system; sys.prefix and sys.base_prefix read-only
 
 The engine not being root: bubblewrap runs in a user namespace (the stage is uid 1000
