@@ -259,6 +259,11 @@ class SandboxError(GraderError):
     """The local engine cannot isolate student code as asked."""
 
 
+class WarmZygoteError(SandboxError):
+    """An interpreter's warm zygote could not start (it cannot import pytest, say): the
+    harness stages on that interpreter start it themselves instead."""
+
+
 class TreeError(GraderError, OSError):
     """The local engine cannot remove, copy or walk a folder (one a submission wrote).
 

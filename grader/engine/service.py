@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
+import json
 import logging
 import math
 import shutil
@@ -28,8 +29,13 @@ from typing import Any, TypeVar
 
 from grader.api.models import FINAL_STATUSES, StatusCode
 from grader.engine import projects
-from grader.engine.environments import Environments, Requirements, requirements_of
-from grader.engine.sandbox import sweep_dead_engines
+from grader.engine.environments import (
+    REQUIREMENTS,
+    Environments,
+    Requirements,
+    requirements_of,
+)
+from grader.engine.sandbox import detect_sandbox, prewarm, sweep_dead_engines
 from grader.engine.sandbox.layout import adopt_ignored_signals
 from grader.engine.scheduler import Scheduler, Slots
 from grader.engine.settings import EngineConfig
@@ -130,6 +136,8 @@ class Engine:
         # (a thread of its own: killing a dead engine's stuck stage may take seconds, and the
         # file threads unpack uploads)
         threading.Thread(target=sweep_dead_engines, name="engine-sweep", daemon=True).start()
+        if self._runner is None:  # the sandboxed runner: its warm zygote starts meanwhile
+            threading.Thread(target=self._prewarm, name="engine-prewarm", daemon=True).start()
         for submission_id in self.store.submission_ids(
             (StatusCode.PREPARATION, StatusCode.EXECUTION)
         ):
@@ -138,6 +146,22 @@ class Engine:
         for submission_id in self.store.submission_ids((StatusCode.WAITING,)):
             self.scheduler.submit(submission_id)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    def _prewarm(self) -> None:
+        """Start the sandbox's warm zygote if a project's stage would use it (``warm.py``)."""
+        commands = []
+        for folder in sorted(self.config.projects_dir.glob("*/")):
+            if (folder / REQUIREMENTS).exists():
+                continue  # its own interpreter: never warm
+            try:
+                config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+                for scenario in config["scenarios"].values():
+                    for stage in scenario["stages"].values():
+                        if isinstance(stage.get("command"), str):
+                            commands.append(stage["command"])
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue  # a broken project is reported when a submission uses it
+        prewarm(detect_sandbox().kind, commands)
 
     async def stop(self) -> None:
         """Cancel running submissions, wait for them, and release every thread."""

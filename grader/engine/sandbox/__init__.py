@@ -113,7 +113,7 @@ from grader.engine.sandbox.uids import (
     leftover_processes,
     sandbox_uid,
 )
-from grader.engine.sandbox.watch import POLL_SECONDS, StageExit, run_stage
+from grader.engine.sandbox.watch import POLL_SECONDS, StageExit, prewarm, run_stage
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,7 @@ __all__ = [
     "cell_mounts",
     "detect_sandbox",
     "leftover_processes",
+    "prewarm",
     "probe_sandbox",
     "readable_paths",
     "run_stage",

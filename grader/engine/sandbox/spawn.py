@@ -48,11 +48,13 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
+from grader.engine.sandbox import warm
 from grader.engine.sandbox.layout import (
     DEVICES,
     HIDDEN_BYTES,
+    LIB,
     WORKSPACE,
     Cell,
     cell_plan,
@@ -60,7 +62,7 @@ from grader.engine.sandbox.layout import (
     stage_rlimits,
 )
 from grader.engine.sandbox.procs import code_layout
-from grader.errors import SandboxError
+from grader.errors import SandboxError, WarmZygoteError
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
@@ -146,6 +148,10 @@ class Launch:
     argv: Any
     envp: Any
     writes: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # a warm stage (``warm.py``): the interpreter options and the harness's arguments, and
+    # the environment ``warm.run`` gives it, instead of ``execve``
+    warm: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    env: dict[str, str] = field(default_factory=dict)
     # kept alive for the buffers' sake
     held: list[object] = field(default_factory=list)
 
@@ -166,6 +172,7 @@ class Request:
     seccomp: bytes | None
     pass_fds: tuple[int, ...]
     joins: tuple[str, ...]
+    warm: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # for a warm zygote
 
 
 class Sandboxed:
@@ -238,6 +245,9 @@ class Sandboxed:
 
 STARTUP_SECONDS = 60.0  # for the zygote to answer, however loaded the host
 ZYGOTE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
+# a warm zygote's interpreter starts as a stage's would (``layout.stage_env``)
+WARM_ENV = {"PYTHONPATH": LIB, "PYTHONNOUSERSITE": "1"}
+READY = b"ready"  # a warm zygote's first word
 
 
 def start(
@@ -253,8 +263,14 @@ def start(
     stdout: int | None = subprocess.DEVNULL,
     stderr: int | None = subprocess.DEVNULL,
     cwd: str | None = None,
+    warm: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
+    python: str | None = None,
 ) -> Sandboxed:
     """Start ``argv`` confined in the unshare ``cell``, through the zygote.
+
+    ``warm`` (``warm.harness_run``'s reading of the command) and ``python`` (the
+    interpreter, ``warm.interpreter``): the stage runs the harness in a fork of the warm
+    zygote of ``python`` instead of exec'ing ``argv``; the cell is built the same way.
 
     ``stdin``, ``stdout``, ``stderr``: ``subprocess.PIPE`` (the engine's end is the
     result's ``stdout``/``stderr``; stdin is never a pipe here), ``subprocess.DEVNULL``
@@ -285,9 +301,10 @@ def start(
         ours.append(report_write)
         request = Request(
             cell, list(argv), timeout, env, seccomp, tuple(pass_fds),
-            tuple(os.fspath(path) for path in joins),
+            tuple(os.fspath(path) for path in joins), warm,
         )  # fmt: skip
-        Zygote.get().send(pickle.dumps(request), [report_write, *theirs, *pass_fds])
+        zygote = Zygote.get(python if warm is not None else None)
+        zygote.send(pickle.dumps(request), [report_write, *theirs, *pass_fds])
     except BaseException:
         for pipe in kept.values():
             pipe.close()
@@ -336,25 +353,34 @@ def _read_record(fd: int, timeout: float | None) -> int | None:
 
 class Zygote:
     """The engine's zygote process (``zygote.py``): started at the first unshare stage,
-    again if it ended; one per engine process."""
+    again if it ended; one per engine process. And a warm zygote per interpreter
+    (``warm.py``), started at its first warm stage: ``python`` started as a stage's
+    interpreter is (``-P``, the harness's lib on ``PYTHONPATH``), which says it is ready
+    once it imported what the harness's pytest run needs."""
 
     _current: Zygote | None = None
+    _warm: ClassVar[dict[str, Zygote]] = {}
     _starting = threading.Lock()
 
-    def __init__(self) -> None:
+    def __init__(self, python: str | None = None) -> None:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         root = str(Path(__file__).resolve().parents[3])  # where ``grader`` is importable
         code = (
             f"import sys; sys.path.insert(0, {root!r}); "
-            f"from grader.engine.sandbox.zygote import main; main({theirs.fileno()})"
+            f"from grader.engine.sandbox.zygote import main; "
+            f"main({theirs.fileno()}, warm={root if python else None!r})"
         )
+        if python is None:  # no variable, user site or cwd of ours
+            argv, env = [sys.executable, "-I", "-c", code], ZYGOTE_ENV
+        else:  # the stage's interpreter as the stage would start it (``warm.py``)
+            argv, env = [python, "-P", "-c", code], {**ZYGOTE_ENV, **WARM_ENV}
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-I", "-c", code],  # no variable, user site or cwd of ours
+                argv,
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a terminal's Ctrl-C is the engine's to act on
-                env=ZYGOTE_ENV,  # none of the engine's (a token): pid 1 is a fork of it
+                env=env,  # none of the engine's (a token): pid 1 is a fork of it
             )
         except OSError as exc:
             mine.close()
@@ -363,16 +389,39 @@ class Zygote:
             theirs.close()
         self.socket = mine
         self.sending = threading.Lock()
+        self.python = python
+        if python is not None:
+            self._ready()
         self.layout = code_layout(self.process.pid)
 
+    def _ready(self) -> None:
+        """Wait for a warm zygote's word that it is ready; raises ``SandboxError``."""
+        self.socket.settimeout(STARTUP_SECONDS)
+        try:
+            word = self.socket.recv(4096)
+        except OSError as exc:
+            word = f"no answer ({exc})".encode()
+        finally:
+            self.socket.settimeout(None)
+        if word != READY:
+            self.socket.close()
+            self.process.kill()
+            self.process.wait()
+            said = word.decode(errors="replace") or "it ended"
+            raise WarmZygoteError(f"the warm zygote of {self.python} could not start: {said}")
+
     @classmethod
-    def get(cls) -> Zygote:
+    def get(cls, python: str | None = None) -> Zygote:
         with cls._starting:
-            current = cls._current
+            current = cls._current if python is None else cls._warm.get(python)
             if current is None or current.process.poll() is not None:
                 if current is not None:
                     current.socket.close()
-                current = cls._current = cls()
+                current = cls(python)
+                if python is None:
+                    cls._current = current
+                else:
+                    cls._warm[python] = current
             return current
 
     def send(self, message: bytes, fds: list[int]) -> None:
@@ -421,6 +470,7 @@ def prepare(
     env: dict[str, str],
     seccomp: bytes | None,
     pass_fds: tuple[int, ...] = (),
+    warm: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
 ) -> Launch:
     root = cell.home.parent / ".root"
     root.mkdir(exist_ok=True)
@@ -457,6 +507,8 @@ def prepare(
         argv=c_argv,
         envp=c_envp,
         held=held,
+        warm=warm,
+        env=dict(env) if warm is not None else {},
     )
 
 
@@ -634,7 +686,8 @@ def run_pid1(launch: Launch) -> None:
         if _chdir(launch.root) != 0 or _chroot(b".") != 0:
             _fail(b"chroot")
         _sethostname(NAME, len(NAME))
-        stage = _fork()
+        # a warm stage goes on in Python: it needs the interpreter's after-fork work
+        stage = os.fork() if launch.warm is not None else _fork()
         if stage == 0:
             _stage(launch)
         while True:
@@ -679,6 +732,9 @@ def _stage(launch: Launch) -> None:
             filter_at = ctypes.addressof(launch.seccomp)
             if _prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, filter_at, 0, 0) != 0:
                 _fail(b"seccomp")
+        if launch.warm is not None:
+            options, args = launch.warm
+            warm.run(args, options, launch.env)  # never returns
         for program in launch.programs:
             _execve(program, launch.argv, launch.envp)
         _fail(b"cannot run " + launch.programs[-1])

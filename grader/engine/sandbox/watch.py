@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import select
@@ -10,7 +11,7 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from subprocess import Popen
 from typing import IO, Any, Literal
 
 from grader.engine import trees
-from grader.engine.sandbox import spawn
+from grader.engine.sandbox import spawn, warm
 from grader.engine.sandbox.cgroups import Group, stage_group
 from grader.engine.sandbox.layout import (
     MB,
@@ -26,6 +27,7 @@ from grader.engine.sandbox.layout import (
     TMP,
     WORK_FILES,
     Cell,
+    command_argv,
     engine_sets_rlimits,
     stage_argv,
     stage_rlimits,
@@ -35,7 +37,9 @@ from grader.engine.sandbox.spawn import Sandboxed, zygote_layout
 from grader.engine.sandbox.syscalls import bpf_program
 from grader.engine.sandbox.tmpfs import capped
 from grader.engine.spec import Cancel
-from grader.errors import SandboxError
+from grader.errors import SandboxError, WarmZygoteError
+
+log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05  # memory, time and cancel checks
 DISK_POLL_SECONDS = POLL_SECONDS  # at least; a slow walk (many files) spaces them out
@@ -169,6 +173,23 @@ def start(
     its sandboxed process waits, so the sandbox is built before a slot is free; otherwise
     before anything starts.
     """
+    run = _warm_run(cell, command, options.get("env") or {})
+    if run is not None:
+        if hold is not None:
+            hold()
+            hold = None
+        try:
+            return spawn.start(
+                cell, command_argv(command), timeout, env=options["env"], seccomp=bpf_program(),
+                pass_fds=pass_fds, joins=group.join_files() if group is not None else [],
+                warm=run[1], python=run[0],
+                **{key: value for key, value in options.items() if key != "env"},
+            )  # fmt: skip
+        except SandboxError as exc:
+            if not isinstance(exc, WarmZygoteError):
+                raise
+            _COLD.add(run[0])  # this interpreter cannot be warmed: cold from now on
+            log.warning("%s; harness stages start their interpreter", exc)
     argv = stage_argv(cell, command, timeout)
     if hold is not None and not _is_bwrap_argv(argv):
         hold()
@@ -271,6 +292,46 @@ def _hold_and_release(
         pass  # bubblewrap ended already
     finally:
         os.close(block)
+
+
+_COLD: set[str] = set()  # interpreters whose warm zygote could not start
+
+
+def _warm_run(
+    cell: Cell, command: str | Sequence[str], env: dict[str, str]
+) -> tuple[str, tuple[tuple[str, ...], tuple[str, ...]]] | None:
+    """The interpreter and the reading of a harness stage that starts warm (``warm.py``):
+    a harness cell, the engine as root, confined by namespaces, the command exactly the
+    harness's pytest run on the engine's own interpreter. ``None``: it starts cold."""
+    if not warm.ENABLED or not isinstance(command, str) or cell.role != "harness":
+        return None
+    reading = warm.harness_run(command)
+    if reading is None:
+        return None
+    python = warm.interpreter(cell, env, command.split()[0])
+    if python is None or python in _COLD:
+        return None
+    return python, reading
+
+
+def prewarm(kind: str, commands: Iterable[str]) -> None:
+    """Start the engine's warm zygote ahead of its first stage (``warm.py``; it takes a
+    few hundred milliseconds to import pytest), when one of ``commands`` would use it on
+    a sandbox of ``kind``. Blocks: for a thread of its own."""
+    if not warm.ENABLED or kind == "rlimits" or os.geteuid() != 0:
+        return
+    if not any(warm.harness_run(command) for command in commands):
+        return
+    python = warm.default_interpreter()
+    if python is None or python in _COLD:
+        return
+    try:
+        spawn.Zygote.get(python)
+    except WarmZygoteError as exc:
+        _COLD.add(python)
+        log.warning("%s; harness stages start their interpreter", exc)
+    except SandboxError as exc:  # tried again, and reported, at the first stage
+        log.debug("the warm zygote did not start ahead: %s", exc)
 
 
 def _is_bwrap_argv(argv: Sequence[str]) -> bool:
@@ -453,7 +514,7 @@ class _Watch:
             else stage_processes(self.cell.uid if self.alone else None, self.process.pid)
         )
         # the unshare cell's pid 1 is a fork of this engine: its memory is ours, not the stage's
-        ours = self.process.pid if self.cell.kind == "unshare" else None
+        ours = self.process.pid if isinstance(self.process, Sandboxed) else None
         # so is a stage process forked from it that has not exec'd yet (same code and stack
         # addresses as this engine, which no exec'd program has under ASLR)
         samples = [

@@ -34,17 +34,27 @@ import socket
 from contextlib import suppress
 
 from grader.engine.sandbox import spawn
+from grader.engine.sandbox.warm import preload
 
 MAX_REQUEST = 1 << 20  # bytes: a cell, an argv and an environment
 MAX_FDS = 64
 
 
-def main(fd: int) -> None:
-    """Serve the engine on socket ``fd`` until it closes."""
+def main(fd: int, warm: str | None = None) -> None:
+    """Serve the engine on socket ``fd`` until it closes. ``warm``: this is a warm zygote
+    (``warm.py``; the folder it imported ``grader`` from): it first imports what the
+    harness's pytest run needs, then says it is ready (``spawn.READY``) or why not."""
     server = socket.socket(fileno=fd)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # keepers are reaped by the kernel
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides when this ends
     zygote = os.getpid()
+    if warm is not None:
+        try:
+            preload(warm)
+        except Exception as exc:  # noqa: BLE001 (told to the engine, which starts cold)
+            server.send(f"{type(exc).__name__}: {exc}".encode()[: MAX_REQUEST // 2])
+            return
+        server.send(spawn.READY)
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(server, MAX_REQUEST, MAX_FDS)
@@ -65,6 +75,7 @@ def main(fd: int) -> None:
                 env=request.env,
                 seccomp=request.seccomp,
                 pass_fds=request.pass_fds,
+                warm=request.warm,
             )
             launch.writes = spawn.join_writes(request.joins)
         except Exception as exc:  # noqa: BLE001 (reported to the engine, which raises)
