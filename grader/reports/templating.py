@@ -58,6 +58,14 @@ def environment(directory: Path | None = None) -> jinja2.Environment:
     return env
 
 
+def compile_templates() -> None:
+    """Compile every template now; the environment keeps them. A run calls this while the
+    engine still works, so writing its outputs at the end compiles nothing."""
+    env = environment()
+    for name in env.list_templates(extensions=("j2",)):
+        env.get_template(name)
+
+
 def render(template: str, **context: object) -> str:
     """Render one template by name with ``context``."""
     return environment().get_template(template).render(**context)
