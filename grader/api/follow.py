@@ -2,7 +2,9 @@
 
 ``SubmissionWatcher``: every ``wait(id)`` joins one background loop that asks for all
 watched ids together (``GET /submissions?ids=``, 20 per call), at an interval that
-starts fast and slows down to a ceiling while the loop runs. ``ExecutionGate``: at most
+starts fast and slows down to a ceiling while the loop runs; against an engine on this
+machine, sooner when the last submissions are expected to end (``EndForecast``).
+``ExecutionGate``: at most
 ``min(concurrency, free slots)`` submissions executing at once, ``/stats`` re-read as
 the run goes.
 """
@@ -12,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import statistics
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 from grader.api.client import MAX_IDS_PER_CALL, ContainersClient, Sleep
 from grader.api.faults import is_transient
-from grader.api.models import Submission
+from grader.api.models import StatusCode, Submission
 from grader.config import DEFAULT_SUBMISSION_TIMEOUT
 from grader.errors import EngineError, SubmissionTimeoutError
 
@@ -51,6 +55,83 @@ class PollSchedule:
 
 
 @dataclass
+class _Start:
+    """When a watched submission started executing: after ``after``, before ``before``."""
+
+    after: float  # when it was last known not to execute: its wait began, or a poll
+    before: float | None = None  # the poll that first saw it executing
+
+
+class EndForecast:
+    """When the submissions executing on an engine on this machine should end.
+
+    While a watched submission still waits in the engine's queue, a freed slot takes it
+    at once and a result noticed one interval late costs nothing. Once every watched one
+    is executing (the last ones of a run), each interval is time lost at the end: the
+    watcher then polls when one is expected to end. Its start lies between the last poll
+    that saw it waiting and the first that saw it executing; its length is the median
+    stage time of the last results. Polls come every ``gap`` across that window, then
+    less and less often past it (each one waits as long as the submission is late), up
+    to ``ceiling``.
+    """
+
+    def __init__(self, gap: float, ceiling: float) -> None:
+        self.gap = gap
+        self.ceiling = ceiling
+        self.lengths: deque[float] = deque(maxlen=16)
+        self.starts: dict[int, _Start] = {}
+
+    def watching(self, sid: int, now: float) -> None:
+        self.starts.setdefault(sid, _Start(now))
+
+    def forget(self, sid: int) -> None:
+        self.starts.pop(sid, None)
+
+    def seen(self, submission: Submission, asked: float, answered: float) -> None:
+        """What one poll (sent at ``asked``, answered at ``answered``) said of a submission."""
+        if submission.final:
+            length = _length(submission)
+            if length is not None:
+                self.lengths.append(length)
+            return
+        start = self.starts.get(submission.id)
+        if start is None:
+            return
+        if submission.result.status.code == StatusCode.EXECUTION:
+            if start.before is None:
+                start.before = answered
+        else:
+            start.after, start.before = asked, None
+
+    def next_poll(self, now: float, watched: Iterable[int]) -> float | None:
+        """When to poll next; None while one of ``watched`` is not known to execute."""
+        if not self.lengths:
+            return None
+        length = statistics.median_low(self.lengths)
+        soonest: float | None = None
+        for sid in watched:
+            start = self.starts.get(sid)
+            if start is None or start.before is None:
+                return None
+            first, last = start.after + length, start.before + length
+            if now < first:
+                due = first
+            elif now <= last:
+                due = now + self.gap
+            else:
+                due = now + min(self.ceiling, max(self.gap, now - last))
+            soonest = due if soonest is None else min(soonest, due)
+        return soonest
+
+
+def _length(submission: Submission) -> float | None:
+    """Seconds a final submission's stages took, as the engine reports them."""
+    times = [stage.time for stage in submission.stages.values() if stage.time]
+    total = sum(times) if times else (submission.result.time or 0.0)
+    return total if total > 0 else None
+
+
+@dataclass
 class _Watch:
     future: asyncio.Future[Submission]
     deadline: float
@@ -78,6 +159,12 @@ class SubmissionWatcher:
         self._watches: dict[int, list[_Watch]] = {}
         self._task: asyncio.Task[None] | None = None
         self._quiet = 0
+        adaptive = interval is None and client.settings.poll_interval is None
+        self.forecast = (
+            EndForecast(self.schedule.first, self.schedule.ceiling)
+            if adaptive and client.settings.is_local
+            else None
+        )
 
     async def wait(self, submission_id: int, seconds: float | None = None) -> Submission:
         """The submission once final; SubmissionTimeoutError after ``seconds`` (the
@@ -86,6 +173,8 @@ class SubmissionWatcher:
         seconds = self.timeout if seconds is None else seconds
         watch = _Watch(future, self.clock() + seconds, seconds)
         self._watches.setdefault(submission_id, []).append(watch)
+        if self.forecast is not None:
+            self.forecast.watching(submission_id, self.clock())
         if self._task is None or self._task.done():
             # The interval keeps growing across loop restarts: between two waves of a
             # run the loop briefly has nothing to watch, and starting fast again each
@@ -110,7 +199,7 @@ class SubmissionWatcher:
     async def _run(self) -> None:
         try:
             while self._watches:
-                await self.sleep(self.schedule.interval(self._quiet))
+                await self._pause(self.schedule.interval(self._quiet))
                 await self._poll_round()
                 # The interval only grows while the loop lives: resetting it on every new
                 # or finished submission keeps a busy run polling at the fastest rate,
@@ -124,6 +213,19 @@ class SubmissionWatcher:
                         watch.future.set_exception(exc)
             raise
 
+    async def _pause(self, interval: float) -> None:
+        """Sleep ``interval``, or less when the forecast expects a result sooner."""
+        now = self.clock()
+        due = self.forecast.next_poll(now, self._watches) if self.forecast else None
+        if due is None or due - now >= interval:
+            await self.sleep(interval)
+            return
+        early = max(0.0, due - now)
+        await self.sleep(early)
+        if self.forecast and self.forecast.next_poll(self.clock(), self._watches) is None:
+            # a submission created meanwhile waits in the engine: the regular interval holds
+            await self.sleep(interval - early)
+
     async def _poll_round(self) -> int:
         """One round over every watched id; returns how many waits it settled."""
         self.rounds += 1
@@ -131,11 +233,16 @@ class SubmissionWatcher:
         settled = 0
         for start in range(0, len(ids), MAX_IDS_PER_CALL):
             chunk = ids[start : start + MAX_IDS_PER_CALL]
+            asked = self.clock()
             try:
                 answers = await self.client.get_submissions(chunk)
             except EngineError as exc:
                 settled += self._fail_unless_passing(chunk, exc)
                 continue
+            if self.forecast is not None:
+                answered = self.clock()
+                for answer in answers:
+                    self.forecast.seen(answer, asked, answered)
             settled += await self._settle(chunk, {s.id: s for s in answers})
         return settled + self._expire()
 
@@ -156,7 +263,7 @@ class SubmissionWatcher:
 
     def _resolve(self, sid: int, submission: Submission) -> int:
         count = 0
-        for watch in self._watches.pop(sid, []):
+        for watch in self._drop(sid):
             if not watch.future.done():
                 watch.future.set_result(submission)
                 count += 1
@@ -178,7 +285,7 @@ class SubmissionWatcher:
     def _fail(self, ids: list[int], exc: EngineError) -> int:
         count = 0
         for sid in ids:
-            for watch in self._watches.pop(sid, []):
+            for watch in self._drop(sid):
                 if not watch.future.done():
                     watch.future.set_exception(exc)
                     count += 1
@@ -196,6 +303,12 @@ class SubmissionWatcher:
                 self._forget(sid, watch)
         return count
 
+    def _drop(self, sid: int) -> list[_Watch]:
+        """Stop watching ``sid``; its waits, for the caller to settle."""
+        if self.forecast is not None:
+            self.forecast.forget(sid)
+        return self._watches.pop(sid, [])
+
     def _forget(self, sid: int, watch: _Watch) -> None:
         watches = self._watches.get(sid)
         if watches is None:
@@ -204,6 +317,8 @@ class SubmissionWatcher:
             watches.remove(watch)
         if not watches:
             del self._watches[sid]
+            if self.forecast is not None:
+                self.forecast.forget(sid)
 
 
 class ExecutionGate:

@@ -6,6 +6,7 @@ Skipped until ``grader.engine`` provides ``inprocess_engine``/``create_app``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import socket
@@ -166,3 +167,63 @@ def test_the_create_form_reaches_the_engine_as_sent(tmp_path: Path) -> None:
             assert await client.get_stream(sid, "stage_run_output") == "x = 1\n"
 
     asyncio.run(go())
+
+
+def test_the_watcher_learns_stage_lengths_from_the_engine_in_process(tmp_path: Path) -> None:
+    # one slot, three submissions at once: two wait in the engine's queue while one runs;
+    # the watcher's forecast (an engine on this machine) reads the statuses and, from each
+    # result, its stage time
+    config = dataclasses.replace(make_config(tmp_path), slots=1)
+    stages = {"run": {"command": "sleep 0.3", "timeout": 20}}
+    override = json.dumps({"scenarios": {"s": {"default": True, "stages": stages}}})
+
+    async def go() -> None:
+        async with (
+            engine.inprocess_engine(config) as transport,
+            ContainersClient(
+                ClientSettings("http://127.0.0.1:8080/api/v1", TOKEN), transport=transport
+            ) as client,
+        ):
+            watcher = SubmissionWatcher(client, timeout=60)
+            assert watcher.forecast is not None
+            seen: list[tuple[int, int]] = []
+            spied = watcher.forecast.seen
+
+            def spy(submission: Any, asked: float, answered: float) -> None:
+                seen.append((submission.id, submission.result.status.code))
+                spied(submission, asked, answered)
+
+            watcher.forecast.seen = spy  # type: ignore[method-assign]
+            ids = [
+                await client.create_submission("p", archive(), project_config=override)
+                for _ in range(3)
+            ]
+            try:
+                done = await asyncio.gather(*(watcher.wait(sid) for sid in ids))
+            finally:
+                await watcher.aclose()
+            assert [d.result.status.code for d in done] == [15, 15, 15]
+            times = sorted(d.stages["run"].time or 0.0 for d in done)
+            assert sorted(watcher.forecast.lengths) == times and times[0] >= 0.3
+            assert watcher.forecast.starts == {}  # nothing left of the finished ones
+            # the last one was seen waiting its turn behind the others, then final
+            assert any(sid == ids[-1] and code < 10 for sid, code in seen)
+            assert (ids[-1], 15) in seen
+
+    asyncio.run(go())
+
+
+def test_a_configured_interval_or_a_remote_engine_gets_no_forecast() -> None:
+    async def go() -> list[bool]:
+        local = ContainersClient(ClientSettings("http://127.0.0.1:8080/api/v1", TOKEN))
+        fixed = ContainersClient(
+            ClientSettings("http://127.0.0.1:8080/api/v1", TOKEN, poll_interval=1.0)
+        )
+        remote = ContainersClient(ClientSettings("https://x.containers.sphere-engine.com", TOKEN))
+        try:
+            return [SubmissionWatcher(c).forecast is not None for c in (local, fixed, remote)]
+        finally:
+            for c in (local, fixed, remote):
+                await c.aclose()
+
+    assert asyncio.run(go()) == [True, False, False]

@@ -232,6 +232,115 @@ def test_gate_rereads_stats_and_always_lets_one_run() -> None:
     assert run(go()) == (1, 2)
 
 
+class TimedEngine:
+    """Each submission waits, executes from ``start`` and is final from ``end`` (an
+    injected clock); a final one reports its run stage's time. Records every poll."""
+
+    def __init__(self, now: list[float], runs: dict[int, tuple[float, float]]) -> None:
+        self.now = now
+        self.runs = runs
+        self.polls: list[float] = []
+        self.final_seen: dict[int, float] = {}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.polls.append(self.now[0])
+        ids = [int(i) for i in request.url.params["ids"].split(",")]
+        return httpx.Response(200, json={"items": [self.item(i) for i in ids]})
+
+    def item(self, sid: int) -> dict[str, Any]:
+        start, end = self.runs[sid]
+        if self.now[0] >= end:
+            self.final_seen.setdefault(sid, self.now[0])
+            stages = {"run": {"time": end - start}}
+            return {
+                "id": sid,
+                "executing": False,
+                "result": {"status": {"code": 15}},
+                "stages": stages,
+            }
+        code = 3 if self.now[0] >= start else 0
+        return {"id": sid, "executing": True, "result": {"status": {"code": code}}}
+
+
+def timed_run(
+    url: str, runs: dict[int, tuple[float, float]], late: dict[float, int] | None = None
+) -> tuple[TimedEngine, list[float]]:
+    """Wait for every submission of ``runs`` from time 0 (and for ``late[t]`` from ``t``)."""
+    now = [0.0]
+    engine = TimedEngine(now, runs)
+    sleeps: list[float] = []
+    joined: list[asyncio.Future[Submission]] = []
+
+    watchers: list[SubmissionWatcher] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        for moment, sid in (late or {}).items():
+            if now[0] < moment <= now[0] + seconds:
+                joined.append(asyncio.ensure_future(watchers[0].wait(sid)))
+                await asyncio.sleep(0)
+        now[0] += seconds
+        await asyncio.sleep(0)
+
+    async def go() -> None:
+        client = ContainersClient(
+            _settings(url, requests_per_second=1000.0), transport=httpx.MockTransport(engine)
+        )
+        async with client:
+            watcher = SubmissionWatcher(client, timeout=60, clock=lambda: now[0], sleep=sleep)
+            watchers.append(watcher)
+            first = [sid for sid in runs if sid not in (late or {}).values()]
+            try:
+                await asyncio.gather(*(watcher.wait(sid) for sid in first))
+                await asyncio.gather(*joined)
+            finally:
+                await watcher.aclose()
+
+    run(go())
+    return engine, sleeps
+
+
+LOCAL = "http://127.0.0.1:8080/api/v1"
+REMOTE = "https://x.containers.sphere-engine.com/api/v1"
+
+
+def test_locally_the_last_submission_is_polled_when_it_should_end() -> None:
+    # one slot: 1 runs 0-1 s, 2 waits behind it and runs 1-2.05 s
+    engine, _ = timed_run(LOCAL, {1: (0.0, 1.0), 2: (1.0, 2.05)})
+    # the regular schedule (0.5 s by then) would see it final at about 2.54 s
+    assert engine.final_seen[2] - 2.05 <= 0.05 + 1e-9
+    # the early polls begin where its end was first possible: 1 s after it was last seen waiting
+    assert len(engine.polls) <= 18
+
+
+def test_no_early_poll_while_a_submission_waits_in_the_engine() -> None:
+    # one slot, three in turn: until 3 starts (at 2 s) there is always one waiting
+    engine, sleeps = timed_run(LOCAL, {1: (0.0, 1.0), 2: (1.0, 2.0), 3: (2.0, 3.05)})
+    before_three = [t for t in engine.polls if t < 2.0]
+    regular = [0.05 * 1.5**q for q in range(20)]
+    expected = [min(0.5, gap) for gap in regular]
+    assert sleeps[: len(before_three)] == pytest.approx(expected[: len(before_three)])
+    assert engine.final_seen[3] - 3.05 <= 0.05 + 1e-9
+
+
+def test_a_new_submission_during_an_early_pause_brings_the_regular_interval_back() -> None:
+    # 1 runs 0-1 s, then 2 runs 1-2.05 s alone; 9 arrives at 1.6 s, into the early pause
+    runs = {1: (0.0, 1.0), 2: (1.0, 2.05), 9: (5.0, 5.5)}
+    engine, sleeps = timed_run(LOCAL, runs, late={1.6: 9})
+    # woken early at 1.66 s (1 s after 2 was last seen waiting), it finds 9 not yet seen
+    # executing: it sleeps the rest of its 0.5 s and polls on the regular schedule
+    at = sleeps.index(pytest.approx(0.12, abs=0.001))
+    assert sleeps[at + 1] == pytest.approx(0.38, abs=0.001)
+    assert engine.final_seen[2] == pytest.approx(2.539, abs=0.001)
+    assert engine.final_seen[9] >= 5.5
+
+
+def test_the_cloud_keeps_its_regular_schedule() -> None:
+    engine, sleeps = timed_run(REMOTE, {1: (0.0, 1.0), 2: (1.0, 2.05)})
+    assert sleeps == [2.0, 3.0]  # 2 s then 3 s: both final at the second poll
+    assert engine.polls == [2.0, 5.0]
+
+
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
