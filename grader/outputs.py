@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from grader.codec import from_json
+from grader.codec import from_json, to_json
 from grader.config import Assignment, Course
 from grader.project_tests import read_project_files
 from grader.records import OverrideKind, ScoreOverride, StudentOutcome, never_graded
@@ -32,6 +32,7 @@ from grader.reports.instructor import write_instructor_views
 from grader.reports.manifest import write_manifests
 from grader.reports.preview import PREVIEW_DIR, write_previews
 from grader.reports.student_view import student_views
+from grader.reports.templating import PageViews
 from grader.roster import Student, id_problem
 from grader.scoring.late_days import spend_late_days
 from grader.scoring.overrides import apply_override
@@ -129,8 +130,13 @@ def write_assignment_outputs(
     state: State,
     roster: Sequence[Student],
     out_root: Path,
+    *,
+    pages: PageViews | None = None,
 ) -> AssignmentOutputs:
-    """Write feedback, gradebook and the rest for one assignment from stored grades."""
+    """Write feedback, gradebook and the rest for one assignment from stored grades.
+
+    A student's page that ``pages`` saw written from the same view (``StudentPages``,
+    during the run) is left as it is: it holds these very bytes."""
     outcomes = stored_outcomes(state, assignment, roster, course=course)
     directory = out_root / assignment.id
     directory.mkdir(parents=True, exist_ok=True)
@@ -138,8 +144,8 @@ def write_assignment_outputs(
     nameable = [o for o in outcomes if id_problem(o.student.student_id) is None]
     views = student_views(nameable, assignment_hidden_material(course, assignment, outcomes))
     zone = course.timezone
-    write_feedback(views, directory, zone=zone)
-    write_instructor_views(nameable, directory, zone=zone)
+    write_feedback(views, directory, zone=zone, pages=pages)
+    write_instructor_views(nameable, directory, zone=zone, pages=pages)
     write_gradebook(build_gradebook(outcomes), directory / GRADEBOOK)
     history = build_history(
         state.grade_history(assignment.id),
@@ -147,11 +153,64 @@ def write_assignment_outputs(
         regrades=state.regrades(assignment.id),
     )
     write_history(history, directory / HISTORY)
-    write_manifests(views, directory)
+    write_manifests(views, directory, pages=pages)
     write_dashboard(
         outcomes, assignment, directory, zone=zone, similar=state.similar_pairs(assignment.id)
     )
     return AssignmentOutputs(assignment.id, directory, tuple(outcomes))
+
+
+class StudentPages:
+    """Each student's feedback, instructor view and manifest, written as their result
+    comes in during ``grader grade``.
+
+    The outputs written at the end of the run read every outcome back from SQLite and
+    find these pages' views unchanged (``PageViews``), so they neither render nor write
+    them after the last result. A page whose view differs by then (an override, the
+    hidden material of later results, the due date passing) is written again there: the
+    end of the run alone decides what the files hold.
+    """
+
+    def __init__(self, course: Course, out_root: Path) -> None:
+        self.course = course
+        self.out_root = out_root
+        self.pages = PageViews()
+        self._files: dict[str, dict[str, str]] = {}  # each assignment's project files
+        self._names: dict[str, set[str]] = {}  # hidden test names seen per assignment
+        self._material: dict[str, tuple[frozenset[str], HiddenMaterial]] = {}
+
+    def write(self, outcome: StudentOutcome) -> None:
+        """Write ``outcome``'s pages as the end of the run will see them from SQLite."""
+        if self.course.late_day_budget is not None:
+            return  # the end spends late days over every assignment: these would differ
+        if id_problem(outcome.student.student_id) is not None:
+            return
+        assignment = self.course.assignment(outcome.assignment.id)
+        stored = replace(from_json(StudentOutcome, to_json(outcome)), student=outcome.student)
+        views = student_views([stored], self._hidden(assignment, stored))
+        directory = self.out_root / assignment.id
+        zone = self.course.timezone
+        write_feedback(views, directory, zone=zone, pages=self.pages)
+        write_instructor_views([stored], directory, zone=zone, pages=self.pages)
+        write_manifests(views, directory, pages=self.pages)
+
+    def _hidden(self, assignment: Assignment, outcome: StudentOutcome) -> HiddenMaterial:
+        """The assignment's hidden material, from the hidden test names seen so far."""
+        names = self._names.setdefault(assignment.id, set())
+        names |= _hidden_test_names([outcome])
+        known = self._material.get(assignment.id)
+        if known is not None and known[0] == names:
+            return known[1]
+        files = self._files.get(assignment.id)
+        if files is None:
+            files = self._files[assignment.id] = read_project_files(
+                self.course.projects_dir / assignment.project
+            )
+        material = hidden_material(
+            files, assignment.tests, hidden_files=assignment.hidden_files, report_names=names
+        )
+        self._material[assignment.id] = (frozenset(names), material)
+        return material
 
 
 def write_preview_outputs(
@@ -186,16 +245,22 @@ def assignment_hidden_material(
 ) -> HiddenMaterial:
     """What no student of ``assignment`` may read: from its project folder, rules and reports."""
     files = read_project_files(course.projects_dir / assignment.project)
-    names = {
+    return hidden_material(
+        files,
+        assignment.tests,
+        hidden_files=assignment.hidden_files,
+        report_names=_hidden_test_names(outcomes),
+    )
+
+
+def _hidden_test_names(outcomes: Sequence[StudentOutcome]) -> set[str]:
+    return {
         t.name
         for o in outcomes
         if o.grade is not None
         for t in o.grade.tests
         if t.visibility == "hidden"
     }
-    return hidden_material(
-        files, assignment.tests, hidden_files=assignment.hidden_files, report_names=names
-    )
 
 
 def default_out_root(course: Course) -> Path:

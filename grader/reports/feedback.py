@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from functools import partial
 from pathlib import Path
 
 from grader.commits import when_text
@@ -24,7 +25,7 @@ from grader.reports.student_view import (
     StudentView,
     timeout_words,
 )
-from grader.reports.templating import render, write_rendered
+from grader.reports.templating import PageViews, render_page, write_view
 from grader.scoring.late import describe_lateness
 from grader.scoring.points import is_placeholder
 
@@ -104,10 +105,12 @@ def write_feedback(
     *,
     now: datetime | None = None,
     zone: tzinfo | None = None,
+    pages: PageViews | None = None,
 ) -> list[Path]:
     """Write ``directory/feedback/<student_id>.md`` and ``.html`` for every student view.
 
-    Moments are shown in ``zone`` (the course's time zone; None: UTC)."""
+    Moments are shown in ``zone`` (the course's time zone; None: UTC). A page ``pages``
+    saw written from the same view is left as it is."""
     moment = now or datetime.now(UTC)
     folder = directory / FEEDBACK_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -117,7 +120,8 @@ def write_feedback(
         view = feedback_view(outcome, now=moment, zone=zone)
         for suffix in (".md", ".html"):
             path = folder / f"{stem}{suffix}"
-            write_rendered(path, render(f"feedback{suffix}.j2", view=view).encode("utf-8"))
+            page = partial(render_page, f"feedback{suffix}.j2", view)
+            write_view(path, view, page, pages)
             written.append(path)
     return written
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol
 
 from grader.records import StudentOutcome
 from grader.reports.excerpt import printable, safe_text
 from grader.scoring.overrides import override_note
 from grader.state import StoredOverride, StoredRegrade
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = (
     "student_id",
@@ -101,6 +102,8 @@ class GradeRecord(Protocol):
 
 def build_gradebook(outcomes: Iterable[StudentOutcome]) -> pd.DataFrame:
     """One row per outcome, in the order given, columns as ``COLUMNS``."""
+    import pandas as pd  # on first use: see load_pandas
+
     rows = [gradebook_row(o) for o in outcomes]
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     return _typed(frame, _FLOATS, _INTEGERS)
@@ -175,6 +178,8 @@ def build_history(
 
     A run that was a `grader regrade` of a student is that student's "regrade" row, with
     the score before and the reason."""
+    import pandas as pd  # on first use: see load_pandas
+
     why = {(r.run_id, r.student_id): r for r in regrades}
     rows: list[tuple[datetime, int, dict[str, Any]]] = []
     for order, g in enumerate(grades):
@@ -226,11 +231,21 @@ def write_history(frame: pd.DataFrame, path: Path) -> None:
 
 def _typed(frame: pd.DataFrame, floats: Iterable[str], integers: Iterable[str]) -> pd.DataFrame:
     """Fixed dtypes, so an all-empty column writes the same way as a full one."""
+    import pandas as pd  # on first use: see load_pandas
+
     for column in floats:
         frame[column] = pd.to_numeric(frame[column], errors="raise").astype("float64")
     for column in integers:
         frame[column] = frame[column].astype("Int64")
     return frame
+
+
+def load_pandas() -> None:
+    """Import pandas now. It is imported on first use, not with this module: it is about
+    half of ``grader``'s start-up, and a run needs it only for the outputs at its end
+    (``grader.grading`` loads it while the engine works, in the thread that warms the
+    outputs up)."""
+    import pandas  # noqa: F401 (imported to be loaded, not used here)
 
 
 def _iso(moment: datetime | None) -> str:

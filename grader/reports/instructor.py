@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import tzinfo
+from functools import partial
 from pathlib import Path
 
 from grader.records import ScoreOverride, StudentOutcome, TestScore
@@ -26,7 +27,7 @@ from grader.reports.feedback import (
     moment_text,
     number_text,
 )
-from grader.reports.templating import render, write_rendered
+from grader.reports.templating import PageViews, render_page, write_view
 from grader.scoring.late import describe_lateness
 from grader.scoring.overrides import override_note
 
@@ -100,10 +101,15 @@ class InstructorView:
 
 
 def write_instructor_views(
-    outcomes: Iterable[StudentOutcome], directory: Path, *, zone: tzinfo | None = None
+    outcomes: Iterable[StudentOutcome],
+    directory: Path,
+    *,
+    zone: tzinfo | None = None,
+    pages: PageViews | None = None,
 ) -> list[Path]:
     """Write ``directory/instructor/<student_id>.md`` and ``.html`` for every outcome
-    (moments in ``zone``, the course's time zone; None: UTC)."""
+    (moments in ``zone``, the course's time zone; None: UTC); a page ``pages`` saw
+    written from the same view is left as it is."""
     folder = directory / INSTRUCTOR_DIR
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -112,7 +118,8 @@ def write_instructor_views(
         view = instructor_view(outcome, zone=zone)
         for suffix in (".md", ".html"):
             path = folder / f"{stem}{suffix}"
-            write_rendered(path, render(f"instructor{suffix}.j2", view=view).encode("utf-8"))
+            page = partial(render_page, f"instructor{suffix}.j2", view)
+            write_view(path, view, page, pages)
             written.append(path)
     return written
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from grader import __version__
 from grader.reports.feedback import file_stem
 from grader.reports.student_view import StudentView
-from grader.reports.templating import write_rendered
+from grader.reports.templating import PageViews, write_view
 
 MANIFEST_DIR = "manifest"
 MANIFEST_VERSION = 1
@@ -56,19 +57,26 @@ def manifest_of(outcome: StudentView) -> dict[str, Any]:
 
 def render_manifest(outcome: StudentView) -> bytes:
     """Deterministic bytes: same outcome, same file."""
-    text = json.dumps(manifest_of(outcome), indent=2, ensure_ascii=False, allow_nan=False)
+    return _manifest_bytes(manifest_of(outcome))
+
+
+def _manifest_bytes(record: dict[str, Any]) -> bytes:
+    text = json.dumps(record, indent=2, ensure_ascii=False, allow_nan=False)
     return (text + "\n").encode()
 
 
-def write_manifests(outcomes: Iterable[StudentView], directory: Path) -> list[Path]:
-    """Write ``directory/manifest/<student_id>.json`` for every outcome."""
+def write_manifests(
+    outcomes: Iterable[StudentView], directory: Path, *, pages: PageViews | None = None
+) -> list[Path]:
+    """Write ``directory/manifest/<student_id>.json`` for every outcome; one ``pages``
+    saw written from the same record is left as it is."""
     folder = directory / MANIFEST_DIR
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for outcome in outcomes:
         path = folder / f"{file_stem(outcome.student.student_id)}.json"
-        data = render_manifest(outcome)
-        write_rendered(path, data)
+        record = manifest_of(outcome)
+        write_view(path, record, partial(_manifest_bytes, record), pages)
         written.append(path)
     return written
 

@@ -10,6 +10,7 @@ filters. Undefined names are errors, never empty strings.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -42,7 +43,10 @@ def template_dir() -> Path:
 
 @lru_cache(maxsize=4)
 def environment(directory: Path | None = None) -> jinja2.Environment:
-    """The one jinja2 environment (per template folder): strict, escaped, deterministic."""
+    """The one jinja2 environment (per template folder): strict, escaped, deterministic.
+
+    Two threads asking for it first at once may each make one: a thread that compiles
+    templates ahead (``compile_templates``) starts after it exists."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(directory or template_dir()),
         autoescape=jinja2.select_autoescape(
@@ -81,6 +85,40 @@ def write_rendered(path: Path, data: bytes) -> None:
     except FileNotFoundError:
         pass
     path.write_bytes(data)
+
+
+class PageViews:
+    """The view each page was written from in this process, by path.
+
+    A page rendered from an equal view holds the same bytes: ``grader grade`` writes each
+    student's pages as their result comes in, and the outputs written at the end of the
+    run neither render nor write again the ones whose view has not changed since.
+    """
+
+    def __init__(self) -> None:
+        self._views: dict[Path, object] = {}
+
+    def unchanged(self, path: Path, view: object) -> bool:
+        return path in self._views and self._views[path] == view
+
+    def note(self, path: Path, view: object) -> None:
+        self._views[path] = view
+
+
+def render_page(template: str, view: object) -> bytes:
+    """A page's bytes: ``template`` rendered with ``view``, in UTF-8."""
+    return render(template, view=view).encode("utf-8")
+
+
+def write_view(
+    path: Path, view: object, to_bytes: Callable[[], bytes], pages: PageViews | None
+) -> None:
+    """``write_rendered(path, to_bytes())`` unless ``pages`` saw ``view`` written there."""
+    if pages is not None and pages.unchanged(path, view):
+        return
+    write_rendered(path, to_bytes())
+    if pages is not None:
+        pages.note(path, view)
 
 
 def markdown_inline(text: object) -> str:
