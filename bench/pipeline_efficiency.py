@@ -3,8 +3,12 @@
 One run on this machine, against one served engine (`grader engine serve --slots K`,
 sandboxed, on loopback), prints:
 
-* the grader's wall time against the ideal ceil(N/K) * S (goal: at least 0.9 of ideal
-  at N=200, K=8, S=1);
+* the whole `grader grade COURSE --engine URL` command's wall time, as a user sees it (a
+  process of its own, from its start to its exit: Python's start and grader's imports,
+  the run, the outputs and the summary it prints), against the ideal ceil(N/K) * S
+  (issue 14 item 4: at least 0.95 of ideal at N=200, K=8, S=1; 0.92 with ``--tests``),
+  and its phases, from when its lines arrive: until "grading N student submissions",
+  until the last student's line, after it;
 * the engine's own ceiling: the same N submissions created at once straight to the
   engine (which queues them) and polled every 20 ms: what no client can beat;
 * a plain sequential loop of the quickstart's steps against the same engine: tar the
@@ -23,26 +27,20 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import os
+import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import (
-    Timeline,
-    engine_token,
-    graded_count,
-    machine,
-    make_course,
-    passing_run,
-    served_engine,
-)
-from grader.grading import GradeOptions, grade
+from bench.harness import ROOT, machine, make_course, passing_run, served_engine
 
 
 def workspace_tar(folder: Path) -> bytes:
@@ -51,6 +49,47 @@ def workspace_tar(folder: Path) -> bytes:
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         tar.add(folder, arcname="workspace")
     return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `grader grade` process: when its lines came, relative to its start."""
+
+    seconds: float  # start to exit
+    started: float  # until "grading N student submissions" (imports, course, checks)
+    last_student: float  # until the last student's line
+    graded: int
+    exit_code: int
+
+    def phases(self) -> str:
+        return (
+            f"{self.started:.1f} s starting, {self.last_student - self.started:.1f} s "
+            f"grading, {self.seconds - self.last_student:.1f} s after the last student"
+        )
+
+
+def whole_command(course: Path, url: str, token: str, slots: int) -> Command:
+    """``grader grade COURSE --engine URL`` in a process of its own, timed from outside."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "SPHERE_ENGINE_TOKEN": token, "PYTHONPATH": path, "COLUMNS": "200"}
+    command = [sys.executable, "-m", "grader", "grade", str(course), "--engine", url]
+    command += ["--concurrency", str(slots)]
+    began = time.monotonic()
+    started = last = 0.0
+    graded = 0
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            now = time.monotonic() - began
+            if line.startswith("grading ") and not started:
+                started = now
+            elif line.startswith("[") and "/" in line.split("]")[0]:
+                last = now
+                graded += ": graded (" in line
+        code = process.wait()
+    return Command(time.monotonic() - began, started, last or started, graded, code)
 
 
 def engine_alone(course: Path, url: str, token: str, students: list[str]) -> float:
@@ -129,29 +168,25 @@ def main() -> int:
             test_command="se_utils_cli evaluate" if args.tests else None,
             slots=k,
         )
-        with (
-            served_engine(course / "projects", Path(tmp) / "engine", slots=k) as engine,
-            engine_token(engine.token),
-        ):
-            timeline = Timeline()
-            options = GradeOptions(course, engine_url=engine.url, concurrency=k)
-            report = grade(options, progress=timeline)
-            ended = time.monotonic()
-            ours = ended - timeline.began
+        with served_engine(course / "projects", Path(tmp) / "engine", slots=k) as engine:
+            ours = whole_command(course, engine.url, engine.token, k)
             everyone = [f"s{i:04d}" for i in range(n)]
             alone = engine_alone(course, engine.url, engine.token, everyone)
             loop = quickstart_loop(course, engine.url, engine.token, everyone[:loop_n], args.poll)
     loop_scaled = loop * n / loop_n
-    graded = graded_count(report)
     scaled = f", {loop_n} run and scaled to {n}" if loop_n < n else ""
-    print(f"  graded: {graded}/{n}")
+    goal = 0.92 if args.tests else 0.95
+    print(f"  graded: {ours.graded}/{n} (exit {ours.exit_code})")
     print(f"  {'ideal ceil(N/K)*S':<34}{ideal:8.1f} s")
-    print(f"  {'grader':<34}{ours:8.1f} s  -> {ideal / ours:.2f} of ideal (goal 0.9)")
-    print(f"    ({timeline.phases(ended)})")
+    print(
+        f"  {'grader grade, the whole command':<34}{ours.seconds:8.1f} s  -> "
+        f"{ideal / ours.seconds:.2f} of ideal (goal {goal:g})"
+    )
+    print(f"    ({ours.phases()})")
     print(f"  {'engine alone (all at once)':<34}{alone:8.1f} s  -> {ideal / alone:.2f} of ideal")
     print(f"  {f'quickstart loop ({args.poll:g} s polls)':<34}{loop_scaled:8.1f} s{scaled}")
-    print(f"  grader is {loop_scaled / ours:.1f}x faster than the quickstart loop")
-    return 0 if graded == n else 1
+    print(f"  grader is {loop_scaled / ours.seconds:.1f}x faster than the quickstart loop")
+    return 0 if ours.graded == n and ours.exit_code == 0 else 1
 
 
 if __name__ == "__main__":
