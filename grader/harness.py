@@ -50,30 +50,26 @@ copy: put it beside a project's tests (``.sphere-engine/grader_harness.py``) and
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import decimal
-import fractions
 import importlib
 import io
 import json
 import math
 import os
 import re
-import selectors
-import shutil
 import signal
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, ClassVar
+
+# The student's process imports this file at every start: what only the tests' side (or
+# a rare value) needs is imported where it is used, and typing not at all
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any, ClassVar
 
 __all__ = [
     "Call",
@@ -186,14 +182,15 @@ class _Encoder:
         if kind is complex:
             return {"$complex": [self.encode(value.real, depth), self.encode(value.imag, depth)]}
         if kind is bytes:
-            return {"$bytes": base64.b64encode(value).decode("ascii")}
+            return {"$bytes": _base64().b64encode(value).decode("ascii")}
         if kind is bytearray:
-            return {"$bytearray": base64.b64encode(bytes(value)).decode("ascii")}
+            return {"$bytearray": _base64().b64encode(bytes(value)).decode("ascii")}
         if kind is range:
             return {"$range": [value.start, value.stop, value.step]}
-        if kind is decimal.Decimal:
+        # a Decimal or a Fraction exists only once its module is imported (by whoever made it)
+        if kind is _loaded("decimal", "Decimal"):
             return {"$decimal": str(value)}
-        if kind is fractions.Fraction:
+        if kind is _loaded("fractions", "Fraction"):
             return {"$fraction": f"{value.numerator}/{value.denominator}"}
         if self.handles is not None:
             return {"$handle": self.handles(value), "type": _type_name(value)}
@@ -292,17 +289,21 @@ def _decode(data: Any, make_handle: Callable[[int, str], Any] | None, depth: int
         real, imag = inner(body)
         return complex(real, imag)
     if tag in ("$bytes", "$bytearray"):
-        raw = base64.b64decode(_text(body), validate=True)
+        raw = _base64().b64decode(_text(body), validate=True)
         return raw if tag == "$bytes" else bytearray(raw)
     if tag == "$range":
         start, stop, step = (int(n) for n in _list(body))
         return range(start, stop, step)
     if tag == "$decimal":
+        import decimal
+
         number = decimal.Decimal(_text(body))
         if number.is_snan():  # it would raise InvalidOperation wherever it is compared
             raise _NotPlain("a signalling NaN is not plain data")
         return number
     if tag == "$fraction":
+        import fractions
+
         return fractions.Fraction(_text(body))
     if tag == "$handle" and make_handle is not None and type(body) is int:
         return make_handle(body, _text(data.get("type", "object")))
@@ -496,6 +497,8 @@ def _raised(exc: BaseException, type_name: str | None = None) -> dict[str, Any]:
     except BaseException:  # noqa: BLE001 (a student's __str__ may raise anything)
         message = "(the exception's message could not be read)"
     kinds = [cls.__name__ for cls in type(exc).__mro__ if cls is not object]
+    import traceback
+
     lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
     own = [line for line in lines if "grader_harness" not in line and __file__ not in line]
     return {
@@ -504,6 +507,30 @@ def _raised(exc: BaseException, type_name: str | None = None) -> dict[str, Any]:
         "message": message[:TEXT_CAP],
         "traceback": "".join(own)[-TEXT_CAP:],
     }
+
+
+def _scratch_file() -> IO[bytes]:
+    """An unnamed file in $TMPDIR, as ``tempfile.TemporaryFile`` makes on Linux (without
+    importing tempfile, which every start of the student's process would pay for)."""
+    folder, unnamed = os.environ.get("TMPDIR"), getattr(os, "O_TMPFILE", 0)
+    if folder and unnamed:
+        with contextlib.suppress(OSError):
+            return os.fdopen(os.open(folder, unnamed | os.O_RDWR, 0o600), "w+b")
+    import tempfile
+
+    return tempfile.TemporaryFile()
+
+
+def _loaded(module: str, name: str) -> object:
+    """``module.name`` if that module is imported, else ``None`` (never imports it)."""
+    found = sys.modules.get(module)
+    return getattr(found, name, None) if found is not None else None
+
+
+def _base64() -> Any:
+    import base64
+
+    return base64
 
 
 class _Captured:
@@ -520,7 +547,7 @@ class _Captured:
         self.saved = [os.dup(fd) for fd in (0, 1, 2)]
         self.objects = (sys.stdin, sys.stdout, sys.stderr)
         if not _Captured.files:  # three files for the worker's life, emptied per call
-            _Captured.files = [tempfile.TemporaryFile() for _ in range(3)]  # noqa: SIM115
+            _Captured.files = [_scratch_file() for _ in range(3)]
         for file in _Captured.files:
             file.seek(0)
             file.truncate()
@@ -643,6 +670,8 @@ class _Child(_Process):
     lib: Path | None = None  # the worker's code where nobody can read it (root, no engine)
 
     def __init__(self, argv: list[str], *, control: bool, pipes: bool, env: dict[str, str]) -> None:
+        import subprocess
+
         theirs: socket.socket | None = None
         pass_fds: tuple[int, ...] = ()
         if control:
@@ -673,6 +702,8 @@ class _Child(_Process):
         )
 
     def wait(self, timeout: float) -> tuple[int | None, int | None] | None:
+        import subprocess
+
         try:
             code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -680,6 +711,8 @@ class _Child(_Process):
         return (None, -code) if code < 0 else (code, None)
 
     def stop(self) -> None:
+        import subprocess
+
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -793,6 +826,9 @@ def _worker_argv() -> list[str]:
     source = Path(os.environ.get(WORKER_ENV) or __file__).absolute()
     if not os.environ.get(SOCKET_ENV) and os.geteuid() == 0:
         if _Child.lib is None:
+            import shutil
+            import tempfile
+
             _Child.lib = Path(tempfile.mkdtemp(prefix="grader-harness-"))
             _Child.lib.chmod(0o755)
             shutil.copyfile(source, _Child.lib / "grader_harness.py")
@@ -802,7 +838,7 @@ def _worker_argv() -> list[str]:
 
 # The tests' side: calls, handles and programs ----------------------------------------------
 
-_STATE = threading.local()
+_STATE: Any = None  # a threading.local, made at the first test (the worker has none)
 _TESTS_ROOT: Path | None = None  # the folder of the tests (pytest entry point)
 
 
@@ -911,6 +947,11 @@ def _ending(ended: tuple[int | None, int | None] | None) -> str:
 
 
 def _session() -> _Session:
+    global _STATE
+    if _STATE is None:
+        import threading
+
+        _STATE = threading.local()
     session = getattr(_STATE, "session", None)
     if session is None:
         session = _STATE.session = _Session()
@@ -1207,6 +1248,8 @@ def run(
 def _communicate(process: _Process, data: bytes, deadline: float) -> tuple[bytes, bytes] | None:
     """Feed stdin and read stdout and stderr (each capped) until the program has ended and
     its pipes are drained; ``None`` past ``deadline``."""
+    import selectors
+
     assert process.stdin is not None and process.stdout is not None and process.stderr is not None
     reads = {process.stdout.fileno(): bytearray(), process.stderr.fileno(): bytearray()}
     feed, written = memoryview(data), 0
@@ -1315,6 +1358,8 @@ def _limited(item: Any, *, starts: bool) -> Iterator[None]:
         )
         session.begin_test(limit)
     left = (session.test_deadline or time.monotonic()) - time.monotonic()
+    import threading
+
     armed = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
     previous: Any = None
     if armed:

@@ -8,6 +8,9 @@ import enum
 import fractions
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -189,3 +192,24 @@ def test_decimals_and_fractions_keep_their_exact_value() -> None:
     assert same(crossed(decimal.Decimal("0.1")), decimal.Decimal("0.1"))
     assert same(crossed(fractions.Fraction(1, 3)), fractions.Fraction(1, 3))
     assert same(crossed(range(1, 10, 3)), range(1, 10, 3))
+
+
+def test_the_students_process_starts_light(tmp_path: Path) -> None:
+    """Importing the harness (what every start of the student's process does) imports
+    none of the modules only the tests' side or a rare value needs; a Decimal still
+    crosses once the student's code has made one."""
+    (tmp_path / "grader_harness.py").write_bytes(Path(harness.__file__).read_bytes())
+    heavy = ["subprocess", "tempfile", "shutil", "typing", "threading",
+             "decimal", "fractions", "traceback", "base64"]  # fmt: skip
+    code = (
+        "import sys, grader_harness as h\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])\n"
+        "import decimal\n"
+        "print(h.encode(decimal.Decimal('1.5')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-s", "-P", "-c", code],
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert done.stdout.splitlines() == ["[]", "{'$decimal': '1.5'}"], done.stderr
