@@ -116,6 +116,7 @@ class Engine:
         self._files = ThreadPoolExecutor(2, thread_name_prefix="engine-files")
         self._cancels: dict[int, Cancel] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self.prewarming: threading.Thread | None = None  # started with the engine
         self._stopped = False
 
     # --- life cycle -----------------------------------------------------------------
@@ -137,7 +138,10 @@ class Engine:
         # file threads unpack uploads)
         threading.Thread(target=sweep_dead_engines, name="engine-sweep", daemon=True).start()
         if self._runner is None:  # the sandboxed runner: its warm zygote starts meanwhile
-            threading.Thread(target=self._prewarm, name="engine-prewarm", daemon=True).start()
+            self.prewarming = threading.Thread(
+                target=self._prewarm, name="engine-prewarm", daemon=True
+            )
+            self.prewarming.start()
         for submission_id in self.store.submission_ids(
             (StatusCode.PREPARATION, StatusCode.EXECUTION)
         ):

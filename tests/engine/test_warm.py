@@ -3,15 +3,20 @@ that imported pytest, in the real sandbox, seeing exactly what a cold start sees
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
+from appkit import grading_config, make_project
 from runner_kit import NAMESPACED, make_spec, needs_sandbox, report, sandbox_processes, stages, text
 
 from grader.api.models import StatusCode
+from grader.engine import EngineConfig
+from grader.engine.environments import REQUIREMENTS
 from grader.engine.runner import run_submission
 from grader.engine.sandbox import SandboxInfo, spawn, warm, watch
+from grader.engine.service import Engine
 from grader.engine.spec import RunOutcome
 from grader.errors import WarmZygoteError
 
@@ -203,3 +208,50 @@ def test_an_interpreter_that_cannot_be_warmed_starts_cold(
     assert facts_of(outcome)["warm"] is False
     assert outcome.status == StatusCode.OK
     assert "/bin/false" in watch._COLD
+
+
+def _end_warm_zygotes() -> None:
+    for zygote in spawn.Zygote._warm.values():
+        zygote.socket.close()  # a zygote ends when the engine's end of its socket closes
+        zygote.process.wait(30)
+    spawn.Zygote._warm.clear()
+
+
+@needs_sandbox
+@pytest.mark.sandbox
+@pytest.mark.parametrize("uses_harness", [True, False])
+def test_an_engine_starts_its_warm_zygote_before_its_first_stage(
+    tmp_path: Path, uses_harness: bool
+) -> None:
+    """Only when a project's stage would use it (importing pytest costs a few hundred
+    milliseconds of CPU); a project with an environment of its own never does."""
+    python = warm.default_interpreter()
+    assert python is not None
+    _end_warm_zygotes()
+    projects = tmp_path / "projects"
+    config = grading_config()
+    make_project(projects, "plain", config)
+    environment = make_project(projects, "own-python", harness_config())
+    (environment / REQUIREMENTS).write_text("pytest\n")
+    if uses_harness:
+        make_project(projects, "harness", harness_config())
+
+    async def start_and_stop() -> None:
+        engine = Engine(EngineConfig(projects, tmp_path / "data", token="t", slots=1))
+        await engine.start()
+        try:
+            assert engine.prewarming is not None
+            await asyncio.get_running_loop().run_in_executor(None, engine.prewarming.join, 120)
+        finally:
+            await engine.stop()
+
+    asyncio.run(start_and_stop())
+    assert (python in spawn.Zygote._warm) is uses_harness
+    if uses_harness:
+        assert spawn.Zygote._warm[python].process.poll() is None
+
+
+def harness_config() -> dict[str, object]:
+    config = grading_config()
+    config["scenarios"]["grade"]["stages"]["run"]["command"] = HARNESS
+    return config
