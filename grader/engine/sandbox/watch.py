@@ -12,7 +12,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import Popen
@@ -84,16 +84,22 @@ def run_stage(
     cap = cell.limits.output_bytes
     with (
         capped(cell) as cell,
-        stage_group(cell.kind, cell.limits) as group,
+        ExitStack() as cgroups,  # the stage's, made by start (removed when it ends)
         _Capped(stdout, cap) as out,
         _Capped(stderr, cap) as err,
     ):
+        made: list[Group | None] = []
+
+        def make_group() -> Group | None:
+            made.append(cgroups.enter_context(stage_group(cell.kind, cell.limits)))
+            return made[-1]
+
         try:
             process = start(
                 cell,
                 command,
                 timeout,
-                group=group,
+                make_group=make_group,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -103,6 +109,7 @@ def run_stage(
             )
         except OSError as exc:
             raise SandboxError(f"cannot start the sandbox: {exc}") from exc
+        group = made[0]
         watch = _Watch(cell, process, timeout, cancel, group=group)
         try:
             return watch.run(out, err)
@@ -153,6 +160,7 @@ def start(
     timeout: float,
     *,
     group: Group | None = None,
+    make_group: Callable[[], Group | None] | None = None,
     pass_fds: tuple[int, ...] = (),
     hold: Callable[[], None] | None = None,
     **options: Any,
@@ -160,7 +168,8 @@ def start(
     """Start ``command`` confined in ``cell``, in a session of its own (in ``group``'s
     cgroups, joined before the stage runs: by the engine while bubblewrap's sandboxed
     process waits, ``_hold_and_release``, or by the unshare cell's pid 1 itself,
-    ``Group.join_files``).
+    ``Group.join_files``). ``make_group`` (instead of ``group``) makes them, called once:
+    under bubblewrap while it starts up, which hides the time their making takes.
 
     The unshare cell is built by a forked child of the engine's zygote (``spawn``), which loads
     the seccomp filter last, right before the stage's exec. bubblewrap's options (host
@@ -175,6 +184,8 @@ def start(
     """
     run = _warm_run(cell, command, options.get("env") or {})
     if run is not None:
+        if make_group is not None:
+            group, make_group = make_group(), None
         if hold is not None:
             hold()
             hold = None
@@ -191,6 +202,8 @@ def start(
             _COLD.add(run[0])  # this interpreter cannot be warmed: cold from now on
             log.warning("%s; harness stages start their interpreter", exc)
     argv = stage_argv(cell, command, timeout)
+    if make_group is not None and not _is_bwrap_argv(argv):
+        group, make_group = make_group(), None
     if hold is not None and not _is_bwrap_argv(argv):
         hold()
         hold = None
@@ -231,6 +244,13 @@ def start(
         for fd in fds:
             os.close(fd)
     try:
+        if make_group is not None:  # bubblewrap starts up meanwhile
+            try:
+                group = make_group()
+            except BaseException:
+                os.close(info_read)
+                os.close(block_write)
+                raise
         _hold_and_release(process, info_read, block_write, cell, timeout, group, hold)
     except BaseException:
         _close(process)
@@ -273,7 +293,11 @@ def _hold_and_release(
             if group is not None:
                 group.join(pid)
     except OSError as exc:
+        os.close(block)
         raise SandboxError(f"cannot confine the stage's process: {exc}") from exc
+    except BaseException:
+        os.close(block)
+        raise
     finally:
         os.close(info)
     try:
