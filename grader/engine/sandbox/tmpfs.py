@@ -19,8 +19,9 @@
 * **/tmp and /dev/shm of a bubblewrap cell** (``capped``): bubblewrap's ``--tmpfs`` takes
   ``--size`` but no inode cap, and every empty file in a tmpfs costs kernel memory. When
   the engine is root it mounts both tmpfs itself with ``size`` and ``nr_inodes``, binds
-  them in, and unmounts them when the stage or student process ends, on errors too. The
-  unshare sandbox's pid 1 passes ``nr_inodes`` itself.
+  them in, and unmounts them when the stage or student process ends, on errors too (the
+  folders they are mounted on serve the next stage). The unshare sandbox's pid 1 passes
+  ``nr_inodes`` itself.
 
 Unmounts are lazy: nothing can hold a mount open once the stage's processes are gone.
 
@@ -82,30 +83,61 @@ def capped(cell: Cell) -> Iterator[Cell]:
     if cell.kind != "bubblewrap" or cell.uid is None:
         yield cell
         return
-    try:
-        folder = Path(tempfile.mkdtemp(prefix="stage-", dir=engine_folder()))
-    except OSError as exc:
-        raise SandboxError(f"cannot make the stage's /tmp: {exc}") from exc
+    folder = _mount_points()
     mounted: list[Path] = []
+    ended = False
     try:
         try:
             for name, size, files in (
                 ("tmp", tmp_bytes(cell.limits), TMP_FILES),
                 ("shm", shm_bytes(cell.limits), SHM_FILES),
             ):
-                target = folder / name
-                target.mkdir()
-                mount_tmpfs(target, size, files)
-                mounted.append(target)
+                mount_tmpfs(folder / name, size, files)
+                mounted.append(folder / name)
         except OSError as exc:
             raise SandboxError(f"cannot make the stage's /tmp: {exc}") from exc
         yield replace(cell, tmp=folder)
+        ended = True
     finally:
-        for target in mounted:
-            unmount(target)
-        for target in (folder / "tmp", folder / "shm", folder):
-            with suppress(OSError):  # still mounted: logged by unmount
-                target.rmdir()
+        unmounted = [unmount(target) for target in mounted]
+        if ended and all(unmounted):
+            _give_back(folder)
+        else:
+            for target in (folder / "tmp", folder / "shm", folder):
+                with suppress(OSError):  # still mounted: logged by unmount
+                    target.rmdir()
+
+
+# Folders (each with an empty ``tmp`` and ``shm``) on which this engine process mounts a
+# stage's /tmp and /dev/shm, free for the next stage: the mounts are new every time, the
+# folders are not (removing a folder just unmounted can wait milliseconds on a busy host)
+_MOUNT_POINTS: list[Path] = []
+_MOUNT_POINTS_KEPT = 64
+_MOUNT_POINTS_LOCK = threading.Lock()
+
+
+def _mount_points() -> Path:
+    """A folder of this engine's with empty ``tmp`` and ``shm`` folders, nothing mounted."""
+    with _MOUNT_POINTS_LOCK:
+        if _MOUNT_POINTS:
+            return _MOUNT_POINTS.pop()
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="stage-", dir=engine_folder()))
+        for name in ("tmp", "shm"):
+            (folder / name).mkdir()
+    except OSError as exc:
+        raise SandboxError(f"cannot make the stage's /tmp: {exc}") from exc
+    return folder
+
+
+def _give_back(folder: Path) -> None:
+    with _MOUNT_POINTS_LOCK:
+        if len(_MOUNT_POINTS) < _MOUNT_POINTS_KEPT:
+            _MOUNT_POINTS.append(folder)
+            return
+    for target in (folder / "tmp", folder / "shm", folder):
+        with suppress(OSError):
+            target.rmdir()
 
 
 @contextmanager
@@ -350,7 +382,10 @@ def mount_tmpfs(
         raise OSError(error, f"cannot mount a tmpfs on {target}: {os.strerror(error)}")
 
 
-def unmount(target: Path) -> None:
+def unmount(target: Path) -> bool:
+    """Detach the mount on ``target`` (lazily); whether it was (a failure is logged)."""
     if _libc.umount2(os.fsencode(target), MNT_DETACH) != 0:
         error = ctypes.get_errno()
         log.warning("cannot unmount the sandbox's tmpfs %s: %s", target, os.strerror(error))
+        return False
+    return True
