@@ -135,7 +135,12 @@ def _environments(course: Course, data_dir: Path) -> list[Check]:
 
 def _sandbox() -> list[Check]:
     from grader.engine import detect_sandbox
-    from grader.engine.sandbox.detect import kernel_limits, separation, syscall_filter
+    from grader.engine.sandbox.detect import (
+        kernel_limits,
+        separation,
+        syscall_filter,
+        warm_harness,
+    )
 
     info = detect_sandbox()
     holds, what = separation(info.kind, root=os.geteuid() == 0)
@@ -145,6 +150,7 @@ def _sandbox() -> list[Check]:
         Check("separation", "ok" if holds else "warning", what),
         Check("syscalls", "ok" if filtered else "warning", how),
         Check("limits", "ok" if bounded else "warning", which),
+        Check("harness", "ok", warm_harness(info.kind)[1]),  # speed, not a guarantee
     ]
     if info.warning:
         return [Check("sandbox", "warning", f"{info.kind}: {info.warning}"), *guarantees]

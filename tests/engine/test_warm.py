@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from grader.engine import EngineConfig
 from grader.engine.environments import REQUIREMENTS
 from grader.engine.runner import run_submission
 from grader.engine.sandbox import SandboxInfo, spawn, warm, watch
+from grader.engine.sandbox.detect import warm_harness
 from grader.engine.service import Engine
 from grader.engine.spec import RunOutcome
 from grader.errors import WarmZygoteError
@@ -255,3 +259,40 @@ def harness_config() -> dict[str, object]:
     config = grading_config()
     config["scenarios"]["grade"]["stages"]["run"]["command"] = HARNESS
     return config
+
+
+def test_doctor_says_whether_harness_stages_start_warm() -> None:
+    cold, words = warm_harness("rlimits")
+    assert not cold and words.startswith("cold:")
+    for kind in NAMESPACED:
+        started, words = warm_harness(kind)  # type: ignore[arg-type]
+        assert started and words.startswith("warm:") and str(warm.default_interpreter()) in words
+
+
+@needs_sandbox
+@pytest.mark.sandbox
+def test_an_engine_that_ends_while_its_warm_zygote_starts_leaves_no_trace(
+    tmp_path: Path,
+) -> None:
+    """As `grader doctor` does: start an engine and end the process at once."""
+    projects = tmp_path / "projects"
+    make_project(projects, "harness", harness_config())
+    code = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from grader.engine import EngineConfig\n"
+        "from grader.engine.service import Engine\n"
+        "async def main():\n"
+        f"    engine = Engine(EngineConfig(Path({str(projects)!r}), Path({str(tmp_path)!r})"
+        " / 'data', token='t', slots=1))\n"
+        "    await engine.start()\n"
+        "    await asyncio.sleep(0.15)\n"  # the zygote has started, and imports pytest
+        "    await engine.stop()\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    time.sleep(1)  # the zygote notices the engine's end and goes (its stderr is shared)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Error" not in done.stderr, done.stderr

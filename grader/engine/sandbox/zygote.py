@@ -51,10 +51,15 @@ def main(fd: int, warm: str | None = None) -> None:
     if warm is not None:
         try:
             preload(warm)
+            word = spawn.READY
         except Exception as exc:  # noqa: BLE001 (told to the engine, which starts cold)
-            server.send(f"{type(exc).__name__}: {exc}".encode()[: MAX_REQUEST // 2])
+            word = f"{type(exc).__name__}: {exc}".encode()[: MAX_REQUEST // 2]
+        try:
+            server.send(word)
+        except OSError:
+            return  # the engine ended before this was ready
+        if word != spawn.READY:
             return
-        server.send(spawn.READY)
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(server, MAX_REQUEST, MAX_FDS)
