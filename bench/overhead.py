@@ -31,6 +31,7 @@ from bench.harness import (
     served_engine,
 )
 from grader.grading import GradeOptions, grade
+from grader.reports.gradebook import load_pandas
 
 
 def main() -> int:
@@ -55,6 +56,7 @@ def main() -> int:
             served_engine(course / "projects", Path(tmp) / "engine", slots=args.slots) as engine,
             engine_token(engine.token),
         ):
+            load_pandas()  # imported on first use, by every run: not the run's own growth
             rss_before = peak_rss_mb()
             engine_cpu = engine.cpu_seconds()
             timeline = Timeline()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from grader.codec import from_json, to_json
+from grader.codec import from_json
 from grader.config import Assignment, Course
 from grader.project_tests import read_project_files
 from grader.records import OverrideKind, ScoreOverride, StudentOutcome, never_graded
@@ -186,12 +186,12 @@ class StudentPages:
         if id_problem(outcome.student.student_id) is not None:
             return
         assignment = self.course.assignment(outcome.assignment.id)
-        stored = replace(from_json(StudentOutcome, to_json(outcome)), student=outcome.student)
-        views = student_views([stored], self._hidden(assignment, stored))
+        # as stored: SQLite's JSON reads back into an equal record (grader.codec)
+        views = student_views([outcome], self._hidden(assignment, outcome))
         directory = self.out_root / assignment.id
         zone = self.course.timezone
         write_feedback(views, directory, zone=zone, pages=self.pages)
-        write_instructor_views([stored], directory, zone=zone, pages=self.pages)
+        write_instructor_views([outcome], directory, zone=zone, pages=self.pages)
         write_manifests(views, directory, pages=self.pages)
 
     def _hidden(self, assignment: Assignment, outcome: StudentOutcome) -> HiddenMaterial:

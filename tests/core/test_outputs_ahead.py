@@ -6,11 +6,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from grader.config import load_course
 from grader.grading import GradeOptions, grade, report
 from grader.outputs import StudentPages, write_assignment_outputs
 from grader.records import StudentOutcome
-from grader.reports.templating import compile_templates, environment, template_dir
+from grader.reports import feedback
+from grader.reports.templating import compile_templates, environment, render_page, template_dir
 from grader.roster import load_roster
 from grader.state import open_state
 from tests.support.repos import GOOD, HALF, ON_TIME, commit
@@ -76,13 +79,24 @@ def files(folder: Path) -> dict[Path, bytes]:
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_each_students_pages_are_written_as_results_come_in(tiny_course: Path) -> None:
+def test_each_students_pages_are_written_as_results_come_in(
+    tiny_course: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     commit(tiny_course / "repos" / "ada", {"solution.py": GOOD}, "solve", ON_TIME)
     commit(tiny_course / "repos" / "bob", {"solution.py": HALF}, "try", ON_TIME)
+    rendered: list[str] = []
+
+    def counted(template: str, view: object) -> bytes:
+        rendered.append(template)
+        return render_page(template, view)
+
+    monkeypatch.setattr(feedback, "render_page", counted)
     progress = PagesSeen(tiny_course / "out")
     grade(GradeOptions(tiny_course), progress=progress)
     # when the k-th student finishes, the k-1 before have their pages already
     assert [len(seen) for seen in progress.pages] == [0, 1, 2]
+    # each feedback page was rendered once, as its result came in: not again at the end
+    assert sorted(rendered) == ["feedback.html.j2"] * 3 + ["feedback.md.j2"] * 3
     # and the end of the run wrote what a report from SQLite alone writes
     report(tiny_course, out_dir=tiny_course / "again")
     assert files(tiny_course / "out" / "add") == files(tiny_course / "again" / "add")
