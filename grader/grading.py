@@ -178,7 +178,10 @@ class _OutputsAhead:
 
     def finished(self, outcome: StudentOutcome) -> None:
         if self.thread is None:
-            environment()  # made here: the warm-up thread and this one then share it
+            # made here: the warm-up thread and this one then share it (missing templates
+            # are reported when the outputs are written, after every student is graded)
+            with contextlib.suppress(GraderError):
+                environment()
             self.thread = threading.Thread(target=_warm_up, name="outputs-warm-up", daemon=True)
             self.thread.start()
         self.inner.finished(outcome)

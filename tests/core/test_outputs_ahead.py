@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 
 from grader.config import load_course
+from grader.errors import GraderError
 from grader.grading import GradeOptions, grade, report
 from grader.outputs import StudentPages, write_assignment_outputs
 from grader.records import StudentOutcome
-from grader.reports import feedback
+from grader.reports import feedback, templating
 from grader.reports.templating import compile_templates, environment, render_page, template_dir
 from grader.roster import load_roster
 from grader.state import open_state
+from grader.status import course_status
 from tests.support.repos import GOOD, HALF, ON_TIME, commit
 
 
@@ -160,3 +162,26 @@ def test_an_unchanged_page_is_not_written_again_at_the_end(tiny_course: Path) ->
         )
     assert marker.read_text() == "left as it was"
     assert (out / "add" / "feedback" / "bob.md").is_file()
+
+
+def test_missing_templates_stop_the_outputs_not_the_grading(
+    tiny_course: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit(tiny_course / "repos" / "ada", {"solution.py": GOOD}, "solve", ON_TIME)
+
+    def missing() -> Path:
+        raise GraderError("grader's templates are missing: reinstall grader")
+
+    monkeypatch.setattr(templating, "template_dir", missing)
+    environment.cache_clear()
+    try:
+        with pytest.raises(GraderError, match="templates are missing"):
+            grade(GradeOptions(tiny_course), progress=Recorder())
+    finally:
+        environment.cache_clear()
+    # every student was graded and stored before the outputs met the fault
+    assert {row.student_id: row.submissions for row in course_status(tiny_course)} == {
+        "ada": 1,
+        "bob": 0,
+        "cy": 0,
+    }
