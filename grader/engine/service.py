@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
-import json
 import logging
 import math
 import shutil
@@ -153,17 +152,20 @@ class Engine:
 
     def _prewarm(self) -> None:
         """Start the sandbox's warm zygote if a project's stage would use it (``warm.py``)."""
-        commands = []
+        commands: list[str] = []
         for folder in sorted(self.config.projects_dir.glob("*/")):
             if (folder / REQUIREMENTS).exists():
                 continue  # its own interpreter: never warm
             try:
-                config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-                for scenario in config["scenarios"].values():
-                    for stage in scenario["stages"].values():
-                        if isinstance(stage.get("command"), str):
-                            commands.append(stage["command"])
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                project = projects.find_project(self.config.projects_dir, folder.name)
+                if project.config_text is None:
+                    continue
+                source = f"{project.id}/config.json"
+                names = projects.parse_config(project.config_text, source=source).get("scenarios")
+                for name in names if isinstance(names, dict) else ():
+                    scenario = projects.resolve_scenario(project.config_text, name, source=source)
+                    commands += [stage.command for stage in scenario.stages if stage.command]
+            except (ConfigError, CreationFailedError):
                 continue  # a broken project is reported when a submission uses it
         prewarm(detect_sandbox().kind, commands)
 

@@ -196,11 +196,8 @@ def start(
                 warm=run[1], python=run[0],
                 **{key: value for key, value in options.items() if key != "env"},
             )  # fmt: skip
-        except SandboxError as exc:
-            if not isinstance(exc, WarmZygoteError):
-                raise
-            _COLD.add(run[0])  # this interpreter cannot be warmed: cold from now on
-            log.warning("%s; harness stages start their interpreter", exc)
+        except WarmZygoteError as exc:
+            _start_cold(run[0], exc)
     argv = stage_argv(cell, command, timeout)
     if make_group is not None and not _is_bwrap_argv(argv):
         group, make_group = make_group(), None
@@ -321,6 +318,12 @@ def _hold_and_release(
 _COLD: set[str] = set()  # interpreters whose warm zygote could not start
 
 
+def _start_cold(python: str, exc: WarmZygoteError) -> None:
+    """From now on, harness stages on ``python`` start it themselves."""
+    _COLD.add(python)
+    log.warning("%s; harness stages start their interpreter", exc)
+
+
 def _warm_run(
     cell: Cell, command: str | Sequence[str], env: dict[str, str]
 ) -> tuple[str, tuple[tuple[str, ...], tuple[str, ...]]] | None:
@@ -352,8 +355,7 @@ def prewarm(kind: str, commands: Iterable[str]) -> None:
     try:
         spawn.Zygote.get(python)
     except WarmZygoteError as exc:
-        _COLD.add(python)
-        log.warning("%s; harness stages start their interpreter", exc)
+        _start_cold(python, exc)
     except SandboxError as exc:  # tried again, and reported, at the first stage
         log.debug("the warm zygote did not start ahead: %s", exc)
 
