@@ -91,6 +91,14 @@ def attempt(label, action):
     EVIDENCE.append(f"{label}: {result}")
     return result
 
+
+def walk(top):  # os.walk without the interpreter's own (public) installation, which
+    # is in the walk when the grader was installed under /tmp
+    own = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)}
+    for folder, names, files in os.walk(top):
+        names[:] = [n for n in names if os.path.realpath(os.path.join(folder, n)) not in own]
+        yield folder, names, files
+
 """
 
 # hpatel's solution (75 points) whose missing function reports the evidence
@@ -468,7 +476,7 @@ import time
 def find_reports():
     found = []
     for top in ("/sphere-engine", "/home", "/tmp"):
-        for folder, _, names in os.walk(top):
+        for folder, _, names in walk(top):
             found += [os.path.join(folder, n) for n in names if "report" in n or n == "result.json"]
     return found
 
@@ -477,25 +485,27 @@ def daemon():
     read, write = os.pipe()
     first = os.fork()
     if first == 0:
-        os.setsid()
-        if os.fork() == 0:
-            seen = find_reports()
-            lines = []
-            forge_all(lambda label, action: lines.append(label + " " + attempt(label, action)))
-            os.write(write, f"{len(seen)} reports found; {lines[3]}".encode())
-            os.close(write)
-            null = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            end = time.monotonic() + 120
-            while time.monotonic() < end:  # until the grade is written, or so we hope
-                for path in find_reports() + list(GUESSES):
-                    try:
-                        forge(path)
-                    except OSError:
-                        pass
-                time.sleep(0.005)
-        os._exit(0)
+        try:  # never back into the worker's loop, whatever happens here
+            os.setsid()
+            if os.fork() == 0:
+                seen = find_reports()
+                lines = []
+                forge_all(lambda label, action: lines.append(label + " " + attempt(label, action)))
+                os.write(write, f"{len(seen)} reports found; {lines[3]}".encode())
+                os.close(write)
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                end = time.monotonic() + 120
+                while time.monotonic() < end:  # until the grade is written, or so we hope
+                    for path in find_reports() + list(GUESSES):
+                        try:
+                            forge(path)
+                        except (OSError, ValueError):
+                            pass
+                    time.sleep(0.005)
+        finally:
+            os._exit(0)
     os.close(write)
     os.waitpid(first, 0)
     return os.read(read, 1000).decode()
@@ -741,7 +751,7 @@ for path in (
 attempt("listed", lambda: os.listdir(".sphere-engine"))
 def find_tests():
     tops = ("/home", "/sphere-engine", "/tmp")
-    return [n for t in tops for _, _, ns in os.walk(t) for n in ns if n.startswith("test_")]
+    return [n for t in tops for _, _, ns in walk(t) for n in ns if n.startswith("test_")]
 
 
 attempt("found", find_tests)
