@@ -7,6 +7,7 @@ This is the only place that turns a GraderError into an exit code (DESIGN.md):
 from __future__ import annotations
 
 import functools
+import gc
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from grader.publish.results import PROBLEMS as PUBLISH_PROBLEMS
 from grader.records import OverrideKind, StudentOutcome
 from grader.reports.lms import LMS_CHOICES, LMS_OPTIONS
 from grader.scoring.overrides import override_note
+from grader.tables import Column, plain_table
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,6 +96,21 @@ def main() -> None:
     """Grade a programming course on Sphere Engine Containers (or the built-in engine)."""
 
 
+def run() -> None:
+    """The `grader` program (``python -m grader`` and the installed script): ``main``, then
+    an exit that skips the collector's last walks over every object of the run.
+
+    Python's finalization collects the whole heap (the run's outcomes, pandas, the compiled
+    templates): 0.15-0.25 s after the last line of a 200-student run. The collector leaves
+    frozen objects alone, and the process's end returns their memory; files and the log
+    are closed and flushed as before (their ``with`` blocks, then atexit).
+    """
+    try:
+        main()
+    finally:
+        gc.freeze()
+
+
 @main.command("grade")
 @course_dir_argument
 @assignments_option
@@ -140,25 +157,37 @@ def grade_command(
     return result.exit_code
 
 
+GRADE_COLUMNS = (
+    Column("student"),
+    Column("name"),
+    Column("score", right=True),
+    Column("status"),
+    Column("outcome"),
+    Column("commit"),
+)
+
+
 def _print_grade_report(console: Console, result: GradeReport) -> None:
     for outputs in result.outputs:
-        table = Table(title=f"{outputs.assignment}: {result.course.name}", title_justify="left")
-        for column in ("student", "name", "score", "status", "outcome", "commit"):
-            table.add_column(column, justify="right" if column == "score" else "left")
+        title = f"{outputs.assignment}: {result.course.name}"
+        rows = []
         for o in outputs.outcomes:
             score = f"{o.grade.score:g}/{o.grade.max_score:g}" if o.grade else "-"
             if o.override is not None and o.override.applies:
                 score += " (override)"
-            status = o.status if o.status == "graded" else f"[bold red]{o.status}[/]"
-            table.add_row(
-                o.student.student_id,
-                o.student.name,
-                score,
-                status,
-                o.outcome,
-                (o.commit or "")[:10],
-            )
-        console.print(table)
+            commit = (o.commit or "")[:10]
+            rows.append((o.student.student_id, o.student.name, score, o.status, o.outcome, commit))
+        plain = plain_table(console, title, GRADE_COLUMNS, rows)
+        if plain is not None:  # what rich prints here, written at once (200 rows: ~1 ms)
+            console.print(plain, markup=False, highlight=False, emoji=False)
+        else:
+            table = Table(title=title, title_justify="left")
+            for column in GRADE_COLUMNS:
+                table.add_column(column.header, justify="right" if column.right else "left")
+            for row in rows:
+                status = row[3] if row[3] == "graded" else f"[bold red]{row[3]}[/]"
+                table.add_row(*row[:3], status, *row[4:])
+            console.print(table)
         console.print(f"  wrote {outputs.directory}/")
         _print_override_notes(console, outputs.outcomes)
     summary = result.summary

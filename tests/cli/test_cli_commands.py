@@ -57,6 +57,9 @@ def test_grade_of_chosen_students_exits_0_and_prints_their_scores(graded: Graded
         assert f"│ {student}" in result.output
         assert f"{score}/100" in result.output
     assert f"wrote {graded.course}/out/hw1/" in result.output
+    # not a terminal: the table is written plainly, as rich draws it (tests/cli/test_tables.py)
+    table = [line for line in result.output.splitlines() if line[:1] in "┏┃┡│└"]
+    assert len(table) > 4 + 4 and len({len(line) for line in table}) == 1, result.output
     assert not (graded.course / "out" / "hw2").exists()
     rows = gradebook(graded.course / "out" / "hw1" / "gradebook.csv")
     assert {s: r["score"] for s, r in rows.items() if r["status"] == "graded"} == {
