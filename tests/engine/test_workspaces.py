@@ -117,8 +117,8 @@ def test_workspaces_hold_slots_until_they_expire(tmp_path: Path) -> None:
             clock.advance(minutes=14, seconds=59)
             assert (await client.get("stats", params=q())).json()["workspace_slots"]["free"] == 0
             clock.advance(seconds=1)
-            stats = (await client.get("stats", params=q())).json()["workspace_slots"]
             await wait_for(lambda: len(runner.started) == 1)
+            stats = (await client.get("stats", params=q())).json()["workspace_slots"]
             assert stats == {"all": 2, "free": 1}  # the submission took one freed slot
             listed = (await client.get("workspaces", params=q())).json()["items"]
             assert {w["state"]["code"] for w in listed} == {4}
