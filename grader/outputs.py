@@ -16,6 +16,7 @@ from pathlib import Path
 
 from grader.codec import from_json
 from grader.config import Assignment, Course
+from grader.preflight import default_out_root as default_out_root  # where it was first
 from grader.project_tests import read_project_files
 from grader.records import OverrideKind, ScoreOverride, StudentOutcome, never_graded
 from grader.reports.course_page import write_course_page
@@ -261,7 +262,3 @@ def _hidden_test_names(outcomes: Sequence[StudentOutcome]) -> set[str]:
         for t in o.grade.tests
         if t.visibility == "hidden"
     }
-
-
-def default_out_root(course: Course) -> Path:
-    return course.root / "out"

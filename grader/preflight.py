@@ -15,6 +15,10 @@ from grader.errors import ConfigError, RosterError
 from grader.roster import Student
 
 
+def default_out_root(course: Course) -> Path:
+    return course.root / "out"
+
+
 def check_roster(course: Course, roster: Sequence[Student], chosen: Sequence[str]) -> None:
     """The roster has students, and every ``-s STUDENT`` is one of them."""
     if not roster:

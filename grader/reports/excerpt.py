@@ -81,3 +81,8 @@ def _visible(ch: str) -> str:
 def safe_text(text: str) -> str:
     """A leading apostrophe stops a spreadsheet from running the cell as a formula."""
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def number_text(value: float) -> str:
+    """100.0 -> '100', 82.5 -> '82.5' (scores are already rounded to hundredths)."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")

@@ -19,6 +19,7 @@ from grader.commits import when_text
 from grader.errors import ConfigError
 from grader.records import Grade, LateDayUse, Outcome, TestScore
 from grader.reports.excerpt import excerpt
+from grader.reports.excerpt import number_text as number_text  # where others find it
 from grader.reports.student_view import (
     HIDDEN_LABEL,
     HIDDEN_RULE_LABEL,
@@ -301,11 +302,6 @@ def file_stem(student_id: str) -> str:
 def moment_text(moment: datetime, zone: tzinfo | None = None) -> str:
     """'2026-09-18 23:59 EDT' in ``zone`` (the course's time zone), else '... UTC'."""
     return when_text(moment, zone)
-
-
-def number_text(value: float) -> str:
-    """100.0 -> '100', 82.5 -> '82.5' (scores are already rounded to hundredths)."""
-    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _excerpt(text: str, max_bytes: int) -> str:

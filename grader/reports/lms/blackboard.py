@@ -20,8 +20,7 @@ from collections.abc import Sequence
 
 from grader.config import Assignment
 from grader.errors import ConfigError
-from grader.reports.excerpt import safe_text
-from grader.reports.feedback import number_text
+from grader.reports.excerpt import number_text, safe_text
 from grader.reports.lms.sheet import (
     IdentityProblem,
     LmsExport,

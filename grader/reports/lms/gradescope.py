@@ -19,7 +19,7 @@ from typing import Any
 
 from grader.config import Assignment
 from grader.records import Grade, TestScore
-from grader.reports.feedback import number_text
+from grader.reports.excerpt import number_text
 from grader.reports.lms.sheet import (
     IdentityProblem,
     LmsExport,

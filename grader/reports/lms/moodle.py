@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from grader.config import Assignment
 from grader.errors import ConfigError, ExportError
 from grader.records import Outcome
-from grader.reports.excerpt import safe_text
-from grader.reports.feedback import number_text
+from grader.reports.excerpt import number_text, safe_text
 from grader.reports.lms.sheet import (
     IdentityProblem,
     LmsExport,

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from grader.config import Assignment
 from grader.errors import ExportError
 from grader.records import Grade, StudentOutcome
-from grader.reports.excerpt import safe_text
-from grader.reports.feedback import number_text
+from grader.reports.excerpt import number_text, safe_text
 from grader.roster import Student
 
 LINE_END = "\r\n"  # RFC 4180; every importer reads it, and Excel keeps it
