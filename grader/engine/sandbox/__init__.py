@@ -70,7 +70,7 @@ Layout inside (bubblewrap, unshare)::
     /sphere-engine/env       the project's own Python environment, when it has one (ro)
     /tmp, /dev/shm           private tmpfs mounts
     /dev                     null, zero, full, random, urandom and the fd links (no
-                             terminals; as root, bubblewrap binds one the engine made once,
+                             terminals; as root, both kinds bind one the engine made once,
                              ``tmpfs.system_dev``)
     /usr, /lib*, /etc pieces read-only system; sys.prefix and sys.base_prefix read-only
 

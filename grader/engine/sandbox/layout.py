@@ -94,7 +94,7 @@ class Cell:
     folder holding copies of the host's ``/etc`` pieces (``tmpfs.system_etc``), bound in
     as ``/etc`` in one mount (``None``: each piece is bound on its own). ``system_dev``:
     a host folder laid out as the sandbox's ``/dev`` (``tmpfs.system_dev``), bound in as
-    ``/dev`` under bubblewrap (``None``: the sandbox builds its own).
+    ``/dev`` in one mount (``None``: the sandbox builds its own).
     """
 
     kind: SandboxKind

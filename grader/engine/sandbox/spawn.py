@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import functools
 import gc
 import os
@@ -275,8 +276,8 @@ def start(
     ``stdin``, ``stdout``, ``stderr``: ``subprocess.PIPE`` (the engine's end is the
     result's ``stdout``/``stderr``; stdin is never a pipe here), ``subprocess.DEVNULL``
     or a descriptor. ``joins``: files pid 1 writes ``0`` to first thing (each cgroup's
-    ``cgroup.procs``, which moves it and so everything the stage starts; the last one, a
-    marker that says it did, is created).
+    ``tasks`` or ``cgroup.procs``, ``Group.join_files``, which moves it and so everything
+    the stage starts; the last one, a marker that says it did, is created).
     """
     assert cwd is None, "the stage starts in the workspace"
     ours: list[int] = []  # closed here once sent
@@ -559,6 +560,12 @@ def _steps(op: str, dest: bytes, mount: Any) -> list[tuple[Step, bytes]]:
         return [(("mkdirs", (dest, 0o555)), what),
                 (("mount", (b"proc", dest, b"proc", proc, None)), what)]  # fmt: skip
     assert op == "dev", op
+    if mount.source:  # the engine's prepared one (``tmpfs.system_dev``): devices allowed
+        return [
+            (("mkdirs", (dest, 0o755)), what),
+            (("mount", (source, dest, None, MS_BIND, None)), what),
+            (("mount", (None, dest, None, MS_REMOUNT | MS_BIND | MS_NOSUID, None)), what),
+        ]
     steps: list[tuple[Step, bytes]] = [
         (("mkdirs", (dest, 0o755)), what),
         (("mount", (b"dev", dest, b"tmpfs", MS_NOSUID, b"mode=0755,size=64k")), what),
@@ -634,12 +641,19 @@ def _call(step: Step, what: bytes) -> None:
 
 
 def _mkdirs(path: bytes, mode: int, what: bytes) -> None:
-    """``mkdir -p``: the missing folders down to ``path``, the last one ``mode``."""
+    """``mkdir -p``: the missing folders down to ``path``, the last one ``mode``.
+
+    ``path`` itself first: the plan makes every folder before what goes in it, so its
+    parent is nearly always there (one call, not one per component of the host path)."""
+    if _mkdir(path, mode) == 0 or ctypes.get_errno() == errno.EEXIST:
+        return
+    if ctypes.get_errno() != errno.ENOENT:
+        _fail(what)
     at = 1
     while at >= 0:
         at = path.find(b"/", at + 1)
         part = path if at < 0 else path[:at]
-        if _mkdir(part, mode if at < 0 else 0o755) != 0 and ctypes.get_errno() != 17:
+        if _mkdir(part, mode if at < 0 else 0o755) != 0 and ctypes.get_errno() != errno.EEXIST:
             _fail(what)
 
 

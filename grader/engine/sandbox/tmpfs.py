@@ -14,8 +14,9 @@
   in as ``/etc`` in one mount instead of one bind per piece (each bind costs a stage about
   0.1 ms, and bubblewrap's grow with their number). Its ``nsswitch.conf`` reads users
   and groups from the sandbox's own files only (``files_only``).
-* **bubblewrap's ``/dev``** (``system_dev``): the device nodes and links a stage gets, on
-  a tmpfs of the engine process's own made once, bound in as ``/dev`` in one mount.
+* **The sandbox's ``/dev``** (``system_dev``): the device nodes and links a stage gets, on
+  a tmpfs of the engine process's own made once, bound in as ``/dev`` in one mount (by
+  both kinds: the unshare cell's pid 1 used to build one per stage, six mounts).
 * **/tmp and /dev/shm of a bubblewrap cell** (``capped``): bubblewrap's ``--tmpfs`` takes
   ``--size`` but no inode cap, and every empty file in a tmpfs costs kernel memory. When
   the engine is root it mounts both tmpfs itself with ``size`` and ``nr_inodes``, binds
@@ -78,7 +79,7 @@ def capped(cell: Cell) -> Iterator[Cell]:
     unchanged where it makes its own: not bubblewrap, or not root)."""
     if cell.kind in ("bubblewrap", "unshare") and cell.uid is not None:
         cell = replace(cell, system_etc=system_etc(cell.network))
-    if cell.kind == "bubblewrap" and cell.uid is not None:
+    if cell.kind in ("bubblewrap", "unshare") and cell.uid is not None:
         cell = replace(cell, system_dev=system_dev())
     if cell.kind != "bubblewrap" or cell.uid is None:
         yield cell
@@ -221,13 +222,13 @@ DEV_MODE = 0o666  # every device node: anyone reads and writes (as bubblewrap's 
 
 
 def system_dev() -> Path:
-    """A ``/dev`` for bubblewrap's sandboxes to bind in one mount instead of building one
-    per stage with ``--dev`` (a tmpfs, a bind per device and a ``devpts``: about 0.7 ms
-    a stage): ``layout.DEVICES`` as device nodes, the ``fd``, ``stdin``, ``stdout`` and
-    ``stderr`` links and an empty ``shm`` for the stage's own ``/dev/shm``, the same
-    ``/dev`` the unshare sandbox builds (no terminals). On a tmpfs of the engine process's
-    own, made once, the only one here that allows device nodes (read-only to the stages:
-    root's, 0755)."""
+    """A ``/dev`` for the sandboxes to bind in one mount instead of building one per
+    stage (bubblewrap's ``--dev``: a tmpfs, a bind per device and a ``devpts``, about
+    0.7 ms a stage; the unshare cell's pid 1: a tmpfs and a bind per device):
+    ``layout.DEVICES`` as device nodes, the ``fd``, ``stdin``, ``stdout`` and ``stderr``
+    links and an empty ``shm`` for the stage's own ``/dev/shm`` (no terminals). On a tmpfs
+    of the engine process's own, made once, the only one here that allows device nodes
+    (read-only to the stages: root's, 0755)."""
     with _DEV_MAKING:
         return _make_system_dev()
 
