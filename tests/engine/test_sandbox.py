@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from grader.engine.sandbox import (
     address_space_bytes,
     cgroups,
     detect_sandbox,
+    netns,
     readable_paths,
     run_stage,
     sandbox_uid,
@@ -253,6 +255,75 @@ def test_network_projects_can_reach_the_host(tmp_path: Path) -> None:
                 make_cell(tmp_path, uid=uid, network=True), f'python3 -c "{script}"'
             )
     assert (exit.exit_code, out) == (0, "ok\n"), err
+
+
+@needs_root
+@needs_sandbox
+@pytest.mark.sandbox
+@pytest.mark.parametrize("kind", NAMESPACED)
+def test_every_stage_gets_a_network_namespace_of_its_own(tmp_path: Path, kind: str) -> None:
+    # bubblewrap's are made ahead by the engine (netns.py) with their loopback up, as
+    # bubblewrap's own are; the unshare cell's pid 1 makes its own (loopback down). Three
+    # stages at once (a dead namespace's number may come back), then one more each.
+    script = (
+        'readlink /proc/self/ns/net; python3 -c "import socket; '
+        "s = socket.create_server(('127.0.0.1', 0)); "
+        "socket.create_connection(s.getsockname(), 2); print('loopback')\" 2>/dev/null; "
+        "sleep 0.5"
+    )
+    host = Path("/proc/thread-self/ns/net").readlink()
+    said: dict[int, list[tuple[StageExit, str, str]]] = {0: [], 1: [], 2: []}
+
+    def stages(index: int) -> None:
+        with sandbox_uid() as uid:
+            cell = make_cell(tmp_path / str(index), kind, uid)
+            said[index] += [run(cell, script), run(cell, "readlink /proc/self/ns/net")]
+            assert Path("/proc/thread-self/ns/net").readlink() == host  # the engine went back
+
+    threads = [threading.Thread(target=stages, args=(index,)) for index in said]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(len(runs) == 2 for runs in said.values()), said
+    together = []
+    for (first, out, err), (second, again, _) in said.values():
+        namespace = out.split()[0]
+        assert namespace.startswith("net:[") and again.startswith("net:["), out + err
+        assert first.exit_code == 0 and ("loopback" in out) == (kind == "bubblewrap"), out + err
+        assert second.exit_code == 0 and Path(again.strip()) != host
+        together.append(Path(namespace))
+    assert len(set(together)) == 3 and host not in together, together
+
+
+def _connect_to_the_outside() -> None:
+    with socket.socket() as sock:
+        sock.connect(("10.0.0.1", 80))
+
+
+@needs_root
+def test_a_namespace_made_ahead_is_new_and_entering_it_always_ends_back_home() -> None:
+    host = Path("/proc/thread-self/ns/net").readlink()
+    fd = netns.take()
+    for _ in range(200):  # the first call starts the thread that makes them
+        if fd is not None:
+            break
+        time.sleep(0.01)
+        fd = netns.take()
+    assert fd is not None
+    try:
+        made = Path(f"/proc/self/fd/{fd}").readlink()
+        assert made != host
+        with netns.entered(fd):
+            assert Path("/proc/thread-self/ns/net").readlink() == made
+            with pytest.raises(OSError, match="unreachable"):  # nothing of the host's
+                _connect_to_the_outside()
+        assert Path("/proc/thread-self/ns/net").readlink() == host
+        with pytest.raises(ZeroDivisionError), netns.entered(fd):
+            raise ZeroDivisionError
+        assert Path("/proc/thread-self/ns/net").readlink() == host
+    finally:
+        os.close(fd)
 
 
 @needs_sandbox

@@ -5,7 +5,8 @@ Student code is hostile. Each stage runs ``/bin/sh -c <command>`` in a fresh san
 * **bubblewrap** (preferred) or **unshare** + chroot (no set-up program: a forked child
   of the engine's small zygote process makes the namespaces, mounts, chroot and drop by
   direct system calls, ``spawn``, ``zygote``): new mount, pid, ipc, uts and (unless
-  the project asks for it) network namespaces. The stage sees only read-only system
+  the project asks for it) network namespaces (under bubblewrap, as root, made ahead by
+  a thread of the engine's, one per stage, ``netns``). The stage sees only read-only system
   directories (``/usr``, ``/lib*``, the ``/etc`` pieces toolchains need: copies, in one
   mount, when the engine is root, ``tmpfs.system_etc``), the exact
   prefixes of the Python the engine runs in, the project's extra read-only paths, and

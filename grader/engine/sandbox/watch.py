@@ -12,14 +12,14 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import Popen
 from typing import IO, Any, Literal
 
 from grader.engine import trees
-from grader.engine.sandbox import spawn, warm
+from grader.engine.sandbox import netns, spawn, warm
 from grader.engine.sandbox.cgroups import Group, stage_group
 from grader.engine.sandbox.layout import (
     MB,
@@ -221,6 +221,7 @@ def start(
     info_read, info_write = os.pipe2(os.O_CLOEXEC)
     block_read, block_write = os.pipe2(os.O_CLOEXEC)
     fds = [options_fd, info_write, block_read]
+    network: int | None = None  # a network namespace made ahead, the stage's (netns.py)
     try:
         program = bpf_program()
         seccomp = []
@@ -228,17 +229,22 @@ def start(
             fds.append(_memfd("bwrap-seccomp", program))
             seccomp = ["--seccomp", str(fds[-1])]
         wait = ["--info-fd", str(info_write), "--block-fd", str(block_read)]
-        _fill(options_fd, b"".join(arg.encode() + b"\0" for arg in [*seccomp, *wait, *argv[1:end]]))
+        bwrap = argv[1:end]
+        network = netns.take() if "--unshare-net" in bwrap else None
+        if network is not None:  # bubblewrap is born in it instead of making one
+            bwrap = [arg for arg in bwrap if arg != "--unshare-net"]
+        _fill(options_fd, b"".join(arg.encode() + b"\0" for arg in [*seccomp, *wait, *bwrap]))
         short = [argv[0], "--args", str(options_fd), *argv[end:]]
-        process = subprocess.Popen(
-            short, pass_fds=(*pass_fds, *fds), start_new_session=True, **options
-        )
+        with netns.entered(network) if network is not None else nullcontext():
+            process = subprocess.Popen(
+                short, pass_fds=(*pass_fds, *fds), start_new_session=True, **options
+            )
     except BaseException:
         os.close(info_read)
         os.close(block_write)
         raise
     finally:
-        for fd in fds:
+        for fd in fds if network is None else [*fds, network]:
             os.close(fd)
     try:
         if make_group is not None:  # bubblewrap starts up meanwhile
