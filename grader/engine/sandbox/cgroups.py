@@ -200,6 +200,9 @@ class Group:
     def __init__(self, folders: Sequence[tuple[Hierarchy, Path]], marker: Path) -> None:
         self.folders = list(folders)
         self.marker = marker
+        # found empty by ``kill``, which runs only once the stage's first process is
+        # reaped: nothing is left that could join, so later calls need not read again
+        self.emptied = False
 
     @classmethod
     def make(cls, parents: Sequence[tuple[Hierarchy, Path]], limits: Limits, marker: Path) -> Group:
@@ -290,14 +293,18 @@ class Group:
         return None
 
     def kill(self, seconds: float = KILL_SECONDS) -> bool:
-        """SIGKILL everything in the stage's cgroups; False if some outlive ``seconds``."""
-        return all(_kill_all(folder, seconds) for _, folder in self.folders)
+        """SIGKILL everything in the stage's cgroups; False if some outlive ``seconds``.
+        Only once the stage's first process has ended (its watcher reaped it)."""
+        if not self.emptied:
+            self.emptied = all(_kill_all(folder, seconds) for _, folder in self.folders)
+        return self.emptied
 
     def remove(self) -> None:
         """Kill what is left and remove the folders (a failure is logged; a later engine
         sweeps what stays)."""
         for _, folder in reversed(self.folders):
-            _kill_all(folder, KILL_SECONDS)
+            if not self.emptied:
+                _kill_all(folder, KILL_SECONDS)
             _rmdir(folder)
         self.folders = []
         with suppress(FileNotFoundError):

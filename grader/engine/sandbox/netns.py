@@ -11,6 +11,9 @@ namespace it took for just the ``vfork`` and ``exec`` of bubblewrap (``entered``
 then runs without ``--unshare-net``. Each namespace serves one stage: the engine closes
 its descriptor once bubblewrap runs, and the namespace ends with the stage's processes.
 
+The unshare sandbox's zygote, one thread, makes its next stage's the same way (``fresh``)
+between two stages, with the loopback down as its pid 1 makes them (``zygote.py``).
+
 Where a namespace cannot be made (not root, no ``/proc/thread-self``, a kernel that
 refuses), ``take`` answers ``None`` and bubblewrap makes its own as before.
 """
@@ -54,9 +57,10 @@ def _loopback_up() -> None:
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP) + bytes(22))
 
 
-def _fresh() -> int:
-    """A descriptor of a new network namespace with its loopback up, made on this thread,
-    which is back in its own namespace when this returns (or raises ``OSError``)."""
+def fresh(*, loopback: bool = True) -> int:
+    """A descriptor of a new network namespace (its loopback up unless ``loopback`` is
+    false), made on this thread, which is back in its own namespace when this returns
+    (or raises ``OSError``)."""
     home = os.open(_OWN, os.O_RDONLY | os.O_CLOEXEC)
     try:
         if _libc.unshare(CLONE_NEWNET) != 0:
@@ -65,7 +69,8 @@ def _fresh() -> int:
         fd = -1
         try:
             fd = os.open(_OWN, os.O_RDONLY | os.O_CLOEXEC)
-            _loopback_up()
+            if loopback:
+                _loopback_up()
         except OSError:
             if fd >= 0:
                 os.close(fd)
@@ -103,7 +108,7 @@ class _Pool:
                 while len(self.ready) >= AHEAD:
                     self.changed.wait()
             try:
-                fd = _fresh()
+                fd = fresh()
             except OSError as exc:
                 log.info("no network namespaces made ahead (bubblewrap makes them): %s", exc)
                 with self.changed:
@@ -122,6 +127,12 @@ def take() -> int | None:
     if os.geteuid() != 0:
         return None
     return _POOL.take()
+
+
+def enter(fd: int) -> None:
+    """Move this thread into namespace ``fd`` for good (a process about to start a stage:
+    the unshare sandbox's keeper). Raises ``OSError``."""
+    _setns(fd)
 
 
 @contextmanager

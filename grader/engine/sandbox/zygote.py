@@ -29,11 +29,12 @@ from __future__ import annotations
 import fcntl
 import os
 import pickle
+import select
 import signal
 import socket
 from contextlib import suppress
 
-from grader.engine.sandbox import spawn
+from grader.engine.sandbox import netns, spawn
 from grader.engine.sandbox.warm import preload
 
 MAX_REQUEST = 1 << 20  # bytes: a cell, an argv and an environment
@@ -60,6 +61,7 @@ def main(fd: int, warm: str | None = None) -> None:
             return  # the engine ended before this was ready
         if word != spawn.READY:
             return
+    ahead = _network_ahead()
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(server, MAX_REQUEST, MAX_FDS)
@@ -86,13 +88,30 @@ def main(fd: int, warm: str | None = None) -> None:
         except Exception as exc:  # noqa: BLE001 (reported to the engine, which raises)
             _refuse(fds, exc)
             continue
+        network = None  # the one made ahead, which pid 1 then does not make
+        if launch.flags & spawn.CLONE_NEWNET and ahead is not None:
+            network, ahead = ahead, None
+            launch.flags &= ~spawn.CLONE_NEWNET
         try:
             if spawn.fork() == 0:  # a raw fork: this process has one thread
                 server.close()
-                _keep(request, launch, fds, zygote)
+                _keep(request, launch, fds, zygote, network)
         finally:
-            for received in fds:
+            for received in fds if network is None else [*fds, network]:
                 os.close(received)
+        if ahead is None and not select.select([server], [], [], 0)[0]:
+            ahead = _network_ahead()  # while the stage starts, unless another waits
+
+
+def _network_ahead() -> int | None:
+    """The next stage's network namespace, made while this process has nothing else to do
+    (``netns.fresh``: the kernel's set-up of one is about half a millisecond that pid 1
+    would spend while the stage waits). Loopback down, as pid 1 makes them: a stage sees
+    the same either way. ``None`` if one cannot be made (pid 1 makes its own)."""
+    try:
+        return netns.fresh(loopback=False)
+    except OSError:
+        return None
 
 
 def _refuse(fds: list[int], exc: Exception) -> None:
@@ -105,10 +124,20 @@ def _refuse(fds: list[int], exc: Exception) -> None:
         os.close(received)
 
 
-def _keep(request: spawn.Request, launch: spawn.Launch, fds: list[int], zygote: int) -> None:
-    """The keeper: start pid 1 of the stage's sandbox, report its pid, then its end."""
+def _keep(
+    request: spawn.Request,
+    launch: spawn.Launch,
+    fds: list[int],
+    zygote: int,
+    network: int | None = None,
+) -> None:
+    """The keeper: start pid 1 of the stage's sandbox (in ``network``, a namespace made
+    ahead, when there is one), report its pid, then its end."""
     report = fds[0]
     try:
+        if network is not None:
+            netns.enter(network)
+            os.close(network)
         spawn.parent_death_signal()
         if os.getppid() != zygote:
             os._exit(1)  # the zygote ended before this could note it
