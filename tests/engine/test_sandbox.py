@@ -262,9 +262,9 @@ def test_network_projects_can_reach_the_host(tmp_path: Path) -> None:
 @pytest.mark.sandbox
 @pytest.mark.parametrize("kind", NAMESPACED)
 def test_every_stage_gets_a_network_namespace_of_its_own(tmp_path: Path, kind: str) -> None:
-    # bubblewrap's are made ahead by the engine (netns.py) with their loopback up, as
-    # bubblewrap's own are; the unshare cell's pid 1 makes its own (loopback down). Three
-    # stages at once (a dead namespace's number may come back), then one more each.
+    # made ahead (by the engine for bubblewrap, by the unshare zygote), or else by the
+    # sandbox, their loopback up either way. Three stages at once (a dead namespace's
+    # number may come back), then one more each.
     script = (
         'readlink /proc/self/ns/net; python3 -c "import socket; '
         "s = socket.create_server(('127.0.0.1', 0)); "
@@ -290,10 +290,27 @@ def test_every_stage_gets_a_network_namespace_of_its_own(tmp_path: Path, kind: s
     for (first, out, err), (second, again, _) in said.values():
         namespace = out.split()[0]
         assert namespace.startswith("net:[") and again.startswith("net:["), out + err
-        assert first.exit_code == 0 and ("loopback" in out) == (kind == "bubblewrap"), out + err
+        assert first.exit_code == 0 and "loopback" in out, out + err
         assert second.exit_code == 0 and Path(again.strip()) != host
         together.append(Path(namespace))
     assert len(set(together)) == 3 and host not in together, together
+
+
+@needs_root
+def test_a_forked_engine_never_hands_out_its_parents_namespaces() -> None:
+    taken = [netns.take()]
+    for _ in range(200):  # the thread fills its stock
+        if netns._POOL.ready:  # what a fork would inherit
+            break
+        time.sleep(0.01)
+    assert netns._POOL.ready
+    child = os.fork()
+    if child == 0:
+        os._exit(0 if not netns._POOL.ready else 1)
+    assert os.waitpid(child, 0)[1] == 0
+    for fd in taken:
+        if fd is not None:
+            os.close(fd)
 
 
 def _connect_to_the_outside() -> None:

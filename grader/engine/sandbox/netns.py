@@ -12,7 +12,8 @@ then runs without ``--unshare-net``. Each namespace serves one stage: the engine
 its descriptor once bubblewrap runs, and the namespace ends with the stage's processes.
 
 The unshare sandbox's zygote, one thread, makes its next stage's the same way (``fresh``)
-between two stages, with the loopback down as its pid 1 makes them (``zygote.py``).
+between two stages (``zygote.py``); its pid 1 makes one when none was ready, loopback up
+too, so a stage sees the same either way.
 
 Where a namespace cannot be made (not root, no ``/proc/thread-self``, a kernel that
 refuses), ``take`` answers ``None`` and bubblewrap makes its own as before.
@@ -28,7 +29,7 @@ import socket
 import struct
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from grader.errors import SandboxError
 
@@ -48,19 +49,19 @@ def _setns(fd: int) -> None:
         raise OSError(number, f"setns: {os.strerror(number)}")
 
 
-def _loopback_up() -> None:
+def loopback_up() -> None:
     """Bring up this thread's namespace's ``lo`` (the kernel gives it 127.0.0.1 and ::1),
-    as bubblewrap does in the namespace it makes."""
+    as bubblewrap does in the namespace it makes (and the unshare cell's pid 1 in its
+    own, when none was made ahead)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         name = struct.pack("16sH", b"lo", 0)
         flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, name + bytes(22))[:18])[1]
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP) + bytes(22))
 
 
-def fresh(*, loopback: bool = True) -> int:
-    """A descriptor of a new network namespace (its loopback up unless ``loopback`` is
-    false), made on this thread, which is back in its own namespace when this returns
-    (or raises ``OSError``)."""
+def fresh() -> int:
+    """A descriptor of a new network namespace with its loopback up, made on this thread,
+    which is back in its own namespace when this returns (or raises ``OSError``)."""
     home = os.open(_OWN, os.O_RDONLY | os.O_CLOEXEC)
     try:
         if _libc.unshare(CLONE_NEWNET) != 0:
@@ -69,8 +70,7 @@ def fresh(*, loopback: bool = True) -> int:
         fd = -1
         try:
             fd = os.open(_OWN, os.O_RDONLY | os.O_CLOEXEC)
-            if loopback:
-                _loopback_up()
+            loopback_up()
         except OSError:
             if fd >= 0:
                 os.close(fd)
@@ -119,6 +119,19 @@ class _Pool:
 
 
 _POOL = _Pool()
+
+
+def _forget() -> None:
+    """In a forked child: the namespaces made ahead are its parent's (closed here, so no
+    two processes hand out the same one), and the thread that made them is gone."""
+    global _POOL  # a new one: the old lock may be held by a thread the fork left behind
+    for fd in _POOL.ready:
+        with suppress(OSError):
+            os.close(fd)
+    _POOL = _Pool()
+
+
+os.register_at_fork(after_in_child=_forget)
 
 
 def take() -> int | None:

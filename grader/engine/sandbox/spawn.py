@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from grader.engine.sandbox import warm
+from grader.engine.sandbox import netns, warm
 from grader.engine.sandbox.layout import (
     DEVICES,
     HIDDEN_BYTES,
@@ -694,6 +694,11 @@ def run_pid1(launch: Launch) -> None:
         _put(_OOM_ADJUST, b"-1000")  # the cgroup's OOM killer takes the stage, never pid 1
         if _unshare(launch.flags) != 0:
             _fail(b"unshare")
+        if launch.flags & CLONE_NEWNET:  # its loopback up, as in one made ahead (netns)
+            try:
+                netns.loopback_up()
+            except OSError:
+                _fail(b"loopback")
         _prctl(PR_SET_NAME, ctypes.addressof(_NAME), 0, 0, 0)
         for step, what in launch.build:
             _call(step, what)

@@ -106,10 +106,10 @@ def main(fd: int, warm: str | None = None) -> None:
 def _network_ahead() -> int | None:
     """The next stage's network namespace, made while this process has nothing else to do
     (``netns.fresh``: the kernel's set-up of one is about half a millisecond that pid 1
-    would spend while the stage waits). Loopback down, as pid 1 makes them: a stage sees
-    the same either way. ``None`` if one cannot be made (pid 1 makes its own)."""
+    would spend while the stage waits), loopback up as pid 1 brings up its own. ``None``
+    if one cannot be made (pid 1 makes its own)."""
     try:
-        return netns.fresh(loopback=False)
+        return netns.fresh()
     except OSError:
         return None
 
