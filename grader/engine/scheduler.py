@@ -9,15 +9,22 @@ folders, its cell, its first stage's sandbox) without a slot, then asks for its 
 that one stepped aside to wait for something slow: its project's environment being built).
 Its runner gives the slot back when its last stage ends, before the folders are taken
 down, so a freed slot goes straight to a submission that is ready to run. Workspaces
-never wait: without a free slot their creation is refused (409). Everything here runs
-on the event loop's thread.
+never wait: without a free slot their creation is refused (409).
+
+Jobs run on the event loop's thread. Turns are asked for and given back on the runners'
+threads, and decided right there under the scheduler's lock: a runner that gives its slot
+back hands it to the next ready turn itself, without waiting for the event loop, which is
+busy with requests when stages end together. Only the store's status change (``on_grant``)
+goes to the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -29,13 +36,14 @@ Job = Callable[[int], Awaitable[None]]
 
 
 class Slots:
-    """A counter of execution slots: ``total`` in all, ``held`` in use."""
+    """A counter of execution slots: ``total`` in all, ``held`` in use (any thread)."""
 
     def __init__(self, total: int) -> None:
         if total < 1:
             raise ValueError(f"slots must be at least 1, not {total}")
         self.total = total
         self.held = 0
+        self._lock = threading.Lock()
 
     @property
     def free(self) -> int:
@@ -43,15 +51,17 @@ class Slots:
 
     def try_take(self) -> bool:
         """Take a slot if one is free."""
-        if self.held >= self.total:
-            return False
-        self.held += 1
-        return True
+        with self._lock:
+            if self.held >= self.total:
+                return False
+            self.held += 1
+            return True
 
     def release(self) -> None:
-        if self.held <= 0:
-            raise RuntimeError("released a slot nobody held")
-        self.held -= 1
+        with self._lock:
+            if self.held <= 0:
+                raise RuntimeError("released a slot nobody held")
+            self.held -= 1
 
 
 class Scheduler:
@@ -70,12 +80,14 @@ class Scheduler:
         self.lookahead = lookahead
         self._job = job
         self._on_grant = on_grant
-        self._queue: deque[int] = deque()
+        self._queue: deque[int] = deque()  # the loop's alone, as _tasks
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._lock = threading.Lock()  # the turns' state below, from any thread
         self._turns: dict[int, Turn] = {}
         self._unslotted: list[int] = []  # started, no slot yet, not aside: oldest first
         self._asking: dict[int, Turn] = {}
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def waiting(self) -> tuple[int, ...]:
@@ -93,6 +105,7 @@ class Scheduler:
     def pump(self) -> None:
         """Grant free slots to waiting turns, then start queued submissions while fewer
         than ``slots + lookahead`` are started (call after a slot is released)."""
+        self._loop = asyncio.get_running_loop()
         self._grant()
         while (
             self._queue
@@ -100,64 +113,94 @@ class Scheduler:
             and len(self._tasks) < self.slots.total + self.lookahead
         ):
             submission_id = self._queue.popleft()
-            bisect.insort(self._unslotted, submission_id)
-            task = asyncio.get_running_loop().create_task(
+            with self._lock:
+                bisect.insort(self._unslotted, submission_id)
+            task = self._loop.create_task(
                 self._run(submission_id), name=f"submission-{submission_id}"
             )
             self._tasks[submission_id] = task
 
     def turn(self, submission_id: int) -> Turn:
         """The turn of a started submission, for its runner thread (made once per job)."""
-        loop = asyncio.get_running_loop()
-
-        def ask(turn: Turn) -> None:
-            if not _on_loop(loop, self._ask, turn):
-                turn.abort()  # the loop is gone: so is the engine
-
-        def give_back(turn: Turn) -> None:
-            _on_loop(loop, self._give_back, turn)  # a closed loop has no slots left to free
-
-        turn = Turn(submission_id, ask, give_back)
-        self._turns[submission_id] = turn
+        self._loop = asyncio.get_running_loop()
+        turn = Turn(submission_id, self._ask, self._give_back)
+        with self._lock:
+            self._turns[submission_id] = turn
         return turn
 
     def _ask(self, turn: Turn) -> None:
-        if self._closed or self._turns.get(turn.submission_id) is not turn:
+        with self._lock:
+            refused = (
+                self._closed
+                or self._turns.get(turn.submission_id) is not turn
+                or (self._loop is not None and self._loop.is_closed())  # the engine is gone
+            )
+            if not refused:
+                if turn.submission_id not in self._unslotted:  # back from stepping aside
+                    bisect.insort(self._unslotted, turn.submission_id)
+                self._asking[turn.submission_id] = turn
+        if refused:
             turn.abort()  # the engine is stopping (or the job already ended)
-            return
-        if turn.submission_id not in self._unslotted:  # back from stepping aside
-            bisect.insort(self._unslotted, turn.submission_id)
-        self._asking[turn.submission_id] = turn
-        self._grant()
+        else:
+            self._grant()
 
     def step_aside(self, submission_id: int) -> None:
         """Let younger submissions have slots before this started one, until it asks for
         its turn (it waits for something slow first)."""
-        if submission_id in self._unslotted:
-            self._unslotted.remove(submission_id)
+        with self._lock:
+            aside = submission_id in self._unslotted
+            if aside:
+                self._unslotted.remove(submission_id)
+        if aside:
             self._grant()
 
     def _grant(self) -> None:
-        while self._unslotted and self._unslotted[0] in self._asking and self.slots.try_take():
-            turn = self._asking.pop(self._unslotted.pop(0))
-            self._on_grant(turn.submission_id)
+        """Give free slots to the oldest started turns that ask, in order (any thread)."""
+        granted = []
+        with self._lock:
+            while (
+                not self._closed
+                and self._unslotted
+                and self._unslotted[0] in self._asking
+                and self.slots.try_take()
+            ):
+                turn = self._asking.pop(self._unslotted.pop(0))
+                turn.granted = turn.holding = True
+                granted.append(turn)
+        if not granted:
+            return
+        if self._on_loop_thread():
+            for turn in granted:
+                self._on_grant(turn.submission_id)
+                turn.grant()
+            return
+        for turn in granted:  # a runner's thread: the turn goes now, the store after
             turn.grant()
+            _call_on(self._loop, self._on_grant, turn.submission_id)
+
+    def _on_loop_thread(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # no loop runs on this thread: a runner's
+            return False
 
     def _give_back(self, turn: Turn) -> None:
-        if turn.holding:
-            turn.holding = False
+        with self._lock:
+            holding, turn.holding = turn.holding, False
+        if holding:
             self.slots.release()
-            self.pump()
+            self._grant()
 
     async def _run(self, submission_id: int) -> None:
         try:
             await self._job(submission_id)
         finally:
             self._tasks.pop(submission_id, None)
-            if submission_id in self._unslotted:  # it ended without asking for a slot
-                self._unslotted.remove(submission_id)
-            self._asking.pop(submission_id, None)
-            turn = self._turns.pop(submission_id, None)
+            with self._lock:
+                if submission_id in self._unslotted:  # it ended without asking for a slot
+                    self._unslotted.remove(submission_id)
+                self._asking.pop(submission_id, None)
+                turn = self._turns.pop(submission_id, None)
             if turn is not None:
                 turn.abort()  # a runner still waiting (it cannot be: its job has ended)
                 self._give_back(turn)
@@ -165,13 +208,13 @@ class Scheduler:
 
     def abort_turns(self) -> None:
         """Stopping: no more slots are granted; runners still waiting for one give up."""
-        self._closed = True
-        for turn in self._asking.values():
+        with self._lock:
+            self._closed = True
+            waiting = [*self._asking.values()]
+            waiting += [turn for turn in self._turns.values() if not turn.granted]
+            self._asking.clear()
+        for turn in waiting:
             turn.abort()
-        self._asking.clear()
-        for turn in self._turns.values():
-            if not turn.granted:
-                turn.abort()
 
     async def close(self, wait_seconds: float) -> tuple[int, ...]:
         """Start nothing more; wait up to ``wait_seconds`` for running jobs.
@@ -192,10 +235,10 @@ class Scheduler:
         return stuck
 
 
-def _on_loop(loop: asyncio.AbstractEventLoop, call: Callable[[Turn], None], turn: Turn) -> bool:
-    """Hand ``call(turn)`` to ``loop`` from any thread; False if the loop is closed."""
-    try:
-        loop.call_soon_threadsafe(call, turn)
-    except RuntimeError:
-        return False
-    return True
+def _call_on(loop: asyncio.AbstractEventLoop | None, call: Callable[[int], None], arg: int) -> None:
+    """Hand ``call(arg)`` to ``loop`` from another thread (a closed loop: nothing to do,
+    the engine has stopped)."""
+    if loop is None:
+        return
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(call, arg)

@@ -137,8 +137,9 @@ class Turn:
     its last stage has ended, before its folders are taken down, so a slot is idle only
     while the next stage's held process is let go.
 
-    ``ask`` and ``give_back`` are the engine's, safe to call from any thread (they hand the
-    turn to the engine's event loop); the engine calls ``grant`` or ``abort`` from there.
+    ``ask`` and ``give_back`` are the engine's, called on the runner's thread: the engine
+    decides there, under its lock, and calls ``grant`` or ``abort`` from whichever thread
+    decided (a slot given back goes to the next ready turn from the giver's thread).
     """
 
     def __init__(

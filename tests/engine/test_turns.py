@@ -17,6 +17,7 @@ from grader.engine.app import create_app
 from grader.engine.environments import Environments
 from grader.engine.runner import run_submission
 from grader.engine.sandbox import SandboxInfo
+from grader.engine.scheduler import Scheduler, Slots
 from grader.engine.spec import Cancel, RunOutcome, RunSpec, Turn, TurnAbortedError
 from tests.engine.appkit import (
     BASE,
@@ -203,3 +204,41 @@ def test_a_submission_whose_environment_is_being_built_lets_younger_ones_run(
         assert runner.began == [quick, slow]
 
     asyncio.run(go())
+
+
+def test_a_slot_given_back_goes_to_the_next_turn_while_the_event_loop_is_busy() -> None:
+    """Stages end together, and the engine's loop is busy with the requests that follow:
+    the runner giving its slot back hands it to the next ready turn from its own thread.
+    Only the store's status change (``on_grant``) waits for the loop."""
+    first_may_end, second_runs = threading.Event(), threading.Event()
+    loop_thread = threading.get_ident()
+    granted: list[tuple[int, bool]] = []  # (submission, on the loop's thread)
+
+    async def go() -> bool:
+        loop = asyncio.get_running_loop()
+
+        def on_grant(submission_id: int) -> None:
+            granted.append((submission_id, threading.get_ident() == loop_thread))
+
+        async def job(submission_id: int) -> None:
+            turn = scheduler.turn(submission_id)
+
+            def runner() -> None:
+                turn.take()
+                (first_may_end.wait if submission_id == 1 else second_runs.set)()
+                turn.give_back()
+
+            await loop.run_in_executor(None, runner)
+
+        scheduler = Scheduler(Slots(1), job, lookahead=1, on_grant=on_grant)
+        scheduler.submit(1)
+        scheduler.submit(2)
+        await wait_for(lambda: granted == [(1, True)])
+        first_may_end.set()
+        handed_on = second_runs.wait(30)  # blocks the loop: only the runners' threads move
+        await wait_for(lambda: len(granted) == 2)
+        await scheduler.close(30)
+        return handed_on
+
+    assert asyncio.run(go())
+    assert granted == [(1, True), (2, True)]  # the status changes ran on the loop
