@@ -299,6 +299,7 @@ def test_every_stage_gets_a_network_namespace_of_its_own(tmp_path: Path, kind: s
 @needs_root
 def test_a_forked_engine_never_hands_out_its_parents_namespaces() -> None:
     taken = [netns.take()]
+    netns.refill()
     for _ in range(200):  # the thread fills its stock
         if netns._POOL.ready:  # what a fork would inherit
             break
@@ -322,9 +323,10 @@ def _connect_to_the_outside() -> None:
 def test_a_namespace_made_ahead_is_new_and_entering_it_always_ends_back_home() -> None:
     host = Path("/proc/thread-self/ns/net").readlink()
     fd = netns.take()
-    for _ in range(200):  # the first call starts the thread that makes them
+    for _ in range(200):  # the first call starts the thread that makes them when told
         if fd is not None:
             break
+        netns.refill()
         time.sleep(0.01)
         fd = netns.take()
     assert fd is not None

@@ -4,7 +4,7 @@ A stage without network gets a network namespace of its own: only a loopback, no
 of the host's, nothing another stage can reach. bubblewrap's ``--unshare-net`` makes
 one while the stage waits (the kernel sets up every protocol's per-namespace state, then
 bubblewrap brings the loopback up over netlink: about 0.6 ms of a stage's ~8). Instead,
-a thread of the engine's makes them ahead (``take``): it moves itself into a new one
+a thread of the engine's makes them ahead (``take``, ``refill``): it moves itself into a new one
 (``unshare(CLONE_NEWNET)`` changes the calling thread only), brings its loopback up,
 keeps a descriptor of it and moves back. A stage is started by a thread that enters the
 namespace it took for just the ``vfork`` and ``exec`` of bubblewrap (``entered``), which
@@ -83,12 +83,13 @@ def fresh() -> int:
 
 
 class _Pool:
-    """``AHEAD`` namespaces made by a daemon thread of their own, refilled as taken."""
+    """``AHEAD`` namespaces made by a daemon thread of their own, refilled when told."""
 
     def __init__(self) -> None:
         self.ready: list[int] = []
         self.changed = threading.Condition()
         self.broken = False
+        self.go = False  # whether to make more (``refill``), until ``take`` says stop
         self.thread: threading.Thread | None = None
 
     def take(self) -> int | None:
@@ -99,13 +100,18 @@ class _Pool:
                 self.thread = threading.Thread(target=self._fill, name="netns", daemon=True)
                 self.thread.start()
             fd = self.ready.pop() if self.ready else None
-            self.changed.notify_all()
+            self.go = False
             return fd
+
+    def refill(self) -> None:
+        with self.changed:
+            self.go = True
+            self.changed.notify_all()
 
     def _fill(self) -> None:
         while True:
             with self.changed:
-                while len(self.ready) >= AHEAD:
+                while not (self.go and len(self.ready) < AHEAD):
                     self.changed.wait()
             try:
                 fd = fresh()
@@ -140,6 +146,14 @@ def take() -> int | None:
     if os.geteuid() != 0:
         return None
     return _POOL.take()
+
+
+def refill() -> None:
+    """Make the namespaces taken again, from now on: called once a stage has started and
+    its starting thread only waits (made at ``take``, they competed for the CPU with the
+    bubblewrap they were for: on two cores the stage saw no gain)."""
+    if os.geteuid() == 0:
+        _POOL.refill()
 
 
 def enter(fd: int) -> None:

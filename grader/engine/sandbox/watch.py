@@ -255,6 +255,8 @@ def start(
                 os.close(block_write)
                 raise
         _hold_and_release(process, info_read, block_write, cell, timeout, group, hold)
+        if "--unshare-net" in argv[1:end]:
+            netns.refill()  # for the next stages, while this one runs
     except BaseException:
         _close(process)
         with suppress(ProcessLookupError):
