@@ -25,7 +25,8 @@ from grader.archive import WorkspaceFile, matches
 from grader.config import COURSE_FILE, Assignment, Course, load_course
 from grader.errors import EXIT_NOT_GRADED, EXIT_OK, ArchiveError, ConfigError, SourceError
 from grader.lock import course_lock
-from grader.outputs import default_out_root, stored_outcomes
+from grader.outputs import stored_outcomes
+from grader.preflight import default_out_root
 from grader.project_tests import read_project_files
 from grader.records import StudentOutcome
 from grader.reports.dashboard import write_dashboard

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from grader.config import load_course
 from grader.errors import ConfigError, ExportError
-from grader.outputs import assignment_hidden_material, default_out_root, stored_outcomes
+from grader.outputs import assignment_hidden_material, stored_outcomes
+from grader.preflight import default_out_root
 from grader.reports.lms import LMS_OPTIONS, LmsExport, LmsWriter, lms_format
 from grader.reports.lms.sheet import graded
 from grader.reports.student_view import student_views

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from grader.codec import from_json
 from grader.config import Assignment, Course
-from grader.preflight import default_out_root as default_out_root  # where it was first
 from grader.project_tests import read_project_files
 from grader.records import OverrideKind, ScoreOverride, StudentOutcome, never_graded
 from grader.reports.course_page import write_course_page

@@ -19,7 +19,8 @@ from pathlib import Path
 from grader.config import Assignment, CanvasSettings, Course, load_course
 from grader.errors import ConfigError
 from grader.lock import course_lock
-from grader.outputs import assignment_hidden_material, default_out_root, stored_outcomes
+from grader.outputs import assignment_hidden_material, stored_outcomes
+from grader.preflight import default_out_root
 from grader.publish.bulk import PublishJob
 from grader.publish.canvas import CanvasJob, CanvasPublisher
 from grader.publish.canvas_api import CanvasClient, canvas_settings

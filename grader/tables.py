@@ -45,7 +45,7 @@ def plain_table(
         for i, column in enumerate(columns)
     ]
     width = sum(widths) + 3 * len(widths) + 1
-    if width > console.width or len(title) > width or title != title.strip() or not title:
+    if width > console.width or len(title) > width or not title:
         return None
 
     def rule(left: str, line: str, cross: str, right: str) -> str:

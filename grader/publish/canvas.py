@@ -33,7 +33,7 @@ from grader.publish.canvas_api import (
 from grader.publish.ledger import REQUESTED, Ledger, Publication
 from grader.publish.plan import Delivery, with_ref
 from grader.publish.results import PublishLine
-from grader.reports.feedback import number_text
+from grader.reports.excerpt import number_text
 from grader.roster import Student
 
 QUEUED_GRACE = timedelta(minutes=30)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from grader.publish.ledger import LastSent
-from grader.reports.feedback import feedback_view, number_text
+from grader.reports.excerpt import number_text
+from grader.reports.feedback import feedback_view
 from grader.reports.lms.sheet import graded
 from grader.reports.student_view import StudentView
 from grader.reports.templating import render

@@ -20,8 +20,8 @@ from urllib.parse import quote
 from grader.config import Assignment
 from grader.records import StudentOutcome
 from grader.reports.dashboard import DASHBOARD_FILE, instructor_link
-from grader.reports.excerpt import printable
-from grader.reports.feedback import moment_text, number_text
+from grader.reports.excerpt import number_text, printable
+from grader.reports.feedback import moment_text
 from grader.reports.templating import render, write_rendered
 
 COURSE_PAGE = "index.html"

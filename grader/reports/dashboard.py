@@ -22,8 +22,8 @@ from urllib.parse import quote
 
 from grader.config import Assignment
 from grader.records import Grade, ScoredStatus, StudentOutcome, TestScore
-from grader.reports.excerpt import printable
-from grader.reports.feedback import STATUS_WORDS, moment_text, number_text
+from grader.reports.excerpt import number_text, printable
+from grader.reports.feedback import STATUS_WORDS, moment_text
 from grader.reports.instructor import INSTRUCTOR_DIR
 from grader.reports.templating import render, write_rendered
 from grader.roster import id_problem

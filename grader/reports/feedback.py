@@ -18,8 +18,7 @@ from pathlib import Path
 from grader.commits import when_text
 from grader.errors import ConfigError
 from grader.records import Grade, LateDayUse, Outcome, TestScore
-from grader.reports.excerpt import excerpt
-from grader.reports.excerpt import number_text as number_text  # where others find it
+from grader.reports.excerpt import excerpt, number_text
 from grader.reports.student_view import (
     HIDDEN_LABEL,
     HIDDEN_RULE_LABEL,

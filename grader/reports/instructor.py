@@ -19,14 +19,8 @@ from functools import partial
 from pathlib import Path
 
 from grader.records import ScoreOverride, StudentOutcome, TestScore
-from grader.reports.excerpt import excerpt, printable
-from grader.reports.feedback import (
-    STATUS_WORDS,
-    file_stem,
-    late_days_text,
-    moment_text,
-    number_text,
-)
+from grader.reports.excerpt import excerpt, number_text, printable
+from grader.reports.feedback import STATUS_WORDS, file_stem, late_days_text, moment_text
 from grader.reports.templating import PageViews, render_page, write_view
 from grader.scoring.late import describe_lateness
 from grader.scoring.overrides import override_note

@@ -10,16 +10,8 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
+from grader.cli import GRADE_COLUMNS as COLUMNS
 from grader.tables import Column, plain_table
-
-COLUMNS = (
-    Column("student"),
-    Column("name"),
-    Column("score", right=True),
-    Column("status"),
-    Column("outcome"),
-    Column("commit"),
-)
 
 
 def console(width: int = 132, **options: object) -> tuple[Console, io.StringIO]:

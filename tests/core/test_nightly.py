@@ -24,8 +24,9 @@ from grader.config import load_course
 from grader.connect import choose_engine
 from grader.grading import GradeOptions, grade
 from grader.lock import course_lock
-from grader.outputs import default_out_root, write_assignment_outputs
+from grader.outputs import write_assignment_outputs
 from grader.pipeline import GradeRequest, Pipeline, RunSummary
+from grader.preflight import default_out_root
 from grader.roster import load_roster
 from grader.state import STATE_FILE, State, open_state
 from tests.support.repos import GOOD, HALF, commit, git
