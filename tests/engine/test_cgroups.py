@@ -313,8 +313,10 @@ def test_every_process_of_a_stage_is_in_its_cgroups(tmp_path: Path, kind: str) -
         out = cell.streams / "out"
         ended: list[object] = []
         command = "sleep 600 & sleep 600 & touch $HOME/started; wait"
+        starter: list[int] = []
 
         def stage() -> None:
+            starter.append(threading.get_native_id())
             env, err = stage_env(cell, {}), cell.streams / "err"
             exit = run_stage(
                 cell, command, timeout=60, env=env, stdout=out, stderr=err, cancel=cancel
@@ -333,10 +335,44 @@ def test_every_process_of_a_stage_is_in_its_cgroups(tmp_path: Path, kind: str) -
                 paths = {line.split(":")[1]: line.split(":")[2] for line in lines}
                 for name in ("memory", "pids", "cpu"):
                     assert f"/{PARENT}/" in paths[name] and "/stage-" in paths[name], paths
+            # the thread that started it (under bubblewrap: from inside them) is back out
+            assert "/stage-" not in Path(f"/proc/self/task/{starter[0]}/cgroup").read_text()
         finally:
             cancel.set()
             thread.join(timeout=30)
     assert ended and getattr(ended[0], "cancelled", False)
+
+
+def thread_cgroups() -> str:
+    return Path(f"/proc/self/task/{threading.get_native_id()}/cgroup").read_text()
+
+
+@needs_root
+@needs_cgroups
+def test_a_thread_steps_into_a_stage_group_and_back_whatever_the_block_raises() -> None:
+    if not cgroups.threads_may_enter():
+        pytest.skip("cgroup v2: threads of one process stay together")
+    before = thread_cgroups()
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start_inside(group: Group) -> None:
+        with group.entered():
+            names = {folder.name for _, folder in group.folders}
+            assert {line.rsplit("/", 1)[-1] for line in thread_cgroups().split()} >= names
+            started.append(subprocess.Popen(["sleep", "600"]))  # born inside: not moved
+            raise RuntimeError("the block failed")
+
+    with stage_group("bubblewrap", LIMITS) as group:
+        assert group is not None and group.threads_may_enter()
+        with pytest.raises(RuntimeError, match="the block failed"):
+            start_inside(group)
+        (born,) = started
+        try:
+            assert thread_cgroups() == before
+            assert group.pids() == [born.pid]  # not the engine: only its thread went in
+        finally:
+            born.kill()
+            born.wait()
 
 
 def test_doctor_says_which_guarantee_is_weaker_and_why(tmp_path: Path) -> None:

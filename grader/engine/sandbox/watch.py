@@ -20,7 +20,7 @@ from typing import IO, Any, Literal
 
 from grader.engine import trees
 from grader.engine.sandbox import netns, spawn, warm
-from grader.engine.sandbox.cgroups import Group, stage_group
+from grader.engine.sandbox.cgroups import Group, stage_group, threads_may_enter
 from grader.engine.sandbox.layout import (
     MB,
     PRIVATE_TMPFS,
@@ -166,10 +166,12 @@ def start(
     **options: Any,
 ) -> Process:
     """Start ``command`` confined in ``cell``, in a session of its own (in ``group``'s
-    cgroups, joined before the stage runs: by the engine while bubblewrap's sandboxed
-    process waits, ``_hold_and_release``, or by the unshare cell's pid 1 itself,
-    ``Group.join_files``). ``make_group`` (instead of ``group``) makes them, called once:
-    under bubblewrap while it starts up, which hides the time their making takes.
+    cgroups, joined before the stage runs: bubblewrap is born in them, started by this
+    thread from inside, ``Group.entered``, or on cgroup v2 the engine moves its sandboxed
+    process in while it waits, ``_hold_and_release``; the unshare cell's pid 1 moves
+    itself, ``Group.join_files``). ``make_group`` (instead of ``group``) makes them,
+    called once: on v2 while bubblewrap starts up, which hides the time their making
+    takes.
 
     The unshare cell is built by a forked child of the engine's zygote (``spawn``), which loads
     the seccomp filter last, right before the stage's exec. bubblewrap's options (host
@@ -216,6 +218,9 @@ def start(
         return subprocess.Popen(
             [*join, *argv], pass_fds=pass_fds, start_new_session=True, **options
         )
+    if make_group is not None and threads_may_enter():
+        group, make_group = make_group(), None  # bubblewrap is born in it (entered)
+    inside = group is not None and group.threads_may_enter()
     end = argv.index("--")
     options_fd = _memfd("bwrap-options")
     info_read, info_write = os.pipe2(os.O_CLOEXEC)
@@ -235,7 +240,10 @@ def start(
             bwrap = [arg for arg in bwrap if arg != "--unshare-net"]
         _fill(options_fd, b"".join(arg.encode() + b"\0" for arg in [*seccomp, *wait, *bwrap]))
         short = [argv[0], "--args", str(options_fd), *argv[end:]]
-        with netns.entered(network) if network is not None else nullcontext():
+        with (
+            netns.entered(network) if network is not None else nullcontext(),
+            group.entered() if group is not None and inside else nullcontext(),
+        ):
             process = subprocess.Popen(
                 short, pass_fds=(*pass_fds, *fds), start_new_session=True, **options
             )
@@ -254,7 +262,9 @@ def start(
                 os.close(info_read)
                 os.close(block_write)
                 raise
-        _hold_and_release(process, info_read, block_write, cell, timeout, group, hold)
+        _hold_and_release(
+            process, info_read, block_write, cell, timeout, group, hold, born_inside=inside
+        )
         if "--unshare-net" in argv[1:end]:
             netns.refill()  # for the next stages, while this one runs
     except BaseException:
@@ -277,11 +287,13 @@ def _hold_and_release(
     timeout: float,
     group: Group | None,
     hold: Callable[[], None] | None = None,
+    *,
+    born_inside: bool = False,
 ) -> None:
     """bubblewrap's sandboxed process waits (``--block-fd``) before it runs the stage:
-    move it into ``group`` and set its rlimits (``layout.engine_sets_rlimits``), wait for
-    ``hold`` to return, then let it go. No program runs for either: both are system calls
-    of the engine's.
+    move it into ``group`` (unless bubblewrap was started in it: ``born_inside``) and set
+    its rlimits (``layout.engine_sets_rlimits``), wait for ``hold`` to return, then let it
+    go. No program runs for either: both are system calls of the engine's.
 
     bubblewrap reports the process (``--info-fd``) right after making it, so the engine's
     calls overlap bubblewrap's set-up. A bubblewrap that ends first (a bad option) reports
@@ -296,7 +308,7 @@ def _hold_and_release(
                     for kind, value in stage_rlimits(cell.limits, timeout):
                         resource.prlimit(pid, kind, (value, value))
             if group is not None:
-                group.join(pid)
+                group.join(pid, born_inside=born_inside)
     except OSError as exc:
         os.close(block)
         raise SandboxError(f"cannot confine the stage's process: {exc}") from exc
