@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -404,3 +405,62 @@ def test_doctor_names_the_cgroups_this_machine_enforces() -> None:
 def test_the_rlimits_fallback_gets_no_cgroup() -> None:
     with stage_group("rlimits", LIMITS) as group:
         assert group is None
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    give_up = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+@needs_root
+@needs_cgroups
+def test_stage_groups_are_made_ahead_per_limits_and_removed_by_their_thread() -> None:
+    ready, ahead = cgroups._ready(), cgroups._Ahead()
+    try:
+        assert ahead.take(ready, LIMITS) is None  # nothing yet: the stage makes its own
+        ahead.refill()
+        assert wait_for(lambda: LIMITS in ahead.ready)
+        made = ahead.ready[LIMITS]
+        folders = [folder for _, folder in made.folders]
+        assert all((folder / "pids.max").read_text().strip() == str(stage_pids(LIMITS))
+                   for folder in folders if (folder / "pids.max").exists())  # fmt: skip
+        assert ahead.take(ready, LIMITS) is made and LIMITS not in ahead.ready
+        ahead.refill()  # the next one, for the next stage
+        assert wait_for(lambda: LIMITS in ahead.ready)
+        assert ahead.ready[LIMITS] is not made
+        assert made.kill()
+        ahead.discard(made)  # emptied: its folders go behind the stages
+        assert wait_for(lambda: not any(folder.exists() for folder in folders))
+        # only the last AHEAD_LIMITS sets of limits are kept ready
+        others = [Limits(memory_mb=32 + n, processes=16, disk_mb=16) for n in range(1, 6)]
+        for limits in others:
+            ahead.take(ready, limits)
+            ahead.refill()
+        assert wait_for(lambda: set(ahead.ready) == set(others[-cgroups.AHEAD_LIMITS :]))
+    finally:
+        kept = [folder for group in ahead.ready.values() for _, folder in group.folders]
+        ahead.close()
+    assert kept and not any(folder.exists() for folder in kept)
+
+
+@needs_root
+@needs_cgroups
+def test_a_forked_engine_forgets_the_groups_its_parent_made_ahead() -> None:
+    with stage_group("bubblewrap", LIMITS):
+        pass
+    cgroups.refill_ahead()
+    assert wait_for(lambda: LIMITS in cgroups._AHEAD.ready)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child reports through the pipe)
+        os.write(write, b"%d" % len(cgroups._AHEAD.ready))
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as answer:
+        assert answer.read() == b"0"
+    os.waitpid(pid, 0)
+    assert LIMITS in cgroups._AHEAD.ready  # still the parent's

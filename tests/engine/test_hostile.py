@@ -39,7 +39,7 @@ from runner_kit import (
 
 from grader.api.models import StatusCode
 from grader.engine.runner import run_submission
-from grader.engine.sandbox import SandboxInfo, cgroups
+from grader.engine.sandbox import SandboxInfo, behind, cgroups
 from grader.engine.sandbox.layout import (
     SHM_FILES,
     TMP_FILES,
@@ -614,6 +614,7 @@ for folder in ("/tmp", "/dev/shm"):
         assert why == "ENOSPC", said  # the kernel refused the next file
         # the attack ran up to the cap (less the tmpfs's root and any folder made in it)
         assert cap - 64 <= int(made) < cap, (folder, made)
+    assert behind.idle(10)  # a stage's /tmp is taken down off its path
     mounts = Path("/proc/self/mountinfo").read_text()
     ours = [line for line in mounts.splitlines() if f"{BASE}/{os.getpid()}-" in line]
     # bubblewrap's host tmpfs mounts are gone (the engine's /etc and /dev stay while it runs)

@@ -29,6 +29,7 @@ from grader.engine.sandbox import (
     Cell,
     StageExit,
     address_space_bytes,
+    behind,
     cgroups,
     detect_sandbox,
     netns,
@@ -403,6 +404,7 @@ def test_the_host_tmpfs_of_a_stage_is_capped_and_unmounted_even_on_errors(tmp_pa
         cell = make_cell(tmp_path, "bubblewrap", uid)
         with pytest.raises(RuntimeError, match="the stage failed"):
             _fail_inside_capped(cell, seen)
+    assert behind.idle(10)  # taken down off the stage's path
     assert seen and not seen[0].exists()
     assert str(seen[0]) not in Path("/proc/self/mountinfo").read_text()
     assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()

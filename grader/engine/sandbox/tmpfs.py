@@ -20,8 +20,9 @@
 * **/tmp and /dev/shm of a bubblewrap cell** (``capped``): bubblewrap's ``--tmpfs`` takes
   ``--size`` but no inode cap, and every empty file in a tmpfs costs kernel memory. When
   the engine is root it mounts both tmpfs itself with ``size`` and ``nr_inodes``, binds
-  them in, and unmounts them when the stage or student process ends, on errors too (the
-  folders they are mounted on serve the next stage). The unshare sandbox's pid 1 passes
+  them in, and unmounts them when the stage or student process ends, on errors too (off
+  the stage's path, ``behind``; the folders they are mounted on serve the next stage).
+  The unshare sandbox's pid 1 passes
   ``nr_inodes`` itself.
 
 Unmounts are lazy: nothing can hold a mount open once the stage's processes are gone.
@@ -49,6 +50,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 
+from grader.engine.sandbox import behind
 from grader.engine.sandbox.layout import (
     DEVICES,
     SHM_FILES,
@@ -100,13 +102,20 @@ def capped(cell: Cell) -> Iterator[Cell]:
         yield replace(cell, tmp=folder)
         ended = True
     finally:
-        unmounted = [unmount(target) for target in mounted]
-        if ended and all(unmounted):
-            _give_back(folder)
-        else:
-            for target in (folder / "tmp", folder / "shm", folder):
-                with suppress(OSError):  # still mounted: logged by unmount
-                    target.rmdir()
+        # off the stage's path (0.2 ms): nothing of the stage is left to use them
+        behind.later(functools.partial(_take_down, folder, mounted, reuse=ended))
+
+
+def _take_down(folder: Path, mounted: list[Path], *, reuse: bool) -> None:
+    """Unmount a stage's ``/tmp`` and ``/dev/shm``, and keep their folder for the next
+    stage (``reuse``, all unmounted) or remove it."""
+    unmounted = [unmount(target) for target in mounted]
+    if reuse and all(unmounted):
+        _give_back(folder)
+    else:
+        for target in (folder / "tmp", folder / "shm", folder):
+            with suppress(OSError):  # still mounted: logged by unmount
+                target.rmdir()
 
 
 # Folders (each with an empty ``tmp`` and ``shm``) on which this engine process mounts a

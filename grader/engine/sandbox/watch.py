@@ -20,7 +20,7 @@ from typing import IO, Any, Literal
 
 from grader.engine import trees
 from grader.engine.sandbox import netns, spawn, warm
-from grader.engine.sandbox.cgroups import Group, stage_group, threads_may_enter
+from grader.engine.sandbox.cgroups import Group, refill_ahead, stage_group, threads_may_enter
 from grader.engine.sandbox.layout import (
     MB,
     PRIVATE_TMPFS,
@@ -192,12 +192,14 @@ def start(
             hold()
             hold = None
         try:
-            return spawn.start(
+            sandboxed = spawn.start(
                 cell, command_argv(command), timeout, env=options["env"], seccomp=bpf_program(),
                 pass_fds=pass_fds, joins=group.join_files() if group is not None else [],
                 warm=run[1], python=run[0],
                 **{key: value for key, value in options.items() if key != "env"},
             )  # fmt: skip
+            refill_ahead()
+            return sandboxed
         except WarmZygoteError as exc:
             _start_cold(run[0], exc)
     argv = stage_argv(cell, command, timeout)
@@ -209,10 +211,12 @@ def start(
     if cell.kind == "unshare":
         env = options.pop("env")
         joins = group.join_files() if group is not None else []
-        return spawn.start(
+        sandboxed = spawn.start(
             cell, argv, timeout, env=env, seccomp=bpf_program(),
             pass_fds=pass_fds, joins=joins, **options,
         )  # fmt: skip
+        refill_ahead()
+        return sandboxed
     if not _is_bwrap_argv(argv):
         join = group.join_prefix() if group is not None else []
         return subprocess.Popen(
@@ -267,6 +271,7 @@ def start(
         )
         if "--unshare-net" in argv[1:end]:
             netns.refill()  # for the next stages, while this one runs
+        refill_ahead()
     except BaseException:
         _close(process)
         with suppress(ProcessLookupError):
