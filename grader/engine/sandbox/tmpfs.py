@@ -22,8 +22,7 @@
   the engine is root it mounts both tmpfs itself with ``size`` and ``nr_inodes``, binds
   them in, and unmounts them when the stage or student process ends, on errors too (off
   the stage's path, ``behind``; the folders they are mounted on serve the next stage).
-  The unshare sandbox's pid 1 passes
-  ``nr_inodes`` itself.
+  The unshare sandbox's pid 1 passes ``nr_inodes`` itself.
 
 Unmounts are lazy: nothing can hold a mount open once the stage's processes are gone.
 
