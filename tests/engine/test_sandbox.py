@@ -32,6 +32,7 @@ from grader.engine.sandbox import (
     behind,
     cgroups,
     detect_sandbox,
+    layout,
     netns,
     readable_paths,
     run_stage,
@@ -138,6 +139,20 @@ def test_system_mounts_copy_this_hosts_merged_or_split_usr() -> None:
         if Path(path).is_symlink():
             assert (mounts[path].op, mounts[path].source) == ("symlink", str(Path(path).readlink()))
     assert "/etc/shadow" not in mounts and "/etc/passwd" not in mounts
+
+
+def test_bubblewrap_options_worked_out_once_per_cell_get_each_stages_tmp(
+    tmp_path: Path,
+) -> None:
+    cell = make_cell(tmp_path, "bubblewrap", uid=SANDBOX_UID_BASE + 5)
+    stages = [replace(cell, tmp=tmp_path / "mounts" / name) for name in ("a", "b", "a")]
+    options = [layout.bwrap_options(stage) for stage in stages]
+    uncached = [layout._bwrap_options.__wrapped__(stage) for stage in stages]
+    assert options == [list(each) for each in uncached]  # the same as worked out afresh
+    binds = [[arg for arg in each if "/mounts/" in arg] for each in options]
+    assert binds[0] == [f"{tmp_path}/mounts/a/tmp", f"{tmp_path}/mounts/a/shm"]
+    assert binds[1] == [f"{tmp_path}/mounts/b/tmp", f"{tmp_path}/mounts/b/shm"]
+    assert not any("grader-stage-tmp" in arg for each in options for arg in each)
 
 
 def test_stage_limits_reach_prlimit_and_the_uid_reaches_setpriv(tmp_path: Path) -> None:
