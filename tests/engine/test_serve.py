@@ -37,7 +37,9 @@ JUNIT = (
     '<?xml version="1.0"?><testsuite name="s" tests="1">'
     '<testcase classname="c" name="test_sources_listed" time="0.0"/></testsuite>'
 )
-SLOW = "sleep 37"  # a marker no other process on the machine runs
+# a marker no other process on the machine runs (this run's pid in it: two test runs at
+# once would see each other's otherwise), 37 s and a fraction
+SLOW = f"sleep 37.{os.getpid():07d}"
 
 
 def example_project(projects: Path) -> None:
