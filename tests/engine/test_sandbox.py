@@ -316,7 +316,7 @@ def test_every_stage_gets_a_network_namespace_of_its_own(tmp_path: Path, kind: s
 def test_a_forked_engine_never_hands_out_its_parents_namespaces() -> None:
     taken = [netns.take()]
     netns.refill()
-    for _ in range(200):  # the thread fills its stock
+    for _ in range(200):  # made ahead (behind) until the stock is full
         if netns._POOL.ready:  # what a fork would inherit
             break
         time.sleep(0.01)
@@ -339,7 +339,7 @@ def _connect_to_the_outside() -> None:
 def test_a_namespace_made_ahead_is_new_and_entering_it_always_ends_back_home() -> None:
     host = Path("/proc/thread-self/ns/net").readlink()
     fd = netns.take()
-    for _ in range(200):  # the first call starts the thread that makes them when told
+    for _ in range(200):  # made ahead once told (refill), off the stages' path
         if fd is not None:
             break
         netns.refill()

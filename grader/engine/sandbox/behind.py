@@ -53,11 +53,7 @@ class _Worker:
 
     def _run(self) -> None:
         while True:
-            job = self._next()
-            try:
-                job()
-            except Exception:  # a job's own fault: the others still run
-                log.exception("a job done behind the stages failed")
+            _do(self._next())
 
     def idle(self, timeout: float | None = None) -> bool:
         """Wait until nothing is pending or running; whether it came to that in time."""
@@ -72,10 +68,14 @@ class _Worker:
                 if not self.jobs:
                     return
                 job = self.jobs.popleft()
-            try:
-                job()
-            except Exception:
-                log.exception("a job done behind the stages failed")
+            _do(job)
+
+
+def _do(job: Job) -> None:
+    try:
+        job()
+    except Exception:  # a job's own fault: the others still run
+        log.exception("a job done behind the stages failed")
 
 
 _WORKER = _Worker()

@@ -235,11 +235,12 @@ class Group:
         too), then note it (``joined``); ``born_inside``: it was started in them
         (``entered``), so it is only noted. A process that has ended is noted too: it
         waited to be let go after joining, so it ran nothing. Raises ``OSError``."""
-        try:
-            for _, folder in [] if born_inside else self.folders:
-                (folder / "cgroup.procs").write_text(f"{pid}\n")
-        except ProcessLookupError:
-            pass
+        if not born_inside:
+            try:
+                for _, folder in self.folders:
+                    (folder / "cgroup.procs").write_text(f"{pid}\n")
+            except ProcessLookupError:
+                pass
         self.marker.touch(0o600)
 
     def threads_may_enter(self) -> bool:

@@ -4,7 +4,8 @@ A stage without network gets a network namespace of its own: only a loopback, no
 of the host's, nothing another stage can reach. bubblewrap's ``--unshare-net`` makes
 one while the stage waits (the kernel sets up every protocol's per-namespace state, then
 bubblewrap brings the loopback up over netlink: about 0.6 ms of a stage's ~8). Instead,
-a thread of the engine's makes them ahead (``take``, ``refill``): it moves itself into a new one
+the engine's thread for work off the stages' path (``behind``) makes them ahead
+(``take``, ``refill``): it moves itself into a new one
 (``unshare(CLONE_NEWNET)`` changes the calling thread only), brings its loopback up,
 keeps a descriptor of it and moves back. A stage is started by a thread that enters the
 namespace it took for just the ``vfork`` and ``exec`` of bubblewrap (``entered``), which
@@ -31,6 +32,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
+from grader.engine.sandbox import behind
 from grader.errors import SandboxError
 
 log = logging.getLogger(__name__)
@@ -83,45 +85,38 @@ def fresh() -> int:
 
 
 class _Pool:
-    """``AHEAD`` namespaces made by a daemon thread of their own, refilled when told."""
+    """Up to ``AHEAD`` namespaces made ahead, off the stages' path (``behind``), made
+    again when told (``refill``)."""
 
     def __init__(self) -> None:
+        self.lock = threading.Lock()
         self.ready: list[int] = []
-        self.changed = threading.Condition()
+        self.making = 0  # asked of ``behind``, not made yet
         self.broken = False
-        self.go = False  # whether to make more (``refill``), until ``take`` says stop
-        self.thread: threading.Thread | None = None
 
     def take(self) -> int | None:
-        with self.changed:
-            if self.broken:
-                return None
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._fill, name="netns", daemon=True)
-                self.thread.start()
-            fd = self.ready.pop() if self.ready else None
-            self.go = False
-            return fd
+        with self.lock:
+            return self.ready.pop() if self.ready and not self.broken else None
 
     def refill(self) -> None:
-        with self.changed:
-            self.go = True
-            self.changed.notify_all()
+        with self.lock:
+            wanted = 0 if self.broken else AHEAD - len(self.ready) - self.making
+            self.making += max(wanted, 0)
+        for _ in range(wanted):
+            behind.later(self._make)
 
-    def _fill(self) -> None:
-        while True:
-            with self.changed:
-                while not (self.go and len(self.ready) < AHEAD):
-                    self.changed.wait()
-            try:
-                fd = fresh()
-            except OSError as exc:
-                log.info("no network namespaces made ahead (bubblewrap makes them): %s", exc)
-                with self.changed:
-                    self.broken = True
-                return
-            with self.changed:
-                self.ready.append(fd)
+    def _make(self) -> None:
+        try:
+            fd = fresh()
+        except OSError as exc:
+            log.info("no network namespaces made ahead (bubblewrap makes them): %s", exc)
+            with self.lock:
+                self.making -= 1
+                self.broken = True
+            return
+        with self.lock:
+            self.making -= 1
+            self.ready.append(fd)
 
 
 _POOL = _Pool()
